@@ -1,0 +1,116 @@
+"""Attention kinds behind one interface, chosen by name from `ATTENTION`.
+
+Every kind maps hidden states (B, T, H) and a key-padding mask (B, T; True = keep)
+to (B, T, H), output projection included; residual, dropout and norm belong to the
+block around it. Keeping the interface this narrow is what lets sharing and the
+reversible encoder treat all kinds alike.
+
+- `full`: BERT attention; separate Q, K, V; `F.scaled_dot_product_attention`.
+- `full-shared-qk`: the Reformer's attention without hashing: one shared QK
+  projection, keys L2-normalised, a token attends to itself only when nothing else is
+  available. It is the control arm that separates the LSH effect from the shared-QK
+  effect, and it reproduces reformer-pytorch's `FullQKAttention` exactly.
+- `lsh`: reformer-pytorch's `LSHAttention`. Inputs are padded to a multiple of
+  2 * bucket_size and the padding masked here, so callers never see the constraint.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from reformer_pytorch.reformer_pytorch import TOKEN_SELF_ATTN_VALUE, LSHAttention
+from torch import nn
+
+from core.config import ModelConfig
+from core.registry import Registry
+
+ATTENTION: Registry[type[nn.Module]] = Registry("attention kind")
+
+
+def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    return rearrange(x, "b t (h d) -> b h t d", h=heads)
+
+
+def _merge_heads(x: torch.Tensor) -> torch.Tensor:
+    return rearrange(x, "b h t d -> b t (h d)")
+
+
+@ATTENTION.register("full")
+class FullAttention(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        H = cfg.hidden_size
+        self.heads, self.dropout = cfg.num_heads, cfg.attention_dropout
+        self.query, self.key, self.value = nn.Linear(H, H), nn.Linear(H, H), nn.Linear(H, H)
+        self.out = nn.Linear(H, H)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, **_: object) -> torch.Tensor:
+        q, k, v = (_split_heads(p(x), self.heads) for p in (self.query, self.key, self.value))
+        attn_mask = None if mask is None else mask[:, None, None, :]
+        o = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.out(_merge_heads(o))
+
+
+@ATTENTION.register("full-shared-qk")
+class SharedQKAttention(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        H = cfg.hidden_size
+        self.heads, self.dropout = cfg.num_heads, cfg.attention_dropout
+        self.qk, self.value, self.out = nn.Linear(H, H), nn.Linear(H, H), nn.Linear(H, H)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, **_: object) -> torch.Tensor:
+        B, T, _H = x.shape
+        q = _split_heads(self.qk(x), self.heads)
+        k = F.normalize(q, p=2, dim=-1)
+        v = _split_heads(self.value(x), self.heads)
+        # Additive mask: -inf on padded keys, a large finite penalty on the diagonal so a
+        # token attends to itself only when no other key is available (as the Reformer).
+        bias = torch.zeros(T, T, device=x.device, dtype=q.dtype)
+        bias.fill_diagonal_(TOKEN_SELF_ATTN_VALUE)
+        bias = bias.expand(B, 1, T, T)
+        if mask is not None:
+            bias = bias.masked_fill(~mask[:, None, None, :], float("-inf"))
+        o = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=bias, dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.out(_merge_heads(o))
+
+
+@ATTENTION.register("lsh")
+class LSHSelfAttention(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        H = cfg.hidden_size
+        self.heads, self.bucket_size = cfg.num_heads, cfg.lsh_bucket_size
+        self.qk, self.value, self.out = nn.Linear(H, H), nn.Linear(H, H), nn.Linear(H, H)
+        self.lsh = LSHAttention(
+            bucket_size=cfg.lsh_bucket_size, n_hashes=cfg.lsh_n_hashes, dropout=cfg.attention_dropout
+        )
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, **rev: object) -> torch.Tensor:
+        B, T, _H = x.shape
+        multiple = 2 * self.bucket_size
+        pad = (-T) % multiple
+        if mask is None:
+            mask = torch.ones(B, T, dtype=torch.bool, device=x.device)
+        qk, v = self.qk(x), self.value(x)
+        if pad:
+            qk, v = F.pad(qk, (0, 0, 0, pad)), F.pad(v, (0, 0, 0, pad))
+            mask = F.pad(mask, (0, pad), value=False)
+        qk = rearrange(qk, "b t (h d) -> (b h) t d", h=self.heads)
+        v = rearrange(v, "b t (h d) -> (b h) t d", h=self.heads)
+        mask = mask.repeat_interleave(self.heads, dim=0)
+        # `_reverse` / `_depth` come from the reversible encoder: they make the backward
+        # recomputation reuse the buckets hashed in the forward pass.
+        o, _attn, _buckets = self.lsh(qk, v, input_mask=mask, **rev)
+        if "_depth" not in rev:
+            self.lsh._cache = {}  # only the reversible path reads cached buckets
+        o = rearrange(o, "(b h) t d -> b t (h d)", h=self.heads)[:, :T]
+        return self.out(o)
+
+
+def build_attention(cfg: ModelConfig) -> nn.Module:
+    return ATTENTION[cfg.attention](cfg)

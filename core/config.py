@@ -1,0 +1,136 @@
+"""ModelConfig: every architectural knob of a BERT-family model in one validated place.
+
+Each field is one independent idea from the papers, so an ablation arm is a dict of
+field overrides. Derived values (intermediate size, embedding size, group count) are
+filled in `__post_init__` so that a saved config always states what was built.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.config_base import StrictConfig, check_choice
+
+ATTENTION_KINDS = ("full", "full-shared-qk", "lsh")
+SHARING = ("none", "all", "attention", "ffn")
+NORMS = ("post", "pre")
+ACTIVATIONS = ("gelu", "gelu_tanh")
+
+
+@dataclass(frozen=True)
+class ModelConfig(StrictConfig):
+    # vocabulary and positions
+    vocab_size: int = 8000
+    max_position_embeddings: int = 512
+    position_offset: int = 0          # RoBERTa/fairseq start positions at pad_id + 1 = 2
+    type_vocab_size: int = 2          # 0 = no segment embeddings
+    pad_token_id: int = 0
+    # sizes
+    hidden_size: int = 256            # H
+    num_layers: int = 4               # L
+    num_heads: int = 4
+    intermediate_size: int = 0        # 0 -> 4 * H
+    embedding_size: int = 0           # E; 0 -> H. E < H factorizes the embedding (ALBERT)
+    # block choices
+    attention: str = "full"           # full | full-shared-qk | lsh
+    norm: str = "post"                # post-LN (BERT) | pre-LN
+    activation: str = "gelu"          # gelu (erf) | gelu_tanh (ALBERT's gelu_new)
+    ffn_chunks: int = 1               # >1 runs the FFN in chunks along the sequence (Reformer)
+    # cross-layer sharing (ALBERT): layer i uses group i * num_groups // num_layers
+    sharing: str = "none"             # none | all | attention | ffn
+    num_groups: int = 0               # 0 -> num_layers (sharing=none) or 1 (otherwise)
+    reversible: bool = False          # RevNet residuals via reformer-pytorch (needs norm=pre)
+    # LSH attention (reformer-pytorch)
+    lsh_bucket_size: int = 64
+    lsh_n_hashes: int = 4
+    # heads
+    sentence_head: bool = True        # pooler + 2-way classifier for NSP/SOP
+    # regularisation and init
+    hidden_dropout: float = 0.1
+    attention_dropout: float = 0.1
+    layer_norm_eps: float = 1e-12
+    initializer_range: float = 0.02
+
+    def __post_init__(self) -> None:
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
+        if self.intermediate_size == 0:
+            set_("intermediate_size", 4 * self.hidden_size)
+        if self.embedding_size == 0:
+            set_("embedding_size", self.hidden_size)
+        if self.num_groups == 0:
+            set_("num_groups", self.num_layers if self.sharing == "none" else 1)
+        self.validate()
+
+    def validate(self) -> None:
+        check_choice("attention", self.attention, ATTENTION_KINDS)
+        check_choice("sharing", self.sharing, SHARING)
+        check_choice("norm", self.norm, NORMS)
+        check_choice("activation", self.activation, ACTIVATIONS)
+        for name in ("vocab_size", "hidden_size", "num_layers", "num_heads",
+                     "max_position_embeddings", "ffn_chunks", "lsh_bucket_size", "lsh_n_hashes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.hidden_size % self.num_heads:
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})"
+            )
+        if self.embedding_size > self.hidden_size:
+            raise ValueError(
+                f"embedding_size ({self.embedding_size}) > hidden_size ({self.hidden_size}): "
+                "factorized embeddings project a smaller E up to H; use embedding_size <= hidden_size"
+            )
+        if not 1 <= self.num_groups <= self.num_layers:
+            raise ValueError(
+                f"num_groups ({self.num_groups}) must be between 1 and num_layers ({self.num_layers})"
+            )
+        if self.sharing == "none" and self.num_groups != self.num_layers:
+            raise ValueError(
+                f"num_groups={self.num_groups} with sharing='none' shares nothing; set sharing to "
+                f"'all', 'attention' or 'ffn', or num_groups={self.num_layers} (= num_layers)"
+            )
+        if self.reversible and self.norm != "pre":
+            raise ValueError(
+                "reversible=True needs norm='pre': a reversible residual y = x + f(x) cannot "
+                "normalise after the addition (post-LN), so set norm='pre' or reversible=False"
+            )
+        if self.type_vocab_size < 0 or self.position_offset < 0:
+            raise ValueError("type_vocab_size and position_offset must be >= 0")
+        if not 0 <= self.pad_token_id < self.vocab_size:
+            raise ValueError(f"pad_token_id ({self.pad_token_id}) must be < vocab_size ({self.vocab_size})")
+        if self.attention == "lsh" and 2 * self.lsh_bucket_size > self.max_position_embeddings:
+            raise ValueError(
+                f"lsh_bucket_size ({self.lsh_bucket_size}) cannot fit max_position_embeddings "
+                f"({self.max_position_embeddings}): LSH needs at least two buckets, i.e. "
+                f"2 * lsh_bucket_size <= max_position_embeddings; lower lsh_bucket_size"
+            )
+        for name in ("hidden_dropout", "attention_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_heads
+
+    @property
+    def factorized(self) -> bool:
+        return self.embedding_size != self.hidden_size
+
+    def group_of_layer(self, layer: int) -> int:
+        """ALBERT's rule: layer i uses parameter group i * G // L."""
+        return layer * self.num_groups // self.num_layers
+
+    # Derived fields follow their source on `replace`: overriding hidden_size on a config
+    # whose intermediate_size was the automatic 4*H gives 4*(new H), not the stale value.
+    _AUTO = {
+        "intermediate_size": lambda c: 4 * c.hidden_size,
+        "embedding_size": lambda c: c.hidden_size,
+        "num_groups": lambda c: c.num_layers if c.sharing == "none" else 1,
+    }
+
+    def replace(self, **changes):  # type: ignore[override]
+        self.check_keys(changes)
+        data = self.to_dict()
+        for field, auto in self._AUTO.items():
+            if field not in changes and data[field] == auto(self):
+                data[field] = 0
+        data.update(changes)
+        return ModelConfig(**data)

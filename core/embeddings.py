@@ -1,0 +1,42 @@
+"""Token, position and segment embeddings, optionally factorized (ALBERT).
+
+With E < H the V x E table is the only vocabulary-sized matrix; a single E -> H
+projection lifts it into the encoder. LayerNorm is applied in E space before the
+projection, exactly as ALBERT does, so that parity with HF holds in both layouts.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from core.config import ModelConfig
+
+
+class Embeddings(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        E = cfg.embedding_size
+        self.word = nn.Embedding(cfg.vocab_size, E)
+        self.position = nn.Embedding(cfg.max_position_embeddings + cfg.position_offset, E)
+        self.token_type = nn.Embedding(cfg.type_vocab_size, E) if cfg.type_vocab_size else None
+        self.norm = nn.LayerNorm(E, eps=cfg.layer_norm_eps)
+        self.dropout = nn.Dropout(cfg.hidden_dropout)
+        self.project = nn.Linear(E, cfg.hidden_size) if cfg.factorized else None
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        T = input_ids.shape[1]
+        if T > self.cfg.max_position_embeddings:
+            raise ValueError(
+                f"sequence length {T} exceeds max_position_embeddings "
+                f"({self.cfg.max_position_embeddings}); raise it in the ModelConfig or truncate"
+            )
+        positions = torch.arange(self.cfg.position_offset, self.cfg.position_offset + T, device=input_ids.device)
+        x = self.word(input_ids) + self.position(positions)[None]
+        if self.token_type is not None:
+            if token_type_ids is None:
+                x = x + self.token_type.weight[0]
+            else:
+                x = x + self.token_type(token_type_ids)
+        x = self.dropout(self.norm(x))
+        return self.project(x) if self.project is not None else x

@@ -1,0 +1,194 @@
+"""Conversion to and from HF transformers (BERT, ALBERT, RoBERTa).
+
+Parity with `modeling_bert.py` and friends is this project's proof of correctness, and
+`to_hf` is the export path for downstream fine-tuning. transformers is imported lazily:
+it is a test/extra dependency, never needed to train.
+
+Supported HF classes: BertForPreTraining, BertForMaskedLM, AlbertForPreTraining,
+AlbertForMaskedLM, RobertaForMaskedLM. ALBERT's layout covers every factorized model
+(num_hidden_groups = our num_groups), so factorized BERTs export through it too.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from core.config import ModelConfig
+from core.model import PretrainingModel
+
+_ACT_FROM_HF = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh"}
+_ACT_TO_HF = {"gelu": "gelu", "gelu_tanh": "gelu_new"}
+
+
+def _family(hf_model: Any) -> str:
+    name = type(hf_model).__name__
+    for fam in ("Bert", "Albert", "Roberta"):
+        if name.startswith(fam):
+            return fam.lower()
+    raise ValueError(
+        f"from_hf supports BertForPreTraining/BertForMaskedLM, AlbertForPreTraining/"
+        f"AlbertForMaskedLM and RobertaForMaskedLM, not {name}"
+    )
+
+
+def _prefix(family: str) -> str:
+    return {"bert": "bert", "albert": "albert", "roberta": "roberta"}[family]
+
+
+def _name_map(cfg: ModelConfig, family: str) -> dict[str, str]:
+    """our state-dict name -> HF state-dict name (weights and biases alike)."""
+    p = _prefix(family)
+    m: dict[str, str] = {}
+
+    def wb(ours: str, theirs: str) -> None:
+        m[ours + ".weight"], m[ours + ".bias"] = theirs + ".weight", theirs + ".bias"
+
+    m["embeddings.word.weight"] = f"{p}.embeddings.word_embeddings.weight"
+    m["embeddings.position.weight"] = f"{p}.embeddings.position_embeddings.weight"
+    if cfg.type_vocab_size:
+        m["embeddings.token_type.weight"] = f"{p}.embeddings.token_type_embeddings.weight"
+    wb("embeddings.norm", f"{p}.embeddings.LayerNorm")
+    if family == "albert":
+        wb("embeddings.project", f"{p}.encoder.embedding_hidden_mapping_in")
+        for g in range(cfg.num_groups):
+            layer = f"{p}.encoder.albert_layer_groups.{g}.albert_layers.0"
+            for ours, theirs in (("query", "query"), ("key", "key"), ("value", "value"), ("out", "dense")):
+                wb(f"encoder.attention.{g}.fn.{ours}", f"{layer}.attention.{theirs}")
+            wb(f"encoder.attention.{g}.norm", f"{layer}.attention.LayerNorm")
+            wb(f"encoder.ffn.{g}.fn.fn.fc1", f"{layer}.ffn")
+            wb(f"encoder.ffn.{g}.fn.fn.fc2", f"{layer}.ffn_output")
+            wb(f"encoder.ffn.{g}.norm", f"{layer}.full_layer_layer_norm")
+    else:
+        for i in range(cfg.num_layers):
+            layer = f"{p}.encoder.layer.{i}"
+            for q in ("query", "key", "value"):
+                wb(f"encoder.attention.{i}.fn.{q}", f"{layer}.attention.self.{q}")
+            wb(f"encoder.attention.{i}.fn.out", f"{layer}.attention.output.dense")
+            wb(f"encoder.attention.{i}.norm", f"{layer}.attention.output.LayerNorm")
+            wb(f"encoder.ffn.{i}.fn.fn.fc1", f"{layer}.intermediate.dense")
+            wb(f"encoder.ffn.{i}.fn.fn.fc2", f"{layer}.output.dense")
+            wb(f"encoder.ffn.{i}.norm", f"{layer}.output.LayerNorm")
+    head = {"bert": "cls.predictions", "albert": "predictions", "roberta": "lm_head"}[family]
+    wb("mlm_head.dense", f"{head}.transform.dense" if family == "bert" else f"{head}.dense")
+    norm = {"bert": f"{head}.transform.LayerNorm", "albert": f"{head}.LayerNorm", "roberta": f"{head}.layer_norm"}
+    wb("mlm_head.norm", norm[family])
+    m["mlm_head.bias"] = f"{head}.bias"
+    if cfg.sentence_head:
+        if family == "albert":
+            wb("sentence_head.pooler", f"{p}.pooler")
+            wb("sentence_head.classifier", "sop_classifier.classifier")
+        else:
+            wb("sentence_head.pooler", f"{p}.pooler.dense")
+            wb("sentence_head.classifier", "cls.seq_relationship")
+    return m
+
+
+def config_from_hf(hf_config: Any, family: str, sentence_head: bool) -> ModelConfig:
+    act = hf_config.hidden_act
+    if act not in _ACT_FROM_HF:
+        raise ValueError(f"hidden_act {act!r} is not supported; use one of {sorted(_ACT_FROM_HF)}")
+    offset = hf_config.pad_token_id + 1 if family == "roberta" else 0
+    fields = dict(
+        vocab_size=hf_config.vocab_size,
+        hidden_size=hf_config.hidden_size,
+        num_layers=hf_config.num_hidden_layers,
+        num_heads=hf_config.num_attention_heads,
+        intermediate_size=hf_config.intermediate_size,
+        max_position_embeddings=hf_config.max_position_embeddings - offset,
+        position_offset=offset,
+        type_vocab_size=hf_config.type_vocab_size,
+        pad_token_id=hf_config.pad_token_id,
+        activation=_ACT_FROM_HF[act],
+        hidden_dropout=hf_config.hidden_dropout_prob,
+        attention_dropout=hf_config.attention_probs_dropout_prob,
+        layer_norm_eps=hf_config.layer_norm_eps,
+        initializer_range=hf_config.initializer_range,
+        sentence_head=sentence_head,
+    )
+    if family == "albert":
+        if getattr(hf_config, "inner_group_num", 1) != 1:
+            raise ValueError("ALBERT with inner_group_num != 1 has no equivalent here (ALBERT's released models use 1)")
+        if hf_config.embedding_size == hf_config.hidden_size:
+            raise ValueError(
+                "ALBERT with embedding_size == hidden_size still has an E->H projection that this "
+                "layout only creates when factorized; use embedding_size < hidden_size"
+            )
+        groups = hf_config.num_hidden_groups
+        fields.update(embedding_size=hf_config.embedding_size, num_groups=groups,
+                      sharing="none" if groups == hf_config.num_hidden_layers else "all")
+    return ModelConfig(**fields)
+
+
+def from_hf(hf_model: Any) -> PretrainingModel:
+    """Our PretrainingModel with the weights of an HF BERT/ALBERT/RoBERTa model."""
+    family = _family(hf_model)
+    sentence_head = type(hf_model).__name__.endswith("ForPreTraining")
+    cfg = config_from_hf(hf_model.config, family, sentence_head)
+    model = PretrainingModel(cfg)
+    theirs = hf_model.state_dict()
+    ours = {k: theirs[v].detach().clone() for k, v in _name_map(cfg, family).items()}
+    missing, unexpected = model.load_state_dict(ours, strict=False)
+    if missing or unexpected:
+        raise RuntimeError(f"from_hf: weights not mapped: missing={missing} unexpected={unexpected}")
+    return model
+
+
+def to_hf(model: PretrainingModel) -> Any:
+    """Export a full-attention, post-LN, non-reversible model to HF transformers."""
+    import transformers as tf
+
+    cfg = model.cfg
+    problems = [f"{k}={getattr(cfg, k)!r} (needs {v!r})" for k, v in
+                (("attention", "full"), ("norm", "post"), ("reversible", False)) if getattr(cfg, k) != v]
+    if cfg.sharing not in ("none", "all"):
+        problems.append(f"sharing={cfg.sharing!r} (HF's ALBERT only shares whole layers: 'all' or 'none')")
+    if problems:
+        raise ValueError("to_hf cannot export this model: " + "; ".join(problems))
+    common = dict(
+        vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size, num_hidden_layers=cfg.num_layers,
+        num_attention_heads=cfg.num_heads, intermediate_size=cfg.intermediate_size,
+        hidden_act=_ACT_TO_HF[cfg.activation], hidden_dropout_prob=cfg.hidden_dropout,
+        attention_probs_dropout_prob=cfg.attention_dropout, layer_norm_eps=cfg.layer_norm_eps,
+        initializer_range=cfg.initializer_range, pad_token_id=cfg.pad_token_id,
+        max_position_embeddings=cfg.max_position_embeddings + cfg.position_offset,
+        type_vocab_size=max(cfg.type_vocab_size, 1),
+    )
+    if cfg.type_vocab_size == 0:
+        raise ValueError("to_hf: type_vocab_size=0 has no HF layout; HF models always carry token-type embeddings")
+    if cfg.factorized or cfg.sharing == "all":
+        if not cfg.factorized:
+            raise ValueError("to_hf: shared layers export via ALBERT, which needs embedding_size < hidden_size")
+        family = "albert"
+        hf_cfg = tf.AlbertConfig(embedding_size=cfg.embedding_size, num_hidden_groups=cfg.num_groups,
+                                 inner_group_num=1, classifier_dropout_prob=0.0, **common)
+        cls = tf.AlbertForPreTraining if cfg.sentence_head else tf.AlbertForMaskedLM
+    elif cfg.position_offset:
+        family = "roberta"
+        # HF RoBERTa numbers positions from pad_token_id + 1; rows of ours below that
+        # offset are never used by HF and are dropped from the exported table.
+        drop_rows = cfg.position_offset - (cfg.pad_token_id + 1)
+        if cfg.sentence_head or drop_rows < 0:
+            raise ValueError("to_hf: a RoBERTa layout (position_offset > 0) needs sentence_head=False "
+                             "and position_offset >= pad_token_id + 1")
+        common["max_position_embeddings"] -= drop_rows
+        hf_cfg, cls = tf.RobertaConfig(**common), tf.RobertaForMaskedLM
+    else:
+        family = "bert"
+        hf_cfg = tf.BertConfig(**common)
+        cls = tf.BertForPreTraining if cfg.sentence_head else tf.BertForMaskedLM
+    hf = cls(hf_cfg)
+    ours = model.state_dict()
+    theirs = {v: ours[k].detach().clone() for k, v in _name_map(cfg, family).items()}
+    if family == "roberta":
+        pos = "roberta.embeddings.position_embeddings.weight"
+        theirs[pos] = theirs[pos][cfg.position_offset - (cfg.pad_token_id + 1):]
+    missing, unexpected = hf.load_state_dict(theirs, strict=False)
+    tied = {"decoder.weight", "decoder.bias"}
+    missing = [k for k in missing if not any(k.endswith(t) for t in tied)]
+    if missing or unexpected:
+        raise RuntimeError(f"to_hf: weights not mapped: missing={missing} unexpected={unexpected}")
+    hf.tie_weights()
+    with torch.no_grad():  # the decoder shares the embedding table; its bias is ours
+        hf.get_output_embeddings().bias.copy_(ours["mlm_head.bias"])
+    return hf.eval()

@@ -1,0 +1,114 @@
+"""PretrainingModel: embeddings -> encoder -> heads -> losses, from one ModelConfig."""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.config import ModelConfig
+from core.embeddings import Embeddings
+from core.encoder import Encoder
+from core.heads import MLMHead, SentenceHead
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class PretrainingOutput:
+    loss: torch.Tensor | None
+    mlm_loss: torch.Tensor | None
+    sentence_loss: torch.Tensor | None
+    mlm_logits: torch.Tensor            # (N, V) at predicted positions, or (B, T, V) without labels
+    sentence_logits: torch.Tensor | None
+    hidden_states: torch.Tensor
+
+
+class PretrainingModel(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embeddings = Embeddings(cfg)
+        self.encoder = Encoder(cfg)
+        self.mlm_head = MLMHead(cfg, self.embeddings.word)
+        self.sentence_head = SentenceHead(cfg) if cfg.sentence_head else None
+        self.hash_seed: int | None = None
+        self.apply(self._init_weights)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.cfg.initializer_range
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=std)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+    @contextlib.contextmanager
+    def seeded_hashing(self, seed: int | None) -> Iterator[None]:
+        """Fix LSH hashing (reformer-pytorch draws rotations from the global RNG) so that
+        every arm is evaluated on identical buckets; the caller's RNG is left untouched."""
+        old, self.hash_seed = self.hash_seed, seed
+        try:
+            yield
+        finally:
+            self.hash_seed = old
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        mlm_labels: torch.Tensor | None = None,
+        sentence_labels: torch.Tensor | None = None,
+    ) -> PretrainingOutput:
+        mask = None if attention_mask is None else attention_mask.bool()
+        x = self.embeddings(input_ids, token_type_ids)
+        if self.hash_seed is None:
+            h = self.encoder(x, mask)
+        else:
+            devices = [x.device] if x.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(self.hash_seed)
+                h = self.encoder(x, mask)
+
+        mlm_loss = sentence_loss = sentence_logits = None
+        if mlm_labels is not None:
+            picked = mlm_labels != IGNORE_INDEX
+            mlm_logits = self.mlm_head(h[picked])
+            mlm_loss = F.cross_entropy(mlm_logits.float(), mlm_labels[picked]) if picked.any() else h.sum() * 0
+        else:
+            mlm_logits = self.mlm_head(h)
+        if self.sentence_head is not None:
+            sentence_logits = self.sentence_head(h)
+            if sentence_labels is not None:
+                sentence_loss = F.cross_entropy(sentence_logits.float(), sentence_labels)
+        elif sentence_labels is not None:
+            raise ValueError("sentence_labels given, but this model has no sentence head (sentence_head=False)")
+        losses = [l for l in (mlm_loss, sentence_loss) if l is not None]
+        loss = sum(losses) if losses else None
+        return PretrainingOutput(loss, mlm_loss, sentence_loss, mlm_logits, sentence_logits, h)
+
+    # -- parameter accounting -------------------------------------------------------
+    def parameter_counts(self) -> dict[str, int]:
+        """`unique` counts a shared tensor once (memory); `total` counts it per use
+        (compute, and what an unshared model of the same shape would hold)."""
+        n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+        enc_unique = n(self.encoder)
+        enc_total = sum(n(a) + n(f) for a, f in self.encoder.layers())
+        if self.encoder.final_norm is not None:
+            enc_total += n(self.encoder.final_norm)
+        unique = n(self)
+        embedding = n(self.embeddings)
+        return {
+            "unique": unique,
+            "total": unique - enc_unique + enc_total,
+            "embedding": embedding,
+            "encoder_unique": enc_unique,
+            "encoder_total": enc_total,
+            "heads": unique - embedding - enc_unique,
+        }

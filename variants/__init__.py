@@ -1,0 +1,104 @@
+"""Named variants: frozen presets of ModelConfig fields plus the data choices that
+belong to each paper (sentence task, packing, masking).
+
+A variant is data, not a subclass: `get_config("albert-reformer", size="mini")` is just
+a ModelConfig, and an ablation arm is the same thing with a few fields overridden.
+
+    build_model("roberta-lsh", size="mini")
+    build_model("roberta-lsh-mini", vocab_size=30522)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from core.config import ModelConfig
+from core.model import PretrainingModel
+from core.registry import unknown_name_error
+
+# name: (layers, hidden). Heads are H / 64 and the FFN 4H, as in BERT and its miniatures.
+SIZES: Mapping[str, tuple[int, int]] = MappingProxyType({
+    "tiny": (2, 128),
+    "mini": (4, 256),
+    "small": (4, 512),
+    "medium": (8, 512),
+    "base": (12, 768),
+    "large": (24, 1024),
+})
+DEFAULT_SIZE = "mini"
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    description: str
+    model: Mapping[str, Any]                       # ModelConfig field overrides
+    data: Mapping[str, Any] = field(default_factory=dict)  # DataConfig field overrides
+
+
+_BERT_DATA = {"packing": "segment-pair", "sentence_task": "nsp", "masking": "static", "mask_unit": "token"}
+_ALBERT_DATA = {"packing": "segment-pair", "sentence_task": "sop", "masking": "static", "mask_unit": "ngram", "max_ngram": 3}
+_ROBERTA_DATA = {"packing": "full-sentences", "sentence_task": "none", "masking": "dynamic", "mask_unit": "token"}
+
+_ALBERT = {"embedding_size": 128, "sharing": "all", "num_groups": 1}
+_ROBERTA = {"type_vocab_size": 1, "position_offset": 2, "sentence_head": False}
+_LSH = {"attention": "lsh"}
+_REVERSIBLE = {"norm": "pre", "reversible": True}
+
+_VARIANTS = [
+    Variant("bert", "BERT: full attention, post-LN, NSP, static token masking", {}, _BERT_DATA),
+    Variant("albert", "ALBERT: factorized E=128, all layers shared, SOP, n-gram masking",
+            _ALBERT, _ALBERT_DATA),
+    Variant("roberta", "RoBERTa: no sentence task, full-sentences packing, dynamic masking",
+            _ROBERTA, _ROBERTA_DATA),
+    Variant("reformer", "ReforBERT: BERT with LSH attention, reversible layers, chunked FFN",
+            {**_LSH, **_REVERSIBLE, "ffn_chunks": 4}, _BERT_DATA),
+    Variant("bert-lsh", "BERT with LSH attention in place of full attention", _LSH, _BERT_DATA),
+    Variant("roberta-lsh", "RoBERTa with LSH attention in place of full attention",
+            {**_ROBERTA, **_LSH}, _ROBERTA_DATA),
+    Variant("albert-reformer", "ALBERT with LSH attention and reversible layers",
+            {**_ALBERT, **_LSH, **_REVERSIBLE}, _ALBERT_DATA),
+]
+VARIANTS: Mapping[str, Variant] = MappingProxyType({v.name: v for v in _VARIANTS})
+
+
+def list_variants() -> list[str]:
+    return list(VARIANTS)
+
+
+def parse_name(name: str, size: str | None = None) -> tuple[Variant, str]:
+    """'roberta-lsh-mini' -> (roberta-lsh, mini); an explicit `size` must agree."""
+    base, named_size = name, None
+    for s in SIZES:
+        if name.endswith("-" + s) and name[: -len(s) - 1] in VARIANTS:
+            base, named_size = name[: -len(s) - 1], s
+    if base not in VARIANTS:
+        valid = list(VARIANTS) + [f"{v}-{s}" for v in VARIANTS for s in SIZES]
+        raise unknown_name_error("variant", name, valid)
+    if size is not None and size not in SIZES:
+        raise unknown_name_error("size", size, SIZES)
+    if named_size and size and named_size != size:
+        raise ValueError(f"variant {name!r} names size {named_size!r} but size={size!r} was also given")
+    return VARIANTS[base], size or named_size or DEFAULT_SIZE
+
+
+def get_variant(name: str) -> Variant:
+    return parse_name(name)[0]
+
+
+def get_config(name: str, size: str | None = None, **overrides: Any) -> ModelConfig:
+    """The ModelConfig a variant would build, without building it."""
+    variant, size = parse_name(name, size)
+    layers, hidden = SIZES[size]
+    ModelConfig.check_keys(overrides)
+    fields = {"num_layers": layers, "hidden_size": hidden, "num_heads": hidden // 64, **variant.model}
+    fields.update(overrides)
+    return ModelConfig(**fields)
+
+
+def build_model(name: str, size: str | None = None, **overrides: Any) -> PretrainingModel:
+    return PretrainingModel(get_config(name, size, **overrides))
+
+
+__all__ = ["SIZES", "VARIANTS", "Variant", "build_model", "get_config", "get_variant", "list_variants", "parse_name"]
