@@ -1,0 +1,84 @@
+"""DataConfig: every data choice that BERT, ALBERT, RoBERTa and KoBigBird make differently."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from core.config_base import StrictConfig, check_choice
+
+# Fixed ids, the same for every tokenizer this project trains (asserted after training).
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+PAD, UNK, CLS, SEP, MASK = range(5)
+FIRST_ORDINARY_ID = 5
+
+PACKINGS = ("segment-pair", "sentence-pair", "full-sentences", "doc-sentences")
+SENTENCE_TASKS = ("none", "nsp", "sop")
+MASKINGS = ("static", "dynamic")
+MASK_UNITS = ("token", "whole-word", "ngram")
+TOKENIZER_TYPES = ("unigram", "bpe")
+MIN_MAX_LENGTH = 8  # [CLS] a [SEP] b [SEP] plus room for a few pieces
+
+
+@dataclass(frozen=True)
+class DataConfig(StrictConfig):
+    # tokenizer
+    vocab_size: int = 8000            # ReforBERT's Korean vocabulary size
+    tokenizer_type: str = "unigram"   # unigram | bpe
+    tokenizer_path: str = ""          # an existing SentencePiece .model to load instead of training
+    character_coverage: float = 0.9995
+    tokenizer_max_sentences: int = 1_000_000
+    # examples
+    max_length: int = 128
+    packing: str = "segment-pair"     # segment-pair | sentence-pair | full-sentences | doc-sentences
+    sentence_task: str = "nsp"        # none | nsp | sop
+    short_seq_prob: float = 0.1       # BERT: sometimes train on shorter sequences
+    # masking
+    masking: str = "static"           # static (dupe_factor copies, BERT) | dynamic (RoBERTa)
+    dupe_factor: int = 10
+    mask_unit: str = "token"          # token | whole-word | ngram (n-grams of whole words)
+    max_ngram: int = 3
+    mask_prob: float = 0.15
+    replace_prob: float = 0.8         # of masked: -> [MASK]
+    random_prob: float = 0.1          # of masked: -> random token; the rest are kept
+    max_predictions: int = 0          # per sequence; 0 -> ceil(max_length * mask_prob)
+    # split and reproducibility
+    eval_fraction: float = 0.05       # of documents, held out
+    max_eval_examples: int = 2000
+    seed: int = 12345
+
+    def __post_init__(self) -> None:
+        if self.max_predictions == 0:
+            object.__setattr__(self, "max_predictions", math.ceil(self.max_length * self.mask_prob))
+        self.validate()
+
+    def validate(self) -> None:
+        check_choice("packing", self.packing, PACKINGS)
+        check_choice("sentence_task", self.sentence_task, SENTENCE_TASKS)
+        check_choice("masking", self.masking, MASKINGS)
+        check_choice("mask_unit", self.mask_unit, MASK_UNITS)
+        check_choice("tokenizer_type", self.tokenizer_type, TOKENIZER_TYPES)
+        if self.max_length < MIN_MAX_LENGTH:
+            raise ValueError(f"max_length={self.max_length} is below the minimum of {MIN_MAX_LENGTH} "
+                             "([CLS], two segments, two [SEP]s); raise max_length")
+        if self.packing in ("full-sentences", "doc-sentences") and self.sentence_task != "none":
+            raise ValueError(
+                f"packing={self.packing!r} builds single-segment inputs, so sentence_task="
+                f"{self.sentence_task!r} has no pair to classify; use sentence_task='none' or "
+                "packing='segment-pair'/'sentence-pair'"
+            )
+        if self.vocab_size <= len(SPECIAL_TOKENS) + 1:
+            raise ValueError(f"vocab_size={self.vocab_size} leaves no room beside the {len(SPECIAL_TOKENS)} special tokens")
+        if not 0 < self.mask_prob < 1:
+            raise ValueError(f"mask_prob must be in (0, 1), got {self.mask_prob}")
+        if self.replace_prob < 0 or self.random_prob < 0 or self.replace_prob + self.random_prob > 1:
+            raise ValueError(f"replace_prob ({self.replace_prob}) + random_prob ({self.random_prob}) must be within [0, 1]")
+        if self.dupe_factor < 1 or self.max_ngram < 1 or self.max_predictions < 1:
+            raise ValueError("dupe_factor, max_ngram and max_predictions must be >= 1")
+        if not 0 < self.eval_fraction < 1:
+            raise ValueError(f"eval_fraction must be in (0, 1), got {self.eval_fraction}")
+        if not 0 <= self.short_seq_prob <= 1:
+            raise ValueError(f"short_seq_prob must be in [0, 1], got {self.short_seq_prob}")
+
+    @property
+    def pairs(self) -> bool:
+        return self.packing in ("segment-pair", "sentence-pair")

@@ -1,0 +1,172 @@
+"""Corpus readers: plain text, WikiExtractor, JSON lines; files, directories, globs, gzip.
+
+Everything streams: a document is yielded as soon as it is complete, so a corpus larger
+than memory is never loaded whole. A document is a list of sentences.
+
+Bad bytes do not stop a run: a line that is not valid UTF-8 is skipped and counted
+(`CorpusReport.skipped_lines`, with the first place it happened), because one broken
+line in a 10 GB dump should not cost a day. A file in which *no* line decodes is an
+error that names the file.
+"""
+from __future__ import annotations
+
+import glob
+import gzip
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from core.data.sentences import split_sentences
+
+FORMATS = ("auto", "text", "wikiextractor", "jsonl")
+
+
+class CorpusError(ValueError):
+    """A corpus problem the user can fix; the message names the file and the fix."""
+
+
+@dataclass
+class CorpusReport:
+    files: int = 0
+    documents: int = 0
+    sentences: int = 0
+    skipped_lines: int = 0
+    first_skipped: str = ""      # "path:line" of the first skipped line
+    skipped_reasons: dict[str, int] = field(default_factory=dict)
+
+    def skip(self, path: Path, lineno: int, reason: str) -> None:
+        self.skipped_lines += 1
+        self.skipped_reasons[reason] = self.skipped_reasons.get(reason, 0) + 1
+        if not self.first_skipped:
+            self.first_skipped = f"{path}:{lineno} ({reason})"
+
+
+def resolve_files(spec: str | os.PathLike) -> list[Path]:
+    """A file, a directory (recursively, hidden files skipped) or a glob pattern."""
+    spec = str(spec)
+    path = Path(spec)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and not any(
+            part.startswith(".") for part in p.relative_to(path).parts))
+        if not files:
+            raise CorpusError(f"corpus directory {spec} contains no files")
+        return files
+    if any(c in spec for c in "*?["):
+        files = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
+        if not files:
+            raise CorpusError(f"corpus pattern {spec!r} matches no files")
+        return files
+    raise CorpusError(f"corpus file not found: {spec} (give a file, a directory or a glob pattern)")
+
+
+def fingerprint(files: list[Path]) -> str:
+    """Identity of a corpus for caching: paths, sizes and modification times."""
+    h = hashlib.sha1()
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _open_lines(path: Path) -> Iterator[bytes]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        yield from fh
+
+
+def _decoded(path: Path, report: CorpusReport) -> Iterator[tuple[int, str]]:
+    good = bad = 0
+    for lineno, raw in enumerate(_open_lines(path), 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            bad += 1
+            report.skip(path, lineno, "not UTF-8")
+            continue
+        good += 1
+        yield lineno, line.rstrip("\r\n")
+    if bad and not good:
+        raise CorpusError(f"{path} is not UTF-8 text ({bad} lines failed to decode); convert it, "
+                          "e.g. `iconv -f cp949 -t utf-8`, or remove it from the corpus")
+
+
+def detect_format(path: Path) -> str:
+    name = path.name[:-3] if path.name.endswith(".gz") else path.name
+    if name.endswith((".jsonl", ".json", ".ndjson")):
+        return "jsonl"
+    for raw in _open_lines(path):
+        line = raw.strip()
+        if line:
+            return "wikiextractor" if line.startswith(b"<doc ") else "text"
+    return "text"
+
+
+def _paragraphs_to_sentences(paragraphs: list[str]) -> list[str]:
+    return [s for p in paragraphs for s in split_sentences(p)]
+
+
+def _text_docs(path: Path, report: CorpusReport) -> Iterator[list[str]]:
+    paragraphs: list[str] = []
+    for _, line in _decoded(path, report):
+        if line.strip():
+            paragraphs.append(line.strip())
+        elif paragraphs:
+            yield _paragraphs_to_sentences(paragraphs)
+            paragraphs = []
+    if paragraphs:
+        yield _paragraphs_to_sentences(paragraphs)
+
+
+def _wiki_docs(path: Path, report: CorpusReport) -> Iterator[list[str]]:
+    paragraphs: list[str] | None = None
+    title_pending = False
+    for _, line in _decoded(path, report):
+        stripped = line.strip()
+        if stripped.startswith("<doc "):
+            paragraphs, title_pending = [], True
+        elif stripped == "</doc>":
+            if paragraphs:
+                yield _paragraphs_to_sentences(paragraphs)
+            paragraphs = None
+        elif paragraphs is not None and stripped:
+            if title_pending:  # the article title repeats on the first line; it is not prose
+                title_pending = False
+                continue
+            paragraphs.append(stripped)
+
+
+def _jsonl_docs(path: Path, report: CorpusReport) -> Iterator[list[str]]:
+    for lineno, line in _decoded(path, report):
+        if not line.strip():
+            continue
+        try:
+            text = json.loads(line)["text"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            report.skip(path, lineno, 'not a JSON object with a "text" field')
+            continue
+        paragraphs = [p.strip() for p in str(text).splitlines() if p.strip()]
+        if paragraphs:
+            yield _paragraphs_to_sentences(paragraphs)
+
+
+_READERS = {"text": _text_docs, "wikiextractor": _wiki_docs, "jsonl": _jsonl_docs}
+
+
+def iter_documents(files: list[Path], report: CorpusReport | None = None,
+                   fmt: str = "auto") -> Iterator[list[str]]:
+    """Stream documents (lists of sentences) from every file in order."""
+    report = report if report is not None else CorpusReport()
+    for path in files:
+        report.files += 1
+        reader = _READERS[detect_format(path) if fmt == "auto" else fmt]
+        for doc in reader(path, report):
+            doc = [s for s in doc if s]
+            if doc:
+                report.documents += 1
+                report.sentences += len(doc)
+                yield doc

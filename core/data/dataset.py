@@ -1,0 +1,374 @@
+"""Building, caching and serving pretraining data.
+
+Three cached layers, each in its own directory named by a hash of everything it depends
+on, each written to a temporary directory and renamed into place (atomic: an
+interrupted build leaves nothing half-written, and a second run starts at once):
+
+1. tokenizer/<key>/tokenizer.model      corpus fingerprint + tokenizer settings
+2. tokens/<key>/                        the tokenised corpus: flat ids, sentence and
+                                        document offsets (memory-mapped, never loaded whole)
+3. examples/<key>/                      train and held-out examples for one DataConfig,
+                                        with static mask copies or none (dynamic)
+
+Held-out documents are chosen per document before any example is built, so no
+sentence of an evaluation example was ever seen in training. Evaluation masks are fixed
+(one seeded copy), whatever the training masking mode, so every arm of an ablation is
+scored on the same predictions.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from core.data.builtin_corpus import NAME as BUILTIN_NAME
+from core.data.builtin_corpus import builtin_fingerprint, iter_builtin_documents
+from core.data.config import FIRST_ORDINARY_ID, MASK, PAD, UNK, DataConfig
+from core.data.corpus import CorpusError, CorpusReport, fingerprint, iter_documents, resolve_files
+from core.data.examples import IGNORE, TokenStore, build_examples
+from core.data.masking import mask_sequence
+from core.data.tokenizer import Tokenizer, train_tokenizer
+
+FORMAT_VERSION = 1
+EVAL_SETS = ("mlm", "nsp", "sop")
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("BERT_ABLATE_CACHE", Path.home() / ".cache" / "bert-ablate"))
+
+
+def _key(*parts: object) -> str:
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def _atomic_dir(final: Path) -> Iterator[Path]:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    try:
+        os.replace(tmp, final)
+    except OSError:  # another process finished the same build first; theirs is identical
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_json(path: Path, data: object) -> None:
+    path.write_text(json.dumps(data, indent=1, sort_keys=True))
+
+
+# -- corpus ------------------------------------------------------------------------------
+@dataclass
+class CorpusSource:
+    name: str
+    fingerprint: str
+    files: list[Path] | None  # None: the built-in corpus
+
+    def documents(self, report: CorpusReport) -> Iterator[list[str]]:
+        if self.files is None:
+            for doc in iter_builtin_documents():
+                report.documents += 1
+                report.sentences += len(doc)
+                yield doc
+        else:
+            yield from iter_documents(self.files, report)
+
+
+def corpus_source(corpus: str | os.PathLike | None) -> CorpusSource:
+    if corpus is None or str(corpus) in ("", "builtin"):
+        return CorpusSource(BUILTIN_NAME, "builtin-" + builtin_fingerprint(), None)
+    files = resolve_files(corpus)
+    return CorpusSource(str(corpus), fingerprint(files), files)
+
+
+# -- layer 1: tokenizer -------------------------------------------------------------------
+def load_or_train_tokenizer(src: CorpusSource, cfg: DataConfig, cache: Path) -> Tokenizer:
+    if cfg.tokenizer_path:
+        tok = Tokenizer(cfg.tokenizer_path)
+    else:
+        key = _key(src.fingerprint, cfg.vocab_size, cfg.tokenizer_type, cfg.character_coverage,
+                   cfg.tokenizer_max_sentences)
+        path = cache / "tokenizer" / key / "tokenizer.model"
+        if path.is_file():
+            tok = Tokenizer(path)
+        else:
+            report = CorpusReport()
+            sentences = (s for doc in src.documents(report) for s in doc)
+            tok = train_tokenizer(sentences, path, cfg, src.name)
+    if tok.vocab_size != cfg.vocab_size:
+        raise ValueError(f"tokenizer {tok.path} has {tok.vocab_size} pieces but vocab_size={cfg.vocab_size}; "
+                         "set vocab_size to match it")
+    return tok
+
+
+# -- layer 2: tokenised corpus ---------------------------------------------------------------
+def _dtype(vocab_size: int) -> np.dtype:
+    return np.dtype(np.uint16) if vocab_size <= np.iinfo(np.uint16).max else np.dtype(np.int32)
+
+
+def _token_store(d: Path) -> TokenStore:
+    meta = json.loads((d / "meta.json").read_text())
+    return TokenStore(
+        tokens=np.memmap(d / "tokens.bin", dtype=meta["dtype"], mode="r", shape=(meta["n_tokens"],))
+        if meta["n_tokens"] else np.zeros(0, dtype=meta["dtype"]),
+        sent_offsets=np.load(d / "sent_offsets.npy"),
+        doc_offsets=np.load(d / "doc_offsets.npy"),
+    )
+
+
+def load_or_build_store(src: CorpusSource, tok: Tokenizer, cache: Path) -> tuple[TokenStore, dict]:
+    tok_fp = hashlib.sha1(tok.path.read_bytes()).hexdigest()[:16]
+    final = cache / "tokens" / _key(FORMAT_VERSION, src.fingerprint, tok_fp)
+    if not (final / "meta.json").is_file():
+        dtype = _dtype(tok.vocab_size)
+        report = CorpusReport()
+        with _atomic_dir(final) as tmp:
+            sent_off, doc_off, n = [0], [0], 0
+            with open(tmp / "tokens.bin", "wb") as fh:
+                for doc in src.documents(report):
+                    for ids in tok.encode(doc):
+                        if ids:
+                            np.asarray(ids, dtype=dtype).tofile(fh)
+                            n += len(ids)
+                            sent_off.append(n)
+                    if len(sent_off) - 1 > doc_off[-1]:
+                        doc_off.append(len(sent_off) - 1)
+            if len(doc_off) == 1:
+                raise CorpusError(f"corpus {src.name} is empty: no text found in "
+                                  f"{len(src.files or [])} file(s); check the path and format")
+            np.save(tmp / "sent_offsets.npy", np.asarray(sent_off, dtype=np.int64))
+            np.save(tmp / "doc_offsets.npy", np.asarray(doc_off, dtype=np.int64))
+            _write_json(tmp / "meta.json", {"dtype": dtype.name, "n_tokens": n, "corpus": src.name,
+                                            "report": report.__dict__})
+    meta = json.loads((final / "meta.json").read_text())
+    return _token_store(final), meta["report"]
+
+
+# -- layer 3: examples ------------------------------------------------------------------------
+@dataclass
+class ExampleSet:
+    """Examples as flat arrays; `masks[k]` is static copy k, or masks is empty (dynamic)."""
+    ids: np.ndarray
+    offsets: np.ndarray
+    type_start: np.ndarray
+    labels: np.ndarray
+    masks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def example(self, i: int) -> np.ndarray:
+        return self.ids[self.offsets[i]:self.offsets[i + 1]]
+
+    def masked(self, i: int, copy: int) -> tuple[np.ndarray, np.ndarray]:
+        masked_ids, positions, pos_off = self.masks[copy]
+        return (masked_ids[self.offsets[i]:self.offsets[i + 1]],
+                positions[pos_off[i]:pos_off[i + 1]].astype(np.int64))
+
+
+_SPLIT_SEED = {"train": 0, "mlm": 1, "nsp": 2, "sop": 3}
+
+
+def _write_examples(d: Path, name: str, examples, cfg: DataConfig, tok: Tokenizer,
+                    copies: int, limit: int | None) -> int:
+    dtype = _dtype(tok.vocab_size)
+    offsets, type_start, labels = [0], [], []
+    mask_files = [(open(d / f"{name}.masked{k}.bin", "wb"), open(d / f"{name}.pos{k}.bin", "wb"), [0])
+                  for k in range(copies)]
+    rngs = [np.random.default_rng([cfg.seed, _SPLIT_SEED[name], k]) for k in range(copies)]
+    with open(d / f"{name}.ids.bin", "wb") as fh:
+        for ex in examples:
+            if limit is not None and len(labels) >= limit:
+                break
+            ex.ids.astype(dtype).tofile(fh)
+            offsets.append(offsets[-1] + len(ex.ids))
+            type_start.append(ex.type_start)
+            labels.append(ex.label)
+            for (mf, pf, pos_off), rng in zip(mask_files, rngs):
+                masked, pos = mask_sequence(ex.ids, cfg, tok.word_start, tok.vocab_size, rng)
+                masked.astype(dtype).tofile(mf)
+                pos.astype(np.int32).tofile(pf)
+                pos_off.append(pos_off[-1] + len(pos))
+    for k, (mf, pf, pos_off) in enumerate(mask_files):
+        mf.close(), pf.close()
+        np.save(d / f"{name}.posoff{k}.npy", np.asarray(pos_off, dtype=np.int64))
+    np.save(d / f"{name}.offsets.npy", np.asarray(offsets, dtype=np.int64))
+    np.save(d / f"{name}.type_start.npy", np.asarray(type_start, dtype=np.int32))
+    np.save(d / f"{name}.labels.npy", np.asarray(labels, dtype=np.int64))
+    return len(labels)
+
+
+def _read_examples(d: Path, name: str, dtype: str, copies: int) -> ExampleSet:
+    def mm(path: Path, dt: str) -> np.ndarray:
+        return np.memmap(path, dtype=dt, mode="r") if path.stat().st_size else np.zeros(0, dtype=dt)
+
+    masks = [(mm(d / f"{name}.masked{k}.bin", dtype), mm(d / f"{name}.pos{k}.bin", "int32"),
+              np.load(d / f"{name}.posoff{k}.npy")) for k in range(copies)]
+    return ExampleSet(mm(d / f"{name}.ids.bin", dtype), np.load(d / f"{name}.offsets.npy"),
+                      np.load(d / f"{name}.type_start.npy"), np.load(d / f"{name}.labels.npy"), masks)
+
+
+def split_documents(n_docs: int, cfg: DataConfig) -> tuple[list[int], list[int]]:
+    rng = np.random.default_rng([cfg.seed, 99])
+    held = rng.random(n_docs) < cfg.eval_fraction
+    if n_docs >= 2 and not held.any():
+        held[int(rng.integers(n_docs))] = True
+    if held.all():
+        held[0] = False
+    return [int(i) for i in np.flatnonzero(~held)], [int(i) for i in np.flatnonzero(held)]
+
+
+# -- the public object ---------------------------------------------------------------------------
+class PretrainingData:
+    def __init__(self, cfg: DataConfig, tokenizer: Tokenizer, corpus_name: str, corpus_report: dict,
+                 store: TokenStore, train: ExampleSet, evals: dict[str, ExampleSet], meta: dict):
+        self.cfg, self.tokenizer, self.corpus_name = cfg, tokenizer, corpus_name
+        self.corpus_report, self.store, self.train, self.evals, self.meta = corpus_report, store, train, evals, meta
+
+    # batches -----------------------------------------------------------------------------------
+    def epoch_order(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.cfg.seed, 7, epoch]).permutation(len(self.train))
+
+    def batches_per_epoch(self, batch_size: int) -> int:
+        return len(self.train) // batch_size
+
+    def train_batches(self, batch_size: int, epoch: int = 0, start: int = 0) -> Iterator[tuple[int, int, dict]]:
+        """Endless (epoch, index_in_epoch, batch); resume by passing the saved position."""
+        per_epoch = self.batches_per_epoch(batch_size)
+        if per_epoch == 0:
+            raise ValueError(f"batch_size={batch_size} exceeds the {len(self.train)} training examples; "
+                             "lower --batch-size or use a larger corpus")
+        while True:
+            order = self.epoch_order(epoch)
+            for b in range(start, per_epoch):
+                idx = order[b * batch_size:(b + 1) * batch_size]
+                yield epoch, b, self.collate(self.train, idx, epoch=epoch)
+            epoch, start = epoch + 1, 0
+
+    def eval_batches(self, which: str = "mlm", batch_size: int = 32) -> Iterator[dict]:
+        es = self.evals[which]
+        for s in range(0, len(es), batch_size):
+            yield self.collate(es, np.arange(s, min(s + batch_size, len(es))), copy=0)
+
+    def collate(self, es: ExampleSet, indices: np.ndarray, epoch: int = 0, copy: int | None = None) -> dict:
+        B = len(indices)
+        rows = []
+        for i in indices:
+            i = int(i)
+            ids = es.example(i).astype(np.int64)
+            if es.masks:
+                k = copy if copy is not None else epoch % len(es.masks)
+                masked, pos = es.masked(i, k)
+                masked = masked.astype(np.int64)
+            else:  # dynamic: fresh masks per epoch, reproducible from (seed, epoch, example)
+                rng = np.random.default_rng([self.cfg.seed, 11, epoch, i])
+                masked, pos = mask_sequence(ids, self.cfg, self.tokenizer.word_start, self.tokenizer.vocab_size, rng)
+            rows.append((ids, masked, pos, int(es.type_start[i])))
+        T = max(len(r[0]) for r in rows)
+        input_ids = np.full((B, T), PAD, dtype=np.int64)
+        labels = np.full((B, T), IGNORE, dtype=np.int64)
+        types = np.zeros((B, T), dtype=np.int64)
+        attn = np.zeros((B, T), dtype=np.int64)
+        for r, (ids, masked, pos, ts) in enumerate(rows):
+            input_ids[r, :len(ids)] = masked
+            labels[r, pos] = ids[pos]
+            attn[r, :len(ids)] = 1
+            if ts:
+                types[r, ts:len(ids)] = 1
+        batch = {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(attn),
+                 "token_type_ids": torch.from_numpy(types), "mlm_labels": torch.from_numpy(labels)}
+        sent = es.labels[indices]
+        if (sent != IGNORE).all():
+            batch["sentence_labels"] = torch.from_numpy(sent.astype(np.int64))
+        return batch
+
+    # statistics --------------------------------------------------------------------------------
+    def stats(self, sample: int = 5000) -> dict:
+        tr = self.train
+        n_tok = int(tr.offsets[-1])
+        lengths = np.diff(tr.offsets)
+        store_tokens = np.asarray(self.store.tokens)
+        replaced = random_ = kept = masked_total = candidates = 0
+        n = min(len(tr), sample)
+        idx = np.random.default_rng(0).choice(len(tr), size=n, replace=False) if n else []
+        batch_rows = [int(i) for i in idx]
+        for i in batch_rows:
+            ids = tr.example(i).astype(np.int64)
+            if tr.masks:
+                masked, pos = tr.masked(i, 0)
+                masked = masked.astype(np.int64)
+            else:
+                rng = np.random.default_rng([self.cfg.seed, 11, 0, i])
+                masked, pos = mask_sequence(ids, self.cfg, self.tokenizer.word_start, self.tokenizer.vocab_size, rng)
+            candidates += int((ids >= FIRST_ORDINARY_ID).sum())
+            masked_total += len(pos)
+            replaced += int((masked[pos] == MASK).sum())
+            kept += int((masked[pos] == ids[pos]).sum())
+        random_ = masked_total - replaced - kept
+        labels = tr.labels[tr.labels != IGNORE]
+        frac = lambda a, b: round(a / b, 6) if b else None  # noqa: E731
+        return {
+            "corpus": self.corpus_name,
+            "documents": int(self.store.n_docs),
+            "sentences": int(len(self.store.sent_offsets) - 1),
+            "examples": int(len(tr)),
+            "eval_examples": {k: len(v) for k, v in self.evals.items()},
+            "tokens": n_tok,
+            "mean_length": round(float(lengths.mean()), 3) if len(lengths) else 0.0,
+            "max_length": int(lengths.max()) if len(lengths) else 0,
+            "unk_rate": frac(int((store_tokens == UNK).sum()), len(store_tokens)),
+            "mask_rate": frac(masked_total, candidates),
+            "replace_frac": frac(replaced, masked_total),
+            "random_frac": frac(random_, masked_total),
+            "keep_frac": frac(kept, masked_total),
+            "sentence_label_balance": frac(int((labels == 1).sum()), len(labels)),
+            "skipped_lines": self.corpus_report.get("skipped_lines", 0),
+            "first_skipped": self.corpus_report.get("first_skipped", ""),
+        }
+
+
+def build_dataset(cfg: DataConfig, corpus: str | os.PathLike | None = None,
+                  cache_dir: str | os.PathLike | None = None) -> PretrainingData:
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    src = corpus_source(corpus)
+    tok = load_or_train_tokenizer(src, cfg, cache)
+    store, report = load_or_build_store(src, tok, cache)
+    tok_fp = hashlib.sha1(tok.path.read_bytes()).hexdigest()[:16]
+    final = cache / "examples" / _key(FORMAT_VERSION, src.fingerprint, tok_fp, cfg.to_dict())
+    copies = cfg.dupe_factor if cfg.masking == "static" else 0
+    dtype = _dtype(tok.vocab_size).name
+    if not (final / "meta.json").is_file():
+        train_docs, eval_docs = split_documents(store.n_docs, cfg)
+        if not eval_docs or len(train_docs) < (2 if cfg.sentence_task == "nsp" else 1):
+            raise CorpusError(f"corpus {src.name} has {store.n_docs} document(s); at least 3 are needed "
+                              "to hold some out for evaluation (and to draw NSP negatives). Use a larger corpus")
+        with _atomic_dir(final) as tmp:
+            n_train = _write_examples(tmp, "train", build_examples(store, train_docs, cfg, cfg.seed),
+                                      cfg, tok, copies, None)
+            if n_train == 0:
+                raise CorpusError(f"corpus {src.name} is too small to build a single training example "
+                                  f"with max_length={cfg.max_length}; use a larger corpus")
+            counts = {"train": n_train}
+            for name in EVAL_SETS:
+                packing, task = (None, None) if name == "mlm" else ("segment-pair", name)
+                examples = build_examples(store, eval_docs, cfg, cfg.seed + 1, packing, task)
+                counts[name] = _write_examples(tmp, name, examples, cfg, tok, 1, cfg.max_eval_examples)
+            _write_json(tmp / "meta.json", {"counts": counts, "copies": copies, "dtype": dtype,
+                                            "train_docs": len(train_docs), "eval_docs": len(eval_docs)})
+    meta = json.loads((final / "meta.json").read_text())
+    train = _read_examples(final, "train", dtype, copies)
+    evals = {name: _read_examples(final, name, dtype, 1) for name in EVAL_SETS}
+    return PretrainingData(cfg, tok, src.name, report, store, train, evals, meta)
