@@ -224,10 +224,9 @@ def _read_examples(d: Path, name: str, dtype: str, copies: int) -> ExampleSet:
 def split_documents(n_docs: int, cfg: DataConfig) -> tuple[list[int], list[int]]:
     rng = np.random.default_rng([cfg.seed, 99])
     held = rng.random(n_docs) < cfg.eval_fraction
-    if n_docs >= 2 and not held.any():
+    # at least two held-out documents (NSP negatives need another document), never all
+    while held.sum() < min(2, n_docs - 2):
         held[int(rng.integers(n_docs))] = True
-    if held.all():
-        held[0] = False
     return [int(i) for i in np.flatnonzero(~held)], [int(i) for i in np.flatnonzero(held)]
 
 
@@ -352,9 +351,10 @@ def build_dataset(cfg: DataConfig, corpus: str | os.PathLike | None = None,
     dtype = _dtype(tok.vocab_size).name
     if not (final / "meta.json").is_file():
         train_docs, eval_docs = split_documents(store.n_docs, cfg)
-        if not eval_docs or len(train_docs) < (2 if cfg.sentence_task == "nsp" else 1):
-            raise CorpusError(f"corpus {src.name} has {store.n_docs} document(s); at least 3 are needed "
-                              "to hold some out for evaluation (and to draw NSP negatives). Use a larger corpus")
+        if len(eval_docs) < 2 or len(train_docs) < 2:
+            raise CorpusError(f"corpus {src.name} has {store.n_docs} document(s); at least 4 are needed "
+                              "(two held out for evaluation, and NSP negatives need another document). "
+                              "Use a larger corpus, with a blank line between documents in plain text")
         with _atomic_dir(final) as tmp:
             n_train = _write_examples(tmp, "train", build_examples(store, train_docs, cfg, cfg.seed),
                                       cfg, tok, copies, None)

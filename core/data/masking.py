@@ -32,6 +32,27 @@ def word_units(ids: np.ndarray, candidate: np.ndarray, word_start: np.ndarray) -
     return np.split(positions, np.flatnonzero(starts)[1:])
 
 
+def ngram_spans(words: list[np.ndarray], budget: int, max_ngram: int,
+                rng: np.random.Generator) -> list[tuple[int, int]]:
+    """ALBERT's n-gram masking: visit word starts in random order, draw n with p ∝ 1/n,
+    shrink n until the span is free and fits the budget. Returns (first word, n) spans."""
+    probs = ngram_probabilities(max_ngram)
+    taken = np.zeros(len(words), dtype=bool)
+    sizes = np.array([len(w) for w in words])
+    spans, covered = [], 0
+    for start in rng.permutation(len(words)):
+        if covered >= budget:
+            break
+        n = min(int(rng.choice(max_ngram, p=probs)) + 1, len(words) - start)
+        while n > 0 and (taken[start:start + n].any() or covered + sizes[start:start + n].sum() > budget):
+            n -= 1
+        if n:
+            taken[start:start + n] = True
+            covered += int(sizes[start:start + n].sum())
+            spans.append((int(start), n))
+    return spans
+
+
 def select_positions(ids: np.ndarray, cfg: DataConfig, word_start: np.ndarray,
                      rng: np.random.Generator) -> np.ndarray:
     candidate = ids >= FIRST_ORDINARY_ID  # never [PAD] [UNK] [CLS] [SEP] [MASK]
@@ -51,22 +72,9 @@ def select_positions(ids: np.ndarray, cfg: DataConfig, word_start: np.ndarray,
                 covered += len(words[w])
             if covered >= budget:
                 break
-    else:  # ngram of whole words
-        probs = ngram_probabilities(cfg.max_ngram)
-        taken = np.zeros(len(words), dtype=bool)
-        for start in rng.permutation(len(words)):
-            if covered >= budget:
-                break
-            n = int(rng.choice(cfg.max_ngram, p=probs)) + 1
-            n = min(n, len(words) - start)
-            while n > 0 and (taken[start:start + n].any() or
-                             covered + sum(len(words[i]) for i in range(start, start + n)) > budget):
-                n -= 1
-            if n == 0:
-                continue
-            taken[start:start + n] = True
+    else:  # n-grams of whole words
+        for start, n in ngram_spans(words, budget, cfg.max_ngram, rng):
             chosen.extend(words[start:start + n])
-            covered += sum(len(words[i]) for i in range(start, start + n))
     if not chosen:
         return np.empty(0, dtype=np.int64)
     return np.sort(np.concatenate(chosen))

@@ -74,14 +74,15 @@ def train_tokenizer(sentences: Iterator[str], out_path: Path, cfg: DataConfig, c
             max_sentence_length=1 << 14, minloglevel=2,
         )
     except RuntimeError as err:
+        if seen == 0:
+            raise CorpusError(f"corpus {corpus_name} is empty: no text found; check the path and format "
+                              "(plain text, WikiExtractor or JSON lines with a \"text\" field)") from None
         if "Vocabulary size" in str(err) or "vocab_size" in str(err):
             raise CorpusError(
                 f"the corpus ({corpus_name}, {seen} sentences) is too small for a vocabulary of "
                 f"{cfg.vocab_size}: {err}. Lower vocab_size (--vocab-size) or use a larger corpus"
             ) from None
         raise
-    if seen == 0:
-        raise CorpusError(f"the corpus ({corpus_name}) has no sentences to train a tokenizer on")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_suffix(f".tmp{os.getpid()}")
     tmp.write_bytes(buffer.getvalue())
