@@ -92,6 +92,7 @@ class Encoder(nn.Module):
         )
         self.final_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps) if cfg.norm == "pre" else None
         self.force_irreversible = False  # run a reversible model's two-stream path in training too
+        self.reversible_saved_bytes = 0
         self._pending_backward = False
         if cfg.reversible:
             # Kept out of the module tree on purpose: it only re-wraps modules registered
@@ -125,6 +126,9 @@ class Encoder(nn.Module):
             if not x.requires_grad:  # otherwise autograd never calls the reversible backward
                 x = x.detach().requires_grad_()
             x = rev(x, mask=mask)
+            # reformer-pytorch keeps the output for the backward as `ctx.y`, outside autograd's
+            # saved tensors; the memory measurement adds it from here.
+            self.reversible_saved_bytes = x.numel() * x.element_size()
             self._pending_backward = True
             x.register_hook(self._backward_started)
         else:

@@ -1,0 +1,37 @@
+"""Subprocess entry point for CPU peak-memory measurement: `python -m core.memory_worker SPEC`.
+
+Runs in a fresh interpreter so that the resident-memory peak belongs to this one
+measurement. Prints one JSON line.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+
+def main() -> None:
+    spec = json.loads(sys.argv[1])
+    if spec.get("memory_limit_bytes"):
+        import resource
+
+        limit = int(spec["memory_limit_bytes"])
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    import torch
+
+    from core.config import ModelConfig
+    from core.device import is_oom
+    from core.measure import peak_memory_in_process
+
+    cfg = ModelConfig.from_dict(spec["config"])
+    try:
+        out = peak_memory_in_process(cfg, spec["batch_size"], spec["seq_len"], torch.device("cpu"))
+        print(json.dumps({"status": "ok", **out}))
+    except Exception as err:  # noqa: BLE001
+        if is_oom(err):
+            print(json.dumps({"status": "oom", "error": str(err).splitlines()[0][:300], "peak_mem_bytes": None}))
+            return
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Trainer: exact resume, NaN stop, checkpoint safety, budgets, schedule."""
+import math
+
+import pytest
+import torch
+
+from core.data import DataConfig, build_dataset
+from core.training import CHECKPOINT, CheckpointError, TrainConfig, Trainer, load_checkpoint
+from core.model import PretrainingModel
+from variants import get_config
+
+DATA = dict(vocab_size=600, max_length=64, dupe_factor=2, max_eval_examples=64)
+
+
+@pytest.fixture(scope="module")
+def data(corpus_file, cache_dir):
+    return build_dataset(DataConfig(**DATA, masking="dynamic"), corpus_file, cache_dir)
+
+
+def model_for(variant="bert", **kw):
+    torch.manual_seed(0)
+    return PretrainingModel(get_config(variant, size="tiny", vocab_size=600, max_position_embeddings=64, **kw))
+
+
+class Killed(Exception):
+    pass
+
+
+def test_resume_reproduces_an_uninterrupted_run_exactly(data, tmp_path):
+    cfg = TrainConfig(batch_size=8, max_steps=6, log_every=1, checkpoint_every=1, eval_every=0)
+    full = Trainer(model_for(), data, cfg, tmp_path / "full", progress_bar=False).train()
+
+    def kill_at_3(trainer):
+        if trainer.progress.step == 3:
+            raise Killed
+
+    with pytest.raises(Killed):
+        Trainer(model_for(), data, cfg, tmp_path / "resumed", progress_bar=False, on_step=kill_at_3).train()
+    assert load_checkpoint(tmp_path / "resumed" / CHECKPOINT)["progress"]["step"] == 3
+    # a fresh process would build a fresh model: its weights are replaced by the checkpoint's
+    torch.manual_seed(999)
+    resumed = Trainer(model_for(), data, cfg, tmp_path / "resumed", progress_bar=False).train()
+    assert resumed.train_loss == full.train_loss  # exact equality, dropout and masks included
+    assert resumed.final_eval == full.final_eval
+    assert resumed.progress.step == 6
+
+
+def test_nan_stops_and_keeps_the_last_good_checkpoint(data, tmp_path):
+    def poison_at_2(trainer):
+        if trainer.progress.step == 2:
+            with torch.no_grad():
+                trainer.model.embeddings.word.weight[:] = float("nan")
+
+    cfg = TrainConfig(batch_size=8, max_steps=10, checkpoint_every=1)
+    result = Trainer(model_for(), data, cfg, tmp_path, progress_bar=False, on_step=poison_at_2).train()
+    assert result.status == "nan" and "step 3" in result.error and "step 2" in result.error
+    # the checkpoint on disk is the one saved after step 2, before the poisoning
+    state = load_checkpoint(tmp_path / CHECKPOINT)
+    assert state["progress"]["step"] == 2
+    assert all(torch.isfinite(t).all() for t in state["model"].values() if t.is_floating_point())
+
+
+def test_corrupted_or_truncated_checkpoints_get_a_clear_error(data, tmp_path):
+    cfg = TrainConfig(batch_size=8, max_steps=1)
+    Trainer(model_for(), data, cfg, tmp_path, progress_bar=False).train()
+    path = tmp_path / CHECKPOINT
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(CheckpointError, match=f"checkpoint {path} is corrupted or truncated"):
+        Trainer(model_for(), data, cfg, tmp_path, progress_bar=False).train()
+    path.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="Delete it to start the run over"):
+        load_checkpoint(path)
+
+
+def test_checkpoint_of_another_model_is_refused(data, tmp_path):
+    cfg = TrainConfig(batch_size=8, max_steps=1)
+    Trainer(model_for(), data, cfg, tmp_path, progress_bar=False).train()
+    with pytest.raises(CheckpointError, match="different model config"):
+        Trainer(model_for("albert"), data, cfg, tmp_path, progress_bar=False).train()
+
+
+def test_token_budget_and_evaluation(data):
+    cfg = TrainConfig(batch_size=8, max_tokens=3000, log_every=1, eval_every=2)
+    result = Trainer(model_for("albert"), data, cfg, None, progress_bar=False).train()
+    tokens = [t for t, _ in result.train_loss]
+    assert tokens[-1] >= 3000 > tokens[-2]
+    final = result.final_eval
+    assert final["eval_mlm_loss"] > 0 and 0 <= final["eval_mlm_acc"] <= 1
+    # a model with a sentence head is scored on both NSP and SOP pairs
+    assert final["eval_nsp_acc"] is not None and final["eval_sop_acc"] is not None
+    steps = len(tokens)  # log_every=1: one point per step
+    assert len(result.evals) == (steps - 1) // 2 + 1  # every 2 steps, plus the final one
+
+
+def test_model_without_sentence_head_has_no_sentence_scores(corpus_file, cache_dir):
+    data = build_dataset(DataConfig(**DATA, packing="full-sentences", sentence_task="none"), corpus_file, cache_dir)
+    result = Trainer(model_for("roberta"), data, TrainConfig(batch_size=8, max_steps=2), None, progress_bar=False).train()
+    assert result.final_eval["eval_nsp_acc"] is None and result.final_eval["eval_sentence_acc"] is None
+    assert math.isfinite(result.final_eval["eval_mlm_loss"])
+
+
+def test_evaluation_is_identical_for_lsh_models(data):
+    from core.evaluate import evaluate
+
+    model = model_for("bert-lsh", lsh_bucket_size=8)
+    a = evaluate(model, data, torch.device("cpu"))
+    b = evaluate(model, data, torch.device("cpu"))
+    assert a == b
+
+
+def test_schedule_warms_up_then_decays_to_zero(data):
+    trainer = Trainer(model_for(), data, TrainConfig(max_steps=100, warmup=0.1), None, progress_bar=False)
+    factors = []
+    for step in range(0, 101, 5):
+        trainer.progress.step = step
+        factors.append(trainer.lr_factor())
+    assert factors[1] == pytest.approx(0.5) and factors[2] == pytest.approx(1.0)
+    assert factors[-1] == 0.0 and all(a >= b for a, b in zip(factors[2:], factors[3:]))
+
+
+def test_budget_is_required():
+    with pytest.raises(ValueError, match="set a budget"):
+        TrainConfig()
