@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 from core.device import autocast
 from core.model import IGNORE_INDEX, PretrainingModel
@@ -29,7 +30,7 @@ def evaluate(model: PretrainingModel, data, device: torch.device, batch_size: in
                  "eval_sentence_acc": None, "eval_nsp_acc": None, "eval_sop_acc": None}
     try:
         with model.seeded_hashing(hash_seed):
-            loss_sum = correct = count = 0.0
+            loss_sum = loss_sq = correct = count = 0.0
             s_loss = s_correct = s_count = 0.0
             for batch in data.eval_batches("mlm", batch_size):
                 batch = _to(batch, device)
@@ -40,7 +41,9 @@ def evaluate(model: PretrainingModel, data, device: torch.device, batch_size: in
                 labels = batch["mlm_labels"][batch["mlm_labels"] != IGNORE_INDEX]
                 n = labels.numel()
                 if n:
-                    loss_sum += float(o.mlm_loss) * n
+                    per_token = F.cross_entropy(o.mlm_logits.float(), labels, reduction="none")
+                    loss_sum += float(per_token.sum())
+                    loss_sq += float((per_token ** 2).sum())
                     correct += float((o.mlm_logits.argmax(-1) == labels).sum())
                     count += n
                 if o.sentence_loss is not None:
@@ -52,6 +55,10 @@ def evaluate(model: PretrainingModel, data, device: torch.device, batch_size: in
                 out["eval_mlm_loss"] = loss_sum / count
                 out["eval_mlm_acc"] = correct / count
                 out["eval_mlm_ppl"] = math.exp(min(out["eval_mlm_loss"], 50))
+                # standard error of the mean token loss: the sampling noise of this eval set
+                var = max(loss_sq / count - out["eval_mlm_loss"] ** 2, 0.0)
+                out["eval_mlm_loss_se"] = math.sqrt(var / count)
+                out["eval_mlm_tokens"] = int(count)
             if s_count:
                 out["eval_sentence_loss"] = s_loss / s_count
                 out["eval_sentence_acc"] = s_correct / s_count

@@ -1,0 +1,210 @@
+"""python -m ablations {list, show, run, report, bench, data}"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+EPILOG = """examples:
+  python -m ablations list
+  python -m ablations show albert_reformer
+  python -m ablations run albert_reformer                   # built-in corpus, CPU-sized budget
+  python -m ablations run attention --corpus ../shared/data/kowiki --seq-len 2048 --time-budget 30m
+  python -m ablations run my_ablation.toml --quick
+  python -m ablations report runs/albert_reformer
+  python -m ablations bench memory --variants bert,reformer --seq-lens 512,1024,2048
+  python -m ablations data --corpus ../shared/data/kowiki --masking dynamic --json
+"""
+
+
+def _cmd_list(args) -> None:
+    from ablations.specs import ABLATIONS
+    from variants import SIZES, VARIANTS
+
+    t = Table(title="ablations (python -m ablations run NAME)")
+    t.add_column("name"), t.add_column("arms"), t.add_column("what it shows")
+    for s in ABLATIONS.values():
+        n = f"{len(s.bench_variants)} variants" if s.kind == "bench" else str(len(s.arms))
+        t.add_row(s.name, n, s.description)
+    console.print(t)
+    t = Table(title=f"variants (build_model(name, size=...); sizes: {', '.join(SIZES)})")
+    t.add_column("name"), t.add_column("description")
+    for v in VARIANTS.values():
+        t.add_row(v.name, v.description)
+    console.print(t)
+
+
+def _cmd_show(args) -> None:
+    from ablations.specs import get_ablation
+
+    spec = get_ablation(args.name)
+    console.print(f"[bold]{spec.name}[/bold]: {spec.description}")
+    console.print(f"base variant: {spec.base}; base overrides: {dict(spec.base_overrides) or 'none'}; "
+                  f"defaults: {dict(spec.defaults) or 'none'}")
+    if spec.kind == "bench":
+        console.print(f"measures {', '.join(spec.bench_variants)} at {list(spec.bench_seq_lens)} tokens")
+        return
+    t = Table()
+    t.add_column("arm"), t.add_column("compared with"), t.add_column("changes against that arm"),
+    t.add_column("description")
+    for arm in spec.arms:
+        ref = spec.reference_of(arm)
+        if ref is None:
+            changes = "(the base: " + (spec.base + ")")
+        else:
+            mine, theirs = dict(arm.overrides), dict(ref.overrides)
+            changes = ", ".join([f"{k}={v!r}" for k, v in mine.items() if theirs.get(k, object()) != v]
+                                + [f"{k} as in the base" for k in theirs if k not in mine])
+        t.add_row(arm.name, ref.name if ref else "–", changes, arm.description)
+    console.print(t)
+    for e in spec.expectations:
+        console.print(f"expects: {e.claim} [{e.arm} {e.metric} {e.direction}] ({e.source})")
+
+
+def _options(args):
+    from ablations.runner import RunOptions, parse_duration
+
+    return RunOptions(corpus=args.corpus, size=args.size, steps=args.steps or 0, tokens=args.tokens or 0,
+                      time_budget=parse_duration(args.time_budget) if args.time_budget else 0.0,
+                      seq_len=args.seq_len, batch_size=args.batch_size, device=args.device, seed=args.seed,
+                      out=args.out, quick=args.quick, vocab_size=args.vocab_size, lr=args.lr,
+                      keep_checkpoints=args.keep_checkpoints, progress=not args.no_progress)
+
+
+def _cmd_run(args) -> None:
+    from ablations.runner import run_ablation
+    from ablations.specs import get_ablation
+
+    spec = get_ablation(args.name)
+    out = run_ablation(spec, _options(args), console)
+    console.print(f"[bold green]done[/bold green]: {out}/report.md, results.jsonl, results.csv and plots")
+
+
+def _cmd_report(args) -> None:
+    from ablations.report import render_report
+
+    render_report(args.dir, console)
+
+
+def _cmd_bench(args) -> None:
+    from pathlib import Path
+
+    from ablations.report import render_report
+    from ablations.runner import RunOptions, run_bench
+
+    seq_lens = [int(x) for x in args.seq_lens.split(",") if x]
+    variants = [v for v in args.variants.split(",") if v]
+    opts = RunOptions(device=args.device, quick=args.quick, vocab_size=args.vocab_size)
+    out = Path(args.out or f"runs/bench-{args.mode}")
+    run_bench(variants, seq_lens, args.mode, args.size, args.tokens_per_batch, opts, out, console)
+    render_report(out, console)
+
+
+def _cmd_data(args) -> None:
+    from core.data import DataConfig, build_dataset
+
+    fields = {k: v for k, v in {
+        "packing": args.packing, "sentence_task": args.sentence_task, "masking": args.masking,
+        "mask_unit": args.mask_unit, "max_length": args.max_length, "vocab_size": args.vocab_size,
+        "dupe_factor": args.dupe_factor, "seed": args.seed, "tokenizer_path": args.tokenizer}.items() if v is not None}
+    data = build_dataset(DataConfig(**fields), args.corpus, args.cache_dir)
+    stats = data.stats()
+    if args.json:
+        print(json.dumps(stats))
+        return
+    t = Table(title=f"data: {stats['corpus']}")
+    t.add_column("statistic"), t.add_column("value", justify="right")
+    for k, v in stats.items():
+        if k != "corpus":
+            t.add_row(k, f"{v:,}" if isinstance(v, int) else str(v))
+    console.print(t)
+    console.print(f"tokenizer: {data.tokenizer.path}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m ablations", description="Compare BERT-family ideas fairly: "
+                                "parameters, memory, speed and loss, one row per arm.", epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("list", help="ablations and variants, one line each").set_defaults(fn=_cmd_list)
+    s = sub.add_parser("show", help="the arms of an ablation and what each changes")
+    s.add_argument("name")
+    s.set_defaults(fn=_cmd_show)
+
+    r = sub.add_parser("run", help="run an ablation (a name or a .toml file)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
+    r.add_argument("name", help="ablation name (see `list`) or path to a .toml spec")
+    r.add_argument("--corpus", help="file, directory or glob (text, WikiExtractor, jsonl; .gz ok); "
+                                    "default: the built-in corpus (Python standard library docstrings)")
+    r.add_argument("--size", help="tiny, mini, small, medium, base, large (default: mini)")
+    budget = r.add_argument_group("budget per arm (the first reached stops an arm)")
+    budget.add_argument("--steps", type=int)
+    budget.add_argument("--tokens", type=int)
+    budget.add_argument("--time-budget", help="wall-clock for all arms together, split equally, e.g. 10m, 1h")
+    r.add_argument("--seq-len", type=int)
+    r.add_argument("--batch-size", type=int)
+    r.add_argument("--vocab-size", type=int, help="SentencePiece vocabulary (default 8000)")
+    r.add_argument("--lr", type=float)
+    r.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--out", help="run directory (default runs/NAME); re-running resumes there")
+    r.add_argument("--quick", action="store_true", help="tiny models and a few steps: a smoke test of the pipeline")
+    r.add_argument("--keep-checkpoints", action="store_true", help="keep each finished arm's checkpoint")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.set_defaults(fn=_cmd_run)
+
+    rep = sub.add_parser("report", help="re-render report.md, results.csv and plots from a run directory")
+    rep.add_argument("dir")
+    rep.set_defaults(fn=_cmd_report)
+
+    b = sub.add_parser("bench", help="memory and/or throughput against sequence length, without training")
+    b.add_argument("mode", choices=["memory", "speed", "both"])
+    b.add_argument("--variants", default="bert,reformer,albert-reformer")
+    b.add_argument("--seq-lens", default="512,1024,2048,4096")
+    b.add_argument("--size", default="mini")
+    b.add_argument("--tokens-per-batch", type=int, default=8192, help="batch = tokens_per_batch // seq_len")
+    b.add_argument("--vocab-size", type=int)
+    b.add_argument("--device", default="auto")
+    b.add_argument("--out", help="default runs/bench-MODE")
+    b.add_argument("--quick", action="store_true")
+    b.set_defaults(fn=_cmd_bench)
+
+    d = sub.add_parser("data", help="build (or reuse) examples and print their statistics")
+    d.add_argument("--corpus", help="default: the built-in corpus")
+    d.add_argument("--packing", choices=["segment-pair", "sentence-pair", "full-sentences", "doc-sentences"])
+    d.add_argument("--sentence-task", choices=["none", "nsp", "sop"])
+    d.add_argument("--masking", choices=["static", "dynamic"])
+    d.add_argument("--mask-unit", choices=["token", "whole-word", "ngram"])
+    d.add_argument("--max-length", type=int)
+    d.add_argument("--vocab-size", type=int)
+    d.add_argument("--dupe-factor", type=int)
+    d.add_argument("--seed", type=int)
+    d.add_argument("--tokenizer", help="an existing SentencePiece .model to use instead of training one")
+    d.add_argument("--cache-dir", help="default $BERT_ABLATE_CACHE or ~/.cache/bert-ablate")
+    d.add_argument("--json", action="store_true", help="print one JSON object")
+    d.set_defaults(fn=_cmd_data)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.fn(args)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/yellow]: finished arms are saved in results.jsonl; run the same "
+                          "command again to resume (an unfinished arm resumes from its last checkpoint)")
+        return 130
+    except (ValueError, FileNotFoundError) as err:
+        err_console.print(f"[red]error:[/red] {err}")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,282 @@
+"""Named ablations as data: a base variant plus arms of dotted overrides.
+
+An arm names exactly the keys it changes ("model.attention", "data.sentence_task",
+"train.lr"), relative to the ablation's base, and optionally the arm it should be
+compared with (`compare_to`) to show one component's marginal effect. Users write the
+same structure in TOML (see `load_toml`).
+
+`expectations` are the papers' claimed directions; the report checks each one against
+the measured figures and says plainly whether this run reproduced it.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from core.registry import unknown_name_error
+
+SECTIONS = ("model", "data", "train")
+METRICS = ("params_unique", "params_total", "tokens_per_s", "peak_mem_bytes", "saved_bytes",
+           "saved_bytes_long", "eval_mlm_loss", "eval_mlm_acc", "eval_nsp_acc", "eval_sop_acc", "wall_s")
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    overrides: Mapping[str, Any] = field(default_factory=dict)   # dotted keys, relative to the base
+    description: str = ""
+    compare_to: str | None = None                                # default: the base arm
+    component: str | None = None                                 # what this arm adds or removes
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """`arm`'s `metric` should be `direction` ("lower"/"higher") than its comparison arm's,
+    by at least `factor` (a ratio, e.g. 0.5 = at most half) where given."""
+    claim: str
+    arm: str
+    metric: str
+    direction: str
+    factor: float | None = None
+    versus: str | None = None  # default: the arm's compare_to
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class AblationSpec:
+    name: str
+    description: str
+    base: str                                        # variant name
+    arms: tuple[Arm, ...]
+    base_overrides: Mapping[str, Any] = field(default_factory=dict)
+    defaults: Mapping[str, Any] = field(default_factory=dict)   # run options: seq_len, batch_size, tokens...
+    expectations: tuple[Expectation, ...] = ()
+    kind: str = "train"                              # train | bench (no training: seq_scaling)
+    bench_variants: tuple[str, ...] = ()
+    bench_seq_lens: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        names = [a.name for a in self.arms]
+        if len(set(names)) != len(names):
+            raise ValueError(f"ablation {self.name!r}: arm names repeat: {names}")
+        for arm in self.arms:
+            check_dotted(arm.overrides, f"arm {arm.name!r}")
+            if arm.compare_to is not None and arm.compare_to not in names:
+                raise unknown_name_error(f"compare_to arm of {arm.name!r}", arm.compare_to, names)
+        check_dotted(self.base_overrides, "base_overrides")
+        for e in self.expectations:
+            if e.arm not in names:
+                raise unknown_name_error("expectation arm", e.arm, names)
+            if e.metric not in METRICS:
+                raise unknown_name_error("expectation metric", e.metric, METRICS)
+
+    @property
+    def base_arm(self) -> Arm:
+        return self.arms[0]
+
+    def arm(self, name: str) -> Arm:
+        for a in self.arms:
+            if a.name == name:
+                return a
+        raise unknown_name_error(f"arm of {self.name}", name, [a.name for a in self.arms])
+
+    def reference_of(self, arm: Arm) -> Arm | None:
+        if arm is self.base_arm:
+            return None
+        return self.arm(arm.compare_to) if arm.compare_to else self.base_arm
+
+
+def check_dotted(overrides: Mapping[str, Any], where: str) -> None:
+    from core.config import ModelConfig
+    from core.data import DataConfig
+    from core.training import TrainConfig
+
+    classes = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+    for key in overrides:
+        section, _, field_name = key.partition(".")
+        if section not in classes or not field_name:
+            raise ValueError(f"{where}: override key {key!r} must be 'model.<field>', 'data.<field>' "
+                             "or 'train.<field>'")
+        if field_name not in classes[section].field_names():
+            raise unknown_name_error(f"{section} field in {where}", field_name, classes[section].field_names())
+
+
+# -- the named ablations ---------------------------------------------------------------------------
+_FACT = {"model.embedding_size": 128}
+_SHARE = {"model.sharing": "all", "model.num_groups": 1}
+_SOP = {"data.sentence_task": "sop"}
+_LSH = {"model.attention": "lsh"}
+_REV = {"model.norm": "pre", "model.reversible": True}
+_COMPONENTS = [("factorized", "factorized embeddings E=128", _FACT), ("shared", "all layers share one group", _SHARE),
+               ("sop", "sentence-order prediction instead of NSP", _SOP), ("lsh", "LSH attention", _LSH),
+               ("reversible", "reversible residual layers (pre-LN)", _REV)]
+
+
+def _albert_reformer() -> AblationSpec:
+    arms = [Arm("bert", {}, "BERT: the starting point")]
+    cumulative: dict[str, Any] = {}
+    prev = "bert"
+    for key, text, overrides in _COMPONENTS:
+        cumulative = {**cumulative, **overrides}
+        arms.append(Arm(f"+{key}", dict(cumulative), f"previous rung + {text}", compare_to=prev, component=text))
+        prev = f"+{key}"
+    full = prev  # bert + every component: ALBERT-Reformer
+    for key, text, overrides in _COMPONENTS:
+        rest = {k: v for k, v in cumulative.items() if k not in overrides}
+        arms.append(Arm(f"ar-no-{key}", rest, f"ALBERT-Reformer without {text}", compare_to=full,
+                        component=f"removing {text}"))
+    exp = (
+        Expectation("factorized embeddings cut parameters sharply", "+factorized", "params_unique", "lower", 0.8,
+                    source="ALBERT Table 3"),
+        Expectation("sharing all layers cuts parameters by about L times (encoder)", "+shared", "params_unique",
+                    "lower", 0.7, source="ALBERT Table 4"),
+        Expectation("LSH is slower than full attention at short lengths", "+lsh", "tokens_per_s", "lower",
+                    source="Reformer; Long Range Arena"),
+        Expectation("LSH saves activation memory at long lengths", "+lsh", "saved_bytes_long", "lower",
+                    source="Reformer"),
+        Expectation("reversible layers cut activation memory", "+reversible", "saved_bytes", "lower", 0.5,
+                    source="Reformer (RevNet)"),
+        Expectation("an NSP-trained model does not solve SOP; an SOP-trained one does", "+sop", "eval_sop_acc",
+                    "higher", versus="bert", source="ALBERT Table 5 (SOP 86.5% vs 52.0%)"),
+    )
+    return AblationSpec(
+        "albert_reformer",
+        "BERT to ALBERT-Reformer one component at a time, plus leave-one-out arms: every component's marginal "
+        "effect on parameters, memory, speed and loss",
+        "bert", tuple(arms), defaults={"tokens": 80_000}, expectations=exp)
+
+
+def _embedding_size() -> AblationSpec:
+    arms = [Arm("E=H", {}, "unfactorized: E = H")]
+    for e in (64, 128):
+        arms.append(Arm(f"E={e}", {"model.embedding_size": e}, f"factorized, E={e}", component=f"E={e}"))
+    arms.append(Arm("E=H shared", dict(_SHARE), "E = H, all layers shared", component="sharing"))
+    for e in (64, 128):
+        arms.append(Arm(f"E={e} shared", {"model.embedding_size": e, **_SHARE}, f"E={e}, all layers shared",
+                        compare_to="E=H shared", component=f"E={e} (shared)"))
+    exp = (Expectation("E=128 cuts parameters", "E=128", "params_unique", "lower", 0.8, source="ALBERT Table 3"),)
+    return AblationSpec("embedding_size", "Factorized embedding size E, with and without sharing (ALBERT Table 3)",
+                        "bert", tuple(arms), defaults={"tokens": 60_000}, expectations=exp)
+
+
+def _sharing() -> AblationSpec:
+    arms = [Arm("none", {}, "no sharing")]
+    for strategy in ("all", "attention", "ffn"):
+        for groups in (1, 2, 4, "L"):
+            # "L" (one group per layer) is resolved against the run's model size by the runner
+            name = f"{strategy}/{groups}"
+            arms.append(Arm(name, {"model.sharing": strategy, "model.num_groups": groups}, f"share {strategy} across layers in {groups} group(s)",
+                            component=f"sharing {strategy}, {groups} group(s)"))
+    exp = (Expectation("all-shared, one group cuts parameters", "all/1", "params_unique", "lower", 0.7,
+                       source="ALBERT Table 4"),)
+    return AblationSpec("sharing", "Cross-layer sharing: all / attention / ffn / none with 1, 2, 4 and L groups "
+                        "(ALBERT Table 4)", "albert", tuple(arms), base_overrides={"model.sharing": "none",
+                                                                                  "model.num_groups": 0},
+                        defaults={"tokens": 40_000}, expectations=exp)
+
+
+def _attention() -> AblationSpec:
+    arms = [Arm("full", {}, "full attention (separate Q, K), SDPA"),
+            Arm("full-shared-qk", {"model.attention": "full-shared-qk"}, "full attention with shared, normalised QK",
+                component="shared QK")]
+    for n in (1, 2, 4, 8):
+        arms.append(Arm(f"lsh/{n}", {"model.attention": "lsh", "model.lsh_n_hashes": n}, f"LSH, {n} hash round(s)",
+                        compare_to="full-shared-qk", component=f"LSH with {n} hash(es) vs shared-QK full attention"))
+    exp = (Expectation("LSH with 8 hashes is slower than with 1", "lsh/8", "tokens_per_s", "lower", versus="lsh/1",
+                       source="Reformer Table 2"),
+           Expectation("LSH saves activation memory at long lengths", "lsh/4", "saved_bytes", "lower",
+                       versus="full", source="Reformer"))
+    return AblationSpec("attention", "Full vs full-shared-QK vs LSH (1, 2, 4, 8 hashes) at a long sequence length",
+                        "roberta", tuple(arms), defaults={"seq_len": 1024, "batch_size": 2, "tokens": 40_000},
+                        expectations=exp)
+
+
+def _objective() -> AblationSpec:
+    arms = [Arm("nsp", {}, "BERT's next-sentence prediction"),
+            Arm("none", {"data.sentence_task": "none"}, "no sentence loss (head kept, untrained)", component="no sentence task"),
+            Arm("sop", {"data.sentence_task": "sop"}, "ALBERT's sentence-order prediction", component="SOP")]
+    exp = (Expectation("an SOP-trained model solves NSP better than an untrained head", "sop", "eval_nsp_acc",
+                       "higher", versus="none", source="ALBERT Table 5"),
+           Expectation("an NSP-trained model does not solve SOP (near chance)", "nsp", "eval_sop_acc", "lower",
+                       versus="sop", source="ALBERT Table 5"))
+    return AblationSpec("objective", "Sentence task none / NSP / SOP, each evaluated on both NSP and SOP pairs "
+                        "(ALBERT Table 5)", "bert", tuple(arms), defaults={"tokens": 100_000}, expectations=exp)
+
+
+def _masking() -> AblationSpec:
+    arms = [Arm("static/10", {}, "static masks, 10 copies (BERT)"),
+            Arm("static/1", {"data.dupe_factor": 1}, "static masks, one copy", component="one static copy"),
+            Arm("dynamic", {"data.masking": "dynamic"}, "fresh masks every epoch (RoBERTa)", component="dynamic masking"),
+            Arm("whole-word", {"data.mask_unit": "whole-word"}, "whole-word masking",
+                component="whole-word masking"),
+            Arm("ngram", {"data.mask_unit": "ngram"}, "n-gram (n <= 3) of whole words",
+                component="n-gram masking")]
+    return AblationSpec("masking", "Static (1 and 10 copies) vs dynamic; token vs whole-word vs n-gram (RoBERTa Table 1)",
+                        "bert", tuple(arms), defaults={"tokens": 60_000})
+
+
+def _packing() -> AblationSpec:
+    arms = [Arm("segment-pair+nsp", {}, "BERT: segment pairs with NSP"),
+            Arm("sentence-pair+nsp", {"data.packing": "sentence-pair"}, "single-sentence pairs with NSP",
+                component="sentence pairs"),
+            Arm("full-sentences", {"data.packing": "full-sentences", "data.sentence_task": "none"},
+                "RoBERTa: fill across documents, no NSP", component="full-sentences"),
+            Arm("doc-sentences", {"data.packing": "doc-sentences", "data.sentence_task": "none"},
+                "fill within a document, no NSP", component="doc-sentences")]
+    return AblationSpec("packing", "Input packing: segment-pair+NSP, sentence-pair+NSP, full-sentences, doc-sentences "
+                        "(RoBERTa Table 2)", "bert", tuple(arms), defaults={"tokens": 60_000})
+
+
+def _seq_scaling() -> AblationSpec:
+    return AblationSpec("seq_scaling", "Memory and speed against sequence length for bert, reformer and "
+                        "albert-reformer (no training)", "bert", (Arm("bert", {}),), kind="bench",
+                        bench_variants=("bert", "reformer", "albert-reformer"),
+                        bench_seq_lens=(128, 256, 512, 1024, 2048, 4096, 8192),
+                        defaults={"tokens_per_batch": 8192})
+
+
+ABLATIONS: Mapping[str, AblationSpec] = MappingProxyType({s.name: s for s in (
+    _albert_reformer(), _embedding_size(), _sharing(), _attention(), _objective(), _masking(), _packing(),
+    _seq_scaling())})
+
+
+def get_ablation(name_or_path: str) -> AblationSpec:
+    if name_or_path.endswith(".toml"):
+        return load_toml(Path(name_or_path))
+    if name_or_path not in ABLATIONS:
+        raise unknown_name_error("ablation", name_or_path, list(ABLATIONS))
+    return ABLATIONS[name_or_path]
+
+
+def load_toml(path: Path) -> AblationSpec:
+    """name, description, base (a variant), [base_overrides], [defaults], [[arms]] with
+    name / description / overrides / compare_to. The first arm is the base (empty overrides)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"ablation file not found: {path}")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"{path}: not valid TOML: {err}") from None
+    allowed = {"name", "description", "base", "base_overrides", "defaults", "arms"}
+    for key in raw:
+        if key not in allowed:
+            raise unknown_name_error(f"key in {path.name}", key, allowed)
+    arms = raw.get("arms") or []
+    if not arms:
+        raise ValueError(f"{path}: an ablation needs at least one [[arms]] table")
+    from variants import get_variant
+
+    get_variant(raw.get("base", "bert"))
+    parsed = []
+    for a in arms:
+        extra = set(a) - {"name", "description", "overrides", "compare_to"}
+        if extra or "name" not in a:
+            raise ValueError(f"{path}: each [[arms]] needs a name and may have description, overrides, "
+                             f"compare_to (got {sorted(a)})")
+        parsed.append(Arm(a["name"], dict(a.get("overrides", {})), a.get("description", ""), a.get("compare_to"),
+                          a.get("description") or a["name"]))
+    return AblationSpec(raw.get("name", path.stem), raw.get("description", ""), raw.get("base", "bert"),
+                        tuple(parsed), dict(raw.get("base_overrides", {})), dict(raw.get("defaults", {})))

@@ -1,0 +1,159 @@
+"""The runner and its specs: claimed keys, end-to-end quick runs, resume, failures as results."""
+import json
+
+import pytest
+
+from ablations.__main__ import main as cli
+from ablations.report import render_report
+from ablations.results import read_rows
+from ablations.runner import RunOptions, effective_options, parse_duration, resolve_arm, run_ablation
+from ablations.specs import ABLATIONS, AblationSpec, Arm, get_ablation
+from core.model import PretrainingModel
+
+
+def flat_diff(a: dict, b: dict) -> set:
+    return {k for k in a if a[k] != b.get(k)}
+
+
+@pytest.mark.parametrize("name", [n for n, s in ABLATIONS.items() if s.kind == "train"])
+def test_arms_differ_from_the_base_in_exactly_the_keys_they_claim(name):
+    spec = ABLATIONS[name]
+    opts = RunOptions()
+    eff = effective_options(spec, opts)
+    base = resolve_arm(spec, spec.base_arm, eff, opts, "fp")
+    for arm in spec.arms[1:]:
+        res = resolve_arm(spec, arm, eff, opts, "fp")
+        claimed = set(arm.overrides)
+        changed = flat_diff(res.flat, base.flat)
+        # nothing changes that the arm does not claim; a claimed key may restate the base's
+        # value for readability (lsh/4 names n_hashes=4, the default; all/L names L groups)
+        assert changed and changed <= claimed, (arm.name, changed - claimed)
+
+
+def test_albert_reformer_ladder_ends_at_the_named_variant():
+    from variants import get_config
+
+    spec = ABLATIONS["albert_reformer"]
+    eff = effective_options(spec, RunOptions())
+    top = resolve_arm(spec, spec.arm("+reversible"), eff, RunOptions(), "fp")
+    assert top.model == get_config("albert-reformer", "mini", vocab_size=8000)
+    # leave-one-out arms differ from the top rung in exactly their component's keys
+    for arm in spec.arms:
+        if arm.name.startswith("ar-no-"):
+            res = resolve_arm(spec, arm, eff, RunOptions(), "fp")
+            assert flat_diff(res.flat, top.flat) == set(spec.arm("+reversible").overrides) - set(arm.overrides)
+
+
+def test_parse_duration():
+    assert parse_duration("10m") == 600 and parse_duration("1h30m") == 5400 and parse_duration("90") == 90
+    with pytest.raises(ValueError, match="10m"):
+        parse_duration("ten minutes")
+
+
+def quick(tmp_path, corpus_file, cache_dir, **kw):
+    return RunOptions(corpus=str(corpus_file), quick=True, out=str(tmp_path), cache_dir=str(cache_dir),
+                      progress=False, **kw)
+
+
+@pytest.mark.slow
+def test_quick_objective_run_end_to_end_then_resume_skips_everything(tmp_path, corpus_file, cache_dir):
+    spec = get_ablation("objective")
+    run_ablation(spec, quick(tmp_path, corpus_file, cache_dir))
+    rows = read_rows(tmp_path / "results.jsonl")
+    assert [r["arm"] for r in rows] == ["nsp", "none", "sop"]
+    required = {"ablation", "arm", "variant", "config", "status", "error", "params_unique", "params_total",
+                "tokens_seen", "wall_s", "train_loss", "eval_mlm_loss", "eval_mlm_acc", "eval_nsp_acc",
+                "eval_sop_acc", "tokens_per_s", "peak_mem_bytes", "saved_bytes", "device"}
+    for r in rows:
+        assert required <= set(r) and r["status"] == "ok", r.get("error")
+        assert r["eval_nsp_acc"] is not None and r["eval_sop_acc"] is not None  # cross-evaluation
+        assert r["config"]["data.sentence_task"] == r["arm"]
+    assert (tmp_path / "report.md").is_file() and (tmp_path / "results.csv").is_file()
+    assert (tmp_path / "loss_vs_tokens.png").stat().st_size > 1000
+    # re-running the same command skips every finished arm
+    run_ablation(spec, quick(tmp_path, corpus_file, cache_dir))
+    assert len(read_rows(tmp_path / "results.jsonl")) == 3
+    # a different budget is a different configuration: it runs again
+    report = (tmp_path / "report.md").read_text()
+    assert "| nsp | ok |" in report
+
+
+@pytest.mark.slow
+def test_quick_toml_run_with_a_failing_arm_and_a_forced_oom(tmp_path, corpus_file, cache_dir, monkeypatch):
+    toml = tmp_path / "mine.toml"
+    toml.write_text('''
+name = "mine"
+description = "a user's own ablation"
+base = "roberta"
+
+[[arms]]
+name = "base"
+
+[[arms]]
+name = "heads-bad"
+description = "64 is not divisible by 3 heads: a configuration error"
+overrides = { "model.num_heads" = 3 }
+
+[[arms]]
+name = "boom"
+description = "forced OOM"
+overrides = { "model.attention" = "full-shared-qk" }
+
+[[arms]]
+name = "lsh"
+overrides = { "model.attention" = "lsh", "model.lsh_bucket_size" = 16 }
+''', encoding="utf-8")
+    original = PretrainingModel.forward
+
+    def forward(self, *args, **kwargs):
+        if self.cfg.attention == "full-shared-qk":
+            raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(PretrainingModel, "forward", forward)
+    out = tmp_path / "run"
+    assert cli(["run", str(toml), "--quick", "--out", str(out), "--corpus", str(corpus_file), "--no-progress"]) == 0
+    rows = {r["arm"]: r for r in read_rows(out / "results.jsonl")}
+    assert rows["base"]["status"] == "ok" and rows["lsh"]["status"] == "ok"
+    assert rows["heads-bad"]["status"] == "error" and "num_heads" in rows["heads-bad"]["error"]
+    assert rows["boom"]["status"] == "oom" and "out of memory" in rows["boom"]["error"]
+    assert rows["lsh"]["saved_bytes"] > 0
+    report = render_report(out).read_text()
+    assert "Arms that did not finish" in report and "heads-bad: error" in report
+
+
+def test_cli_data_json(corpus_file, cache_dir, capsys):
+    assert cli(["data", "--corpus", str(corpus_file), "--vocab-size", "600", "--max-length", "64",
+                "--masking", "dynamic", "--mask-unit", "whole-word", "--cache-dir", str(cache_dir), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    for key in ("documents", "sentences", "examples", "tokens", "mean_length", "max_length", "unk_rate",
+                "mask_rate", "replace_frac", "random_frac", "keep_frac", "sentence_label_balance"):
+        assert key in stats
+    assert stats["max_length"] <= 64 and abs(stats["mask_rate"] - 0.15) < 0.03
+
+
+def test_cli_errors_are_clear(capsys, tmp_path):
+    assert cli(["run", "albert_reformr"]) == 2
+    assert "Did you mean 'albert_reformer'" in capsys.readouterr().err
+    assert cli(["data", "--corpus", str(tmp_path / "missing.txt")]) == 2
+    assert "corpus file not found" in capsys.readouterr().err
+    assert cli(["report", str(tmp_path)]) == 2
+
+
+def test_spec_validation_names_the_problem():
+    with pytest.raises(ValueError, match="Did you mean 'attention'"):
+        AblationSpec("x", "", "bert", (Arm("a"), Arm("b", {"model.atention": "lsh"})))
+    with pytest.raises(ValueError, match="'model.<field>'"):
+        AblationSpec("x", "", "bert", (Arm("a"), Arm("b", {"attention": "lsh"})))
+
+
+@pytest.mark.slow
+def test_bench_writes_rows_and_plots(tmp_path):
+    assert cli(["bench", "both", "--variants", "bert,reformer", "--seq-lens", "128,256", "--size", "tiny",
+                "--tokens-per-batch", "512", "--vocab-size", "300", "--out", str(tmp_path), "--quick"]) == 0
+    rows = read_rows(tmp_path / "bench.jsonl")
+    assert [(r["variant"], r["seq_len"], r["batch_size"]) for r in rows] == [
+        ("bert", 128, 4), ("bert", 256, 2), ("reformer", 128, 4), ("reformer", 256, 2)]
+    for r in rows:
+        assert r["status"] == "ok" and r["tokens_per_s"] > 0 and r["peak_mem_bytes"] > 0 and r["saved_bytes"] > 0
+    assert (tmp_path / "memory_vs_seq_len.png").is_file()
