@@ -7,6 +7,7 @@ import sys
 
 from rich.console import Console
 from rich.table import Table
+from rich_argparse import RawDescriptionRichHelpFormatter
 
 console = Console()
 err_console = Console(stderr=True)
@@ -130,40 +131,41 @@ def _cmd_data(args) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ablations", description="Compare BERT-family ideas fairly: "
                                 "parameters, memory, speed and loss, one row per arm.", epilog=EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=RawDescriptionRichHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("list", help="ablations and variants, one line each").set_defaults(fn=_cmd_list)
-    s = sub.add_parser("show", help="the arms of an ablation and what each changes")
+    fmt = {"formatter_class": RawDescriptionRichHelpFormatter}
+    sub.add_parser("list", help="ablations and variants, one line each", **fmt).set_defaults(fn=_cmd_list)
+    s = sub.add_parser("show", help="the arms of an ablation and what each changes", **fmt)
     s.add_argument("name")
     s.set_defaults(fn=_cmd_show)
 
     r = sub.add_parser("run", help="run an ablation (a name or a .toml file)",
-                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
+                       formatter_class=RawDescriptionRichHelpFormatter, epilog=EPILOG)
     r.add_argument("name", help="ablation name (see `list`) or path to a .toml spec")
     r.add_argument("--corpus", help="file, directory or glob (text, WikiExtractor, jsonl; .gz ok); "
                                     "default: the built-in corpus (Python standard library docstrings)")
     r.add_argument("--size", help="tiny, mini, small, medium, base, large (default: mini)")
     budget = r.add_argument_group("budget per arm (the first reached stops an arm)")
-    budget.add_argument("--steps", type=int)
-    budget.add_argument("--tokens", type=int)
+    budget.add_argument("--steps", type=int, help="optimizer steps per arm")
+    budget.add_argument("--tokens", type=int, help="training tokens (non-padding) per arm")
     budget.add_argument("--time-budget", help="wall-clock for all arms together, split equally, e.g. 10m, 1h")
-    r.add_argument("--seq-len", type=int)
-    r.add_argument("--batch-size", type=int)
+    r.add_argument("--seq-len", type=int, help="tokens per example (default 128; the attention ablation 1024)")
+    r.add_argument("--batch-size", type=int, help="examples per optimizer step (default 16)")
     r.add_argument("--vocab-size", type=int, help="SentencePiece vocabulary (default 8000)")
-    r.add_argument("--lr", type=float)
+    r.add_argument("--lr", type=float, help="peak learning rate (default 1e-3), warm-up then linear decay")
     r.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--seed", type=int, default=0, help="seed of initialisation, data and masks (default 0)")
     r.add_argument("--out", help="run directory (default runs/NAME); re-running resumes there")
     r.add_argument("--quick", action="store_true", help="tiny models and a few steps: a smoke test of the pipeline")
     r.add_argument("--keep-checkpoints", action="store_true", help="keep each finished arm's checkpoint")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.set_defaults(fn=_cmd_run)
 
-    rep = sub.add_parser("report", help="re-render report.md, results.csv and plots from a run directory")
+    rep = sub.add_parser("report", help="re-render report.md, results.csv and plots from a run directory", **fmt)
     rep.add_argument("dir")
     rep.set_defaults(fn=_cmd_report)
 
-    b = sub.add_parser("bench", help="memory and/or throughput against sequence length, without training")
+    b = sub.add_parser("bench", help="memory and/or throughput against sequence length, without training", **fmt)
     b.add_argument("mode", choices=["memory", "speed", "both"])
     b.add_argument("--variants", default="bert,reformer,albert-reformer")
     b.add_argument("--seq-lens", default="512,1024,2048,4096")
@@ -175,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--quick", action="store_true")
     b.set_defaults(fn=_cmd_bench)
 
-    d = sub.add_parser("data", help="build (or reuse) examples and print their statistics")
+    d = sub.add_parser("data", help="build (or reuse) examples and print their statistics", **fmt)
     d.add_argument("--corpus", help="default: the built-in corpus")
     d.add_argument("--packing", choices=["segment-pair", "sentence-pair", "full-sentences", "doc-sentences"])
     d.add_argument("--sentence-task", choices=["none", "nsp", "sop"])

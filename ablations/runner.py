@@ -29,7 +29,7 @@ from core.config import ModelConfig
 from core.data import DataConfig, build_dataset
 from core.data.dataset import corpus_source
 from core.device import device_name, is_oom, pick_device
-from core.measure import measure
+from core.measure import flops_per_token, matmul_peak_flops, measure
 from core.model import PretrainingModel
 from core.training import CHECKPOINT, TrainConfig, Trainer
 from variants import SIZES, get_config, get_variant
@@ -278,8 +278,9 @@ class Runner:
                        train_loss=result.train_loss, train_loss_time=result.train_loss_time, evals=result.evals,
                        train_tokens_per_s=result.progress.tokens / max(result.progress.seconds, 1e-9),
                        **{k: v for k, v in result.final_eval.items() if k.startswith("eval_")})
+            row.update(result.speed(warmup=2))
             del trainer, model
-            self._measure_into(row, res)
+            self._measure_into(row, res, speed=not row.get("timed_steps") or row["timed_steps"] < 3)
         except KeyboardInterrupt:
             raise
         except Exception as err:  # noqa: BLE001 - a failed arm is a result; the run goes on
@@ -295,16 +296,22 @@ class Runner:
             shutil.rmtree(arm_dir, ignore_errors=True)
         return row
 
-    def _measure_into(self, row: dict, res: ResolvedArm) -> None:
-        eff_steps = 1 if self.opts.quick else 3
-        m = measure(res.model, res.train.batch_size, res.data.max_length, self.device, speed=True, memory=True,
-                    warmup=1, steps=eff_steps, memory_limit_bytes=self.opts.memory_limit_bytes)
+    def _measure_into(self, row: dict, res: ResolvedArm, speed: bool) -> None:
+        """Memory (isolated) and saved bytes at the training shape; speed comes from the
+        training steps themselves unless too few were timed (then warm-up + timed steps)."""
+        m = measure(res.model, res.train.batch_size, res.data.max_length, self.device, speed=speed, memory=True,
+                    warmup=1, steps=3, memory_limit_bytes=self.opts.memory_limit_bytes)
         if m["status"] == "oom":
             row.update(status="oom", error=f"measurement: {m['error']}")
             return
-        for k in ("tokens_per_s", "infer_tokens_per_s", "step_s_median", "step_s_min", "step_s_max",
-                  "peak_mem_bytes", "saved_bytes", "flops_per_token", "flops_label", "utilisation", "memory_method"):
+        keys = ["peak_mem_bytes", "saved_bytes", "memory_method"]
+        if speed:
+            keys += ["tokens_per_s", "infer_tokens_per_s", "tokens_per_s_min", "tokens_per_s_max"]
+        for k in keys:
             row[k] = m.get(k)
+        cost = flops_per_token(res.model, res.data.max_length)
+        row.update(cost, utilisation=cost["flops_per_token"] * row["tokens_per_s"] / matmul_peak_flops(str(self.device))
+                   if row.get("tokens_per_s") else None)
         long_len = effective_options(self.spec, self.opts)["long_seq_len"]
         if long_len:
             lm = measure(res.model, 1, long_len, self.device, speed=False, memory=False)

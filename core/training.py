@@ -83,6 +83,18 @@ class TrainResult:
     train_loss_time: list[list[float]]   # [seconds, loss] points
     evals: list[dict] = field(default_factory=list)
     final_eval: dict = field(default_factory=dict)
+    step_times: list[tuple[int, float]] = field(default_factory=list)  # this session's steps
+
+    def speed(self, warmup: int = 2) -> dict:
+        """Median/min/max training tokens per second over the steps after `warmup`."""
+        import statistics
+
+        timed = self.step_times[warmup:] or self.step_times
+        if not timed:
+            return {}
+        rates = [t / s for t, s in timed if s > 0]
+        return {"tokens_per_s": statistics.median(rates), "tokens_per_s_min": min(rates),
+                "tokens_per_s_max": max(rates), "timed_steps": len(rates)}
 
 
 def atomic_save(obj: object, path: Path) -> None:
@@ -130,6 +142,7 @@ class Trainer:
         self.train_loss: list[list[float]] = []
         self.train_loss_time: list[list[float]] = []
         self.evals: list[dict] = []
+        self.step_times: list[tuple[int, float]] = []
 
     # -- schedule ---------------------------------------------------------------------------
     def fraction_done(self) -> float:
@@ -210,9 +223,11 @@ class Trainer:
             while not self._done():
                 t0 = time.perf_counter()
                 self.optimizer.zero_grad(set_to_none=True)
-                loss_sum, tokens = 0.0, 0
+                loss_sum, tokens, data_s = 0.0, 0, 0.0
                 for _ in range(c.grad_accum):
+                    t_data = time.perf_counter()
                     batch = {k: v.to(self.device, non_blocking=True) for k, v in next(batches).items()}
+                    data_s += time.perf_counter() - t_data
                     if model.sentence_head is None:
                         batch.pop("sentence_labels", None)
                     with autocast(self.device):
@@ -233,7 +248,10 @@ class Trainer:
                 synchronize(self.device)
                 p.step += 1
                 p.tokens += tokens * self.world
-                p.seconds += time.perf_counter() - t0
+                elapsed = time.perf_counter() - t0
+                p.seconds += elapsed
+                # (tokens, seconds of forward+backward+optimizer) per step, batch loading excluded
+                self.step_times.append((tokens * self.world, elapsed - data_s))
                 if p.step % c.log_every == 0 or p.step == 1 or self._done():
                     self.train_loss.append([p.tokens, loss_sum])
                     self.train_loss_time.append([round(p.seconds, 4), loss_sum])
@@ -250,7 +268,8 @@ class Trainer:
             final = evaluate(model, self.data, self.device, c.eval_batch_size, c.hash_seed)
             self.evals.append({"step": p.step, "tokens": p.tokens, "seconds": p.seconds, **final})
             self.save()
-        return TrainResult(status, error, self.progress, self.train_loss, self.train_loss_time, self.evals, final)
+        return TrainResult(status, error, self.progress, self.train_loss, self.train_loss_time, self.evals, final,
+                           self.step_times)
 
     def _saved_step(self) -> int | str:
         path = self.checkpoint_path

@@ -157,3 +157,17 @@ def test_bench_writes_rows_and_plots(tmp_path):
     for r in rows:
         assert r["status"] == "ok" and r["tokens_per_s"] > 0 and r["peak_mem_bytes"] > 0 and r["saved_bytes"] > 0
     assert (tmp_path / "memory_vs_seq_len.png").is_file()
+
+
+@pytest.mark.slow
+def test_quick_packing_run_end_to_end(tmp_path, corpus_file, cache_dir):
+    run_ablation(get_ablation("packing"), quick(tmp_path, corpus_file, cache_dir))
+    rows = {r["arm"]: r for r in read_rows(tmp_path / "results.jsonl")}
+    assert all(r["status"] == "ok" for r in rows.values()), {k: r["error"] for k, r in rows.items()}
+    assert rows["full-sentences"]["config"]["data.packing"] == "full-sentences"
+    assert rows["full-sentences"]["config"]["data.sentence_task"] == "none"
+    # every arm is scored on the same held-out documents: the NSP/SOP pair sets do not
+    # depend on the arm's packing
+    assert len({(r["eval_nsp_acc"] is None) for r in rows.values()}) == 1
+    csv = (tmp_path / "results.csv").read_text().splitlines()
+    assert len(csv) == 1 + len(rows) and "config.data.packing" in csv[0]
