@@ -84,7 +84,7 @@ def _cmd_run(args) -> None:
 
     spec = get_ablation(args.name)
     out = run_ablation(spec, _options(args), console)
-    console.print(f"[bold green]done[/bold green]: {out}/report.md, results.jsonl, results.csv and plots")
+    console.print(f"[bold green]done[/bold green]: {out}/report.md (with the .jsonl, .csv and plots beside it)")
 
 
 def _cmd_report(args) -> None:

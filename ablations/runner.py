@@ -17,7 +17,7 @@ import re
 import shutil
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,6 @@ class RunOptions:
     cache_dir: str | None = None
     progress: bool = True
     memory_limit_bytes: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def parse_duration(text: str) -> float:
@@ -178,8 +177,11 @@ class Runner:
     def run(self) -> Path:
         if self.spec.kind == "bench":
             eff = effective_options(self.spec, self.opts)
-            run_bench(self.spec.bench_variants, self.spec.bench_seq_lens, "both", eff["size"],
-                      self.opts.extra.get("tokens_per_batch", self.spec.defaults.get("tokens_per_batch", 8192)),
+            seq_lens = self.spec.bench_seq_lens
+            if self.opts.quick:  # a smoke test: the two shortest lengths
+                seq_lens = seq_lens[:2]
+            run_bench(self.spec.bench_variants, seq_lens, "both", eff["size"],
+                      512 if self.opts.quick else self.spec.defaults.get("tokens_per_batch", 8192),
                       self.opts, self.out, self.console, ablation=self.spec.name)
             from ablations.report import render_report
 

@@ -32,13 +32,9 @@ def _family(hf_model: Any) -> str:
     )
 
 
-def _prefix(family: str) -> str:
-    return {"bert": "bert", "albert": "albert", "roberta": "roberta"}[family]
-
-
 def _name_map(cfg: ModelConfig, family: str) -> dict[str, str]:
     """our state-dict name -> HF state-dict name (weights and biases alike)."""
-    p = _prefix(family)
+    p = family  # HF's base_model_prefix: "bert", "albert" or "roberta"
     m: dict[str, str] = {}
 
     def wb(ours: str, theirs: str) -> None:
