@@ -99,8 +99,12 @@ def _cmd_bench(args) -> None:
     from ablations.report import render_report
     from ablations.runner import RunOptions, run_bench
 
+    from core.device import limit_memory, parse_bytes
+
     seq_lens = [int(x) for x in args.seq_lens.split(",") if x]
     variants = [v for v in args.variants.split(",") if v]
+    if args.memory_limit:
+        limit_memory(parse_bytes(args.memory_limit))
     opts = RunOptions(device=args.device, quick=args.quick, vocab_size=args.vocab_size)
     out = Path(args.out or f"runs/bench-{args.mode}")
     run_bench(variants, seq_lens, args.mode, args.size, args.tokens_per_batch, opts, out, console)
@@ -174,7 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--vocab-size", type=int)
     b.add_argument("--device", default="auto")
     b.add_argument("--out", help="default runs/bench-MODE")
-    b.add_argument("--quick", action="store_true")
+    b.add_argument("--memory-limit", help="cap the process's memory, e.g. 16G: longer sequences that do not fit "
+                                          "are recorded as oom instead of swapping the machine")
+    b.add_argument("--quick", action="store_true", help="one timed step per measurement")
     b.set_defaults(fn=_cmd_bench)
 
     d = sub.add_parser("data", help="build (or reuse) examples and print their statistics", **fmt)

@@ -60,7 +60,11 @@ def main() -> None:
     p.add_argument("--variants", default=VARIANTS)
     p.add_argument("--tokens", type=int, default=8192)
     p.add_argument("--out", default="runs/seq_table")
+    p.add_argument("--memory-limit", default="18G", help="address-space cap: what does not fit is recorded as oom")
     args = p.parse_args()
+    from core.device import limit_memory, parse_bytes
+
+    limit_memory(parse_bytes(args.memory_limit))
     out = Path(args.out)
     seq_lens = [int(s) for s in args.seq_lens.split(",")]
     console = Console()

@@ -47,3 +47,21 @@ def device_name(device: torch.device) -> str:
     import platform
 
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def limit_memory(max_bytes: int) -> None:
+    """Cap this process's address space (Linux): an allocation beyond it fails with an
+    error that `is_oom` recognises, so a benchmark records "oom" instead of swapping the
+    machine to a halt or being killed. Child processes inherit the cap."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (max_bytes, max_bytes))
+
+
+def parse_bytes(text: str) -> int:
+    """'16G', '512M', '2000000000' -> bytes."""
+    text = text.strip().upper().removesuffix("B")
+    units = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)

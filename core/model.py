@@ -67,6 +67,10 @@ class PretrainingModel(nn.Module):
         sentence_labels: torch.Tensor | None = None,
     ) -> PretrainingOutput:
         mask = None if attention_mask is None else attention_mask.bool()
+        if mask is not None and bool(mask.all()):
+            # nothing to mask: skipping the mask lets SDPA pick its fused kernels and spares
+            # LSH its masking passes (one host sync per forward, not one per layer)
+            mask = None
         x = self.embeddings(input_ids, token_type_ids)
         if self.hash_seed is None:
             h = self.encoder(x, mask)

@@ -299,12 +299,13 @@ class PretrainingData:
         tr = self.train
         n_tok = int(tr.offsets[-1])
         lengths = np.diff(tr.offsets)
-        store_tokens = np.asarray(self.store.tokens)
-        replaced = random_ = kept = masked_total = candidates = 0
-        n = min(len(tr), sample)
-        idx = np.random.default_rng(0).choice(len(tr), size=n, replace=False) if n else []
-        batch_rows = [int(i) for i in idx]
-        for i in batch_rows:
+        tokens = self.store.tokens
+        chunk = 1 << 24  # count in slices: a memory-mapped corpus may not fit in memory
+        unk = sum(int((tokens[i:i + chunk] == UNK).sum()) for i in range(0, len(tokens), chunk))
+        replaced = kept = masked_total = candidates = 0
+        n = min(len(tr), sample)  # masking figures from a sample: they are rates
+        for i in np.random.default_rng(0).choice(len(tr), size=n, replace=False) if n else []:
+            i = int(i)
             ids = tr.example(i).astype(np.int64)
             if tr.masks:
                 masked, pos = tr.masked(i, 0)
@@ -328,7 +329,7 @@ class PretrainingData:
             "tokens": n_tok,
             "mean_length": round(float(lengths.mean()), 3) if len(lengths) else 0.0,
             "max_length": int(lengths.max()) if len(lengths) else 0,
-            "unk_rate": frac(int((store_tokens == UNK).sum()), len(store_tokens)),
+            "unk_rate": frac(unk, len(tokens)),
             "mask_rate": frac(masked_total, candidates),
             "replace_frac": frac(replaced, masked_total),
             "random_frac": frac(random_, masked_total),
