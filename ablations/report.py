@@ -252,13 +252,16 @@ def _training_report(rows: list[dict], out: Path, console) -> str:
     md += [f"- Corpus: {first.get('corpus')}",
            f"- Device: {first.get('device')}",
            f"- Size {opts.get('size', '?')}, sequence length {opts.get('seq_len', '?')}, batch {opts.get('batch_size', '?')}, "
-           f"budget per arm {opts.get('budget', '?')}, seed {first.get('seed')}",
+           f"budget per arm {spec_info.get('budget_per_arm', opts.get('budget', '?'))}, seed {first.get('seed')}",
            "- Every arm: the same data, seed and budget; evaluated on the same held-out examples with the same "
            "fixed masks and a fixed LSH hashing seed.",
            "- Speed: median tokens/s of the arm's own training steps (forward, backward, AdamW; batch loading "
            "excluded), after two warm-up steps. Peak memory: "
            f"{first.get('memory_method') or 'see core/measure.py'}. Saved for backward: bytes autograd keeps for "
-           "one step (deterministic), parameters excluded.", ""]
+           "one step (deterministic), parameters excluded; \"saved @ long\" is the same figure for one sequence "
+           "of the long length. It leaves out transient memory (an attention matrix that a reversible layer "
+           "recomputes during backward, for example): `python -m ablations run seq_scaling` measures peak "
+           "memory against length.", ""]
     headers = ["arm"] + [h for _, h, _ in COLUMNS]
     table = [[r["arm"]] + [_fmt(r, k, f) for k, _, f in COLUMNS] for r in ordered]
     md += ["## Results", "", _md_table(headers, table), ""]

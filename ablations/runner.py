@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from ablations.results import append_row, latest_by, read_rows
+from ablations.results import append_row, read_rows, write_text
 from ablations.specs import AblationSpec, Arm
 from core.config import ModelConfig
 from core.data import DataConfig, build_dataset
@@ -176,17 +176,7 @@ class Runner:
     # -- the run ----------------------------------------------------------------------------------
     def run(self) -> Path:
         if self.spec.kind == "bench":
-            eff = effective_options(self.spec, self.opts)
-            seq_lens = self.spec.bench_seq_lens
-            if self.opts.quick:  # a smoke test: the two shortest lengths
-                seq_lens = seq_lens[:2]
-            run_bench(self.spec.bench_variants, seq_lens, "both", eff["size"],
-                      512 if self.opts.quick else self.spec.defaults.get("tokens_per_batch", 8192),
-                      self.opts, self.out, self.console, ablation=self.spec.name)
-            from ablations.report import render_report
-
-            render_report(self.out, self.console)
-            return self.out
+            return self._run_bench()
         self.out.mkdir(parents=True, exist_ok=True)
         eff = effective_options(self.spec, self.opts)
         src = corpus_source(self.opts.corpus)
@@ -194,21 +184,16 @@ class Runner:
         previous = [r for r in read_rows(results_path) if r.get("status") in ("ok", "oom")]
         finished = {r["key"]: r for r in previous}
         finished_arms = {(r["key"], r["arm"]) for r in previous}
-        (self.out / "spec.json").write_text(json.dumps({"ablation": self.spec.name, "options": eff,
-                                                        "corpus": src.name}, indent=1, default=str))
-        resolved: list[ResolvedArm | Exception] = []
-        for arm in self.spec.arms:
-            try:
-                resolved.append(resolve_arm(self.spec, arm, eff, self.opts, src.fingerprint, n_trained=1))
-            except (ValueError, TypeError) as err:
-                resolved.append(err)
+        resolved = self._resolve_all(eff, src.fingerprint)
         keys = {r.key for r in resolved if isinstance(r, ResolvedArm)}
-        n_trained = max(1, len(keys))
-        if "max_seconds" in eff["budget"]:  # the time budget is split among distinct configurations
-            resolved = [resolve_arm(self.spec, a, eff, self.opts, src.fingerprint, n_trained)
-                        if isinstance(r, ResolvedArm) else r for a, r in zip(self.spec.arms, resolved)]
+        first = next((r for r in resolved if isinstance(r, ResolvedArm)), None)
+        budget = {k: getattr(first.train, k) for k in ("max_steps", "max_tokens", "max_seconds")
+                  if first is not None and getattr(first.train, k)}
+        write_text(self.out / "spec.json", json.dumps({"ablation": self.spec.name, "options": eff,
+                                                       "budget_per_arm": budget, "corpus": src.name},
+                                                      indent=1, default=str))
         self.log(f"[bold]{self.spec.name}[/bold]: {len(self.spec.arms)} arms ({len(keys)} distinct), size "
-                 f"{eff['size']}, seq {eff['seq_len']}, batch {eff['batch_size']}, budget {eff['budget']} per arm, "
+                 f"{eff['size']}, seq {eff['seq_len']}, batch {eff['batch_size']}, budget {budget} per arm, "
                  f"corpus: {src.name}, device: {device_name(self.device)}; results in {self.out}")
         done_here: dict[str, dict] = {}
         for i, (arm, res) in enumerate(zip(self.spec.arms, resolved), 1):
@@ -237,6 +222,34 @@ class Runner:
             summary = f"eval MLM loss {row['eval_mlm_loss']:.3f}, " if row.get("eval_mlm_loss") is not None else ""
             self.log(f"  [{colour}]{row['status']}[/{colour}] {summary}{row.get('wall_s', 0):.0f}s"
                      + (f" — {row['error']}" if row.get("error") else ""))
+        from ablations.report import render_report
+
+        render_report(self.out, self.console)
+        return self.out
+
+    def _resolve_all(self, eff: dict[str, Any], corpus_fp: str) -> list[ResolvedArm | Exception]:
+        """Resolve every arm; an invalid one becomes its error (recorded, not raised). A time
+        budget is split equally among the distinct configurations that will train."""
+        def resolve(n_trained: int) -> list[ResolvedArm | Exception]:
+            out: list[ResolvedArm | Exception] = []
+            for arm in self.spec.arms:
+                try:
+                    out.append(resolve_arm(self.spec, arm, eff, self.opts, corpus_fp, n_trained))
+                except (ValueError, TypeError) as err:
+                    out.append(err)
+            return out
+
+        resolved = resolve(1)
+        if "max_seconds" in eff["budget"]:
+            resolved = resolve(max(1, len({r.key for r in resolved if isinstance(r, ResolvedArm)})))
+        return resolved
+
+    def _run_bench(self) -> Path:
+        eff = effective_options(self.spec, self.opts)
+        seq_lens = self.spec.bench_seq_lens[:2] if self.opts.quick else self.spec.bench_seq_lens
+        run_bench(self.spec.bench_variants, seq_lens, "both", eff["size"],
+                  512 if self.opts.quick else self.spec.defaults.get("tokens_per_batch", 8192),
+                  self.opts, self.out, self.console, ablation=self.spec.name)
         from ablations.report import render_report
 
         render_report(self.out, self.console)

@@ -76,3 +76,9 @@ def test_out_of_memory_is_a_result_not_a_crash(monkeypatch):
     monkeypatch.setattr(PretrainingModel, "forward", boom)
     row = measure(cfg, 2, 64, "cpu", memory=False)
     assert row["status"] == "oom" and "out of memory" in row["error"]
+
+
+def test_parse_bytes():
+    from core.device import parse_bytes
+
+    assert parse_bytes("16G") == 16 * 2**30 and parse_bytes("512M") == 512 * 2**20 and parse_bytes("1000") == 1000
