@@ -136,7 +136,7 @@ def resolve_arm(spec: AblationSpec, arm: Arm, eff: dict[str, Any], opts: RunOpti
     if "max_seconds" in budget:
         budget["max_seconds"] = budget["max_seconds"] / max(1, n_trained)
     train_fields = {"batch_size": eff["batch_size"], "lr": eff["lr"], "device": opts.device, "seed": opts.seed,
-                    "checkpoint_every": 50, "log_every": 1 if opts.quick else 5, **budget, **over["train"]}
+                    "checkpoint_every": 50, "log_every": 1, **budget, **over["train"]}
     train = TrainConfig(**train_fields)
     flat = {**{f"model.{k}": v for k, v in model.to_dict().items()},
             **{f"data.{k}": v for k, v in data.to_dict().items()},
