@@ -35,6 +35,10 @@ from core.training import CHECKPOINT, TrainConfig, Trainer
 from variants import SIZES, get_config, get_variant
 
 RESULTS, BENCH = "results.jsonl", "bench.jsonl"
+# DataConfig fields that only shape training examples and masks; arms that differ from the
+# base in nothing else are evaluated on the base arm's held-out examples and masks
+TRAINING_ONLY = ("packing", "sentence_task", "short_seq_prob", "masking", "dupe_factor", "mask_unit", "max_ngram",
+                 "mask_prob", "replace_prob", "random_prob", "max_predictions")
 
 
 @dataclass
@@ -159,6 +163,7 @@ class Runner:
         self.out = Path(opts.out) if opts.out else default_out(spec)
         self.device = pick_device(opts.device)
         self._data: dict[str, Any] = {}
+        self._base_data_cfg: DataConfig | None = None
 
     def log(self, msg: str) -> None:
         self.console.print(msg)
@@ -185,6 +190,7 @@ class Runner:
         finished = {r["key"]: r for r in previous}
         finished_arms = {(r["key"], r["arm"]) for r in previous}
         resolved = self._resolve_all(eff, src.fingerprint)
+        self._base_data_cfg = resolved[0].data if isinstance(resolved[0], ResolvedArm) else None
         keys = {r.key for r in resolved if isinstance(r, ResolvedArm)}
         first = next((r for r in resolved if isinstance(r, ResolvedArm)), None)
         budget = {k: getattr(first.train, k) for k in ("max_steps", "max_tokens", "max_seconds")
@@ -281,12 +287,17 @@ class Runner:
         t0 = time.perf_counter()
         try:
             data = self.data_for(res.data)
+            eval_data, row["eval_set"] = data, "own"
+            base = self._base_data_cfg
+            if base is not None and base.replace(**{k: getattr(res.data, k) for k in TRAINING_ONLY}) == res.data:
+                # the same tokenizer and held-out documents: score on the base arm's examples and masks
+                eval_data, row["eval_set"] = self.data_for(base), "base"
             torch.manual_seed(res.train.seed)
             model = PretrainingModel(res.model)
             counts = model.parameter_counts()
             row.update(params_unique=counts["unique"], params_total=counts["total"],
                        params_embedding=counts["embedding"], params_encoder_unique=counts["encoder_unique"])
-            trainer = Trainer(model, data, res.train, arm_dir, progress_bar=self.opts.progress)
+            trainer = Trainer(model, data, res.train, arm_dir, progress_bar=self.opts.progress, eval_data=eval_data)
             result = trainer.train(resume=True)
             row.update(status=result.status, error=result.error, tokens_seen=result.progress.tokens,
                        steps=result.progress.step, wall_s=result.progress.seconds,

@@ -124,8 +124,11 @@ def _rank() -> tuple[int, int]:
 
 class Trainer:
     def __init__(self, model: PretrainingModel, data, cfg: TrainConfig, out_dir: str | Path | None = None,
-                 progress_bar: bool = True, on_step=None):
+                 progress_bar: bool = True, on_step=None, eval_data=None):
         self.model, self.data, self.cfg = model, data, cfg
+        # held-out sets to score on; an ablation passes its base arm's, so that arms with
+        # different masking or packing are still scored on identical examples and masks
+        self.eval_data = eval_data if eval_data is not None else data
         self.out_dir = Path(out_dir) if out_dir else None
         self.device = pick_device(cfg.device)
         self.rank, self.world = _rank()
@@ -260,14 +263,14 @@ class Trainer:
                 bar.update(loss_sum, tokens / max(time.perf_counter() - t0, 1e-9))
                 if c.eval_every and p.step % c.eval_every == 0 and not self._done():
                     self.evals.append({"step": p.step, "tokens": p.tokens, "seconds": p.seconds,
-                                       **evaluate(model, self.data, self.device, c.eval_batch_size, c.hash_seed)})
+                                       **evaluate(model, self.eval_data, self.device, c.eval_batch_size, c.hash_seed)})
                 if c.checkpoint_every and p.step % c.checkpoint_every == 0:
                     self.save()
                 if self.on_step is not None:
                     self.on_step(self)
         final = {}
         if status == "ok":
-            final = evaluate(model, self.data, self.device, c.eval_batch_size, c.hash_seed)
+            final = evaluate(model, self.eval_data, self.device, c.eval_batch_size, c.hash_seed)
             self.evals.append({"step": p.step, "tokens": p.tokens, "seconds": p.seconds, **final})
             self.save()
         return TrainResult(status, error, self.progress, self.train_loss, self.train_loss_time, self.evals, final,

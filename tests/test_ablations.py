@@ -166,8 +166,8 @@ def test_quick_packing_run_end_to_end(tmp_path, corpus_file, cache_dir):
     assert all(r["status"] == "ok" for r in rows.values()), {k: r["error"] for k, r in rows.items()}
     assert rows["full-sentences"]["config"]["data.packing"] == "full-sentences"
     assert rows["full-sentences"]["config"]["data.sentence_task"] == "none"
-    # every arm is scored on the same held-out documents: the NSP/SOP pair sets do not
-    # depend on the arm's packing
-    assert len({(r["eval_nsp_acc"] is None) for r in rows.values()}) == 1
+    # every arm is scored on the base arm's held-out examples and masks, whatever its packing
+    assert {r["eval_set"] for r in rows.values()} == {"base"}
+    assert len({r["eval_mlm_tokens"] for r in rows.values()}) == 1
     csv = (tmp_path / "results.csv").read_text().splitlines()
     assert len(csv) == 1 + len(rows) and "config.data.packing" in csv[0]
