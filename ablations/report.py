@@ -322,7 +322,7 @@ def _bench_report(rows: list[dict], out: Path, console) -> str:
               _fmt(r, "tokens_per_s", lambda v: f"{v:,.0f}"), _fmt(r, "infer_tokens_per_s", lambda v: f"{v:,.0f}"),
               _fmt(r, "peak_mem_bytes", _mib), _fmt(r, "saved_bytes", _mib)] for r in ordered]
     first = ordered[0]
-    md = [f"# Memory and speed against sequence length", "", f"- Device: {first.get('device')}",
+    md = ["# Memory and speed against sequence length", "", f"- Device: {first.get('device')}",
           f"- Size {first.get('size')}; batch adjusted to a constant number of tokens per batch", "",
           _md_table(headers, table), ""]
     plots = plot_bench(ordered, out)

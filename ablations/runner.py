@@ -31,7 +31,7 @@ from core.data.dataset import corpus_source
 from core.device import device_name, is_oom, pick_device
 from core.measure import flops_per_token, matmul_peak_flops, measure
 from core.model import PretrainingModel
-from core.training import CHECKPOINT, TrainConfig, Trainer
+from core.training import TrainConfig, Trainer
 from variants import SIZES, get_config, get_variant
 
 RESULTS, BENCH = "results.jsonl", "bench.jsonl"

@@ -155,7 +155,9 @@ def test_bench_writes_rows_and_plots(tmp_path):
     assert [(r["variant"], r["seq_len"], r["batch_size"]) for r in rows] == [
         ("bert", 128, 4), ("bert", 256, 2), ("reformer", 128, 4), ("reformer", 256, 2)]
     for r in rows:
-        assert r["status"] == "ok" and r["tokens_per_s"] > 0 and r["peak_mem_bytes"] > 0 and r["saved_bytes"] > 0
+        assert r["status"] == "ok"
+        for figure in ("tokens_per_s", "peak_mem_bytes", "saved_bytes"):
+            assert r[figure] > 0, figure  # measured, not left empty
     assert (tmp_path / "memory_vs_seq_len.png").is_file()
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from core.data import CLS, MASK, PAD, SEP, DataConfig, build_dataset
 from core.data.corpus import CorpusError, CorpusReport, iter_documents, resolve_files
-from core.data.examples import IGNORE, build_examples
+from core.data.examples import build_examples
 from core.data.masking import mask_sequence, ngram_probabilities, ngram_spans, word_units
 from core.data.sentences import split_sentences
 

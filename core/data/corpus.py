@@ -160,6 +160,8 @@ _READERS = {"text": _text_docs, "wikiextractor": _wiki_docs, "jsonl": _jsonl_doc
 def iter_documents(files: list[Path], report: CorpusReport | None = None,
                    fmt: str = "auto") -> Iterator[list[str]]:
     """Stream documents (lists of sentences) from every file in order."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown corpus format {fmt!r}; use one of {', '.join(FORMATS)}")
     report = report if report is not None else CorpusReport()
     for path in files:
         report.files += 1
