@@ -10,6 +10,7 @@ implementations, timed in the same run so that the ratios are meaningful.
 import pytest
 import torch
 
+from core.optim import adamw
 from variants import build_model
 
 B, T, V = 32, 128, 8000
@@ -28,8 +29,7 @@ def mlm_batch(B, T, V, sentence=True):
 
 
 def make_step(model, loss_fn):
-    # fused AdamW, as core.training.Trainer uses, for every model alike
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+    opt = adamw(model.parameters(), lr=1e-4)  # the Trainer's optimizer, for every model alike
     model.train()
 
     def step():

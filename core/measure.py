@@ -35,6 +35,7 @@ import torch
 from core.config import ModelConfig
 from core.device import autocast, is_oom, pick_device, synchronize
 from core.model import IGNORE_INDEX, PretrainingModel
+from core.optim import adamw
 
 
 def make_batch(cfg: ModelConfig, batch_size: int, seq_len: int, mask_prob: float = 0.15,
@@ -88,7 +89,7 @@ def saved_tensor_bytes(model: PretrainingModel, batch: dict, device: torch.devic
 def measure_speed(model: PretrainingModel, batch: dict, device: torch.device, warmup: int = 2,
                   steps: int = 5) -> dict:
     tokens = int(batch["attention_mask"].sum())
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    opt = adamw(model.parameters(), lr=1e-5)
     model.train()
     times = []
     for i in range(warmup + steps):
@@ -155,7 +156,7 @@ def peak_memory_in_process(cfg: ModelConfig, batch_size: int, seq_len: int, devi
 
     torch.manual_seed(0)
     model = PretrainingModel(cfg).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    opt = adamw(model.parameters(), lr=1e-5)
     _train_step(model, opt, make_batch(cfg, 1, min(seq_len, 16), device=device), device)
     opt.zero_grad(set_to_none=True)
     batch = make_batch(cfg, batch_size, seq_len, device=device)
