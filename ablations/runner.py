@@ -164,6 +164,7 @@ class Runner:
         self.device = pick_device(opts.device)
         self._data: dict[str, Any] = {}
         self._base_data_cfg: DataConfig | None = None
+        self._eff = effective_options(spec, opts)  # size, lengths, budget: resolved once
 
     def log(self, msg: str) -> None:
         self.console.print(msg)
@@ -183,7 +184,7 @@ class Runner:
         if self.spec.kind == "bench":
             return self._run_bench()
         self.out.mkdir(parents=True, exist_ok=True)
-        eff = effective_options(self.spec, self.opts)
+        eff = self._eff
         src = corpus_source(self.opts.corpus)
         results_path = self.out / RESULTS
         previous = [r for r in read_rows(results_path) if r.get("status") in ("ok", "oom")]
@@ -251,7 +252,7 @@ class Runner:
         return resolved
 
     def _run_bench(self) -> Path:
-        eff = effective_options(self.spec, self.opts)
+        eff = self._eff
         seq_lens = self.spec.bench_seq_lens[:2] if self.opts.quick else self.spec.bench_seq_lens
         run_bench(self.spec.bench_variants, seq_lens, "both", eff["size"],
                   512 if self.opts.quick else self.spec.defaults.get("tokens_per_batch", 8192),
@@ -338,7 +339,7 @@ class Runner:
         cost = flops_per_token(res.model, res.data.max_length)
         row.update(cost, utilisation=cost["flops_per_token"] * row["tokens_per_s"] / matmul_peak_flops(str(self.device))
                    if row.get("tokens_per_s") else None)
-        long_len = effective_options(self.spec, self.opts)["long_seq_len"]
+        long_len = self._eff["long_seq_len"]
         if long_len:
             lm = measure(res.model, 1, long_len, self.device, speed=False, memory=False)
             row.update(saved_bytes_long=lm.get("saved_bytes"), long_seq_len=long_len)

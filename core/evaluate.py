@@ -11,14 +11,10 @@ import math
 import torch
 import torch.nn.functional as F
 
-from core.device import autocast
+from core.device import autocast, to_device
 from core.model import IGNORE_INDEX, PretrainingModel
 
 DEFAULT_HASH_SEED = 1234
-
-
-def _to(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
 @torch.no_grad()
@@ -33,7 +29,7 @@ def evaluate(model: PretrainingModel, data, device: torch.device, batch_size: in
             loss_sum = loss_sq = correct = count = 0.0
             s_loss = s_correct = s_count = 0.0
             for batch in data.eval_batches("mlm", batch_size):
-                batch = _to(batch, device)
+                batch = to_device(batch, device)
                 if model.sentence_head is None:
                     batch.pop("sentence_labels", None)
                 with autocast(device):
@@ -66,7 +62,7 @@ def evaluate(model: PretrainingModel, data, device: torch.device, batch_size: in
                 for task in ("nsp", "sop"):
                     hits = total = 0
                     for batch in data.eval_batches(task, batch_size):
-                        batch = _to(batch, device)
+                        batch = to_device(batch, device)
                         with autocast(device):
                             logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"],
                                            mlm_labels=torch.full_like(batch["input_ids"], IGNORE_INDEX),

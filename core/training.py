@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from core.config_base import StrictConfig
-from core.device import autocast, pick_device, synchronize
+from core.device import autocast, pick_device, synchronize, to_device
 from core.evaluate import DEFAULT_HASH_SEED, evaluate
 from core.model import PretrainingModel
 from core.optim import adamw
@@ -229,7 +229,7 @@ class Trainer:
                 loss_sum, tokens, data_s = 0.0, 0, 0.0
                 for _ in range(c.grad_accum):
                     t_data = time.perf_counter()
-                    batch = {k: v.to(self.device, non_blocking=True) for k, v in next(batches).items()}
+                    batch = to_device(next(batches), self.device)
                     data_s += time.perf_counter() - t_data
                     if model.sentence_head is None:
                         batch.pop("sentence_labels", None)

@@ -130,8 +130,7 @@ def _token_store(d: Path) -> TokenStore:
 
 
 def load_or_build_store(src: CorpusSource, tok: Tokenizer, cache: Path) -> tuple[TokenStore, dict]:
-    tok_fp = hashlib.sha1(tok.path.read_bytes()).hexdigest()[:16]
-    final = cache / "tokens" / _key(FORMAT_VERSION, src.fingerprint, tok_fp)
+    final = cache / "tokens" / _key(FORMAT_VERSION, src.fingerprint, tok.fingerprint)
     if not (final / "meta.json").is_file():
         dtype = _dtype(tok.vocab_size)
         report = CorpusReport()
@@ -346,8 +345,7 @@ def build_dataset(cfg: DataConfig, corpus: str | os.PathLike | None = None,
     src = corpus_source(corpus)
     tok = load_or_train_tokenizer(src, cfg, cache)
     store, report = load_or_build_store(src, tok, cache)
-    tok_fp = hashlib.sha1(tok.path.read_bytes()).hexdigest()[:16]
-    final = cache / "examples" / _key(FORMAT_VERSION, src.fingerprint, tok_fp, cfg.to_dict())
+    final = cache / "examples" / _key(FORMAT_VERSION, src.fingerprint, tok.fingerprint, cfg.to_dict())
     copies = cfg.dupe_factor if cfg.masking == "static" else 0
     dtype = _dtype(tok.vocab_size).name
     if not (final / "meta.json").is_file():

@@ -6,6 +6,7 @@ layout; we check rather than assume.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 from pathlib import Path
@@ -34,6 +35,8 @@ class Tokenizer:
                 "train it with this project (or pad_id=0 unk_id=1 and control symbols [CLS] [SEP] [MASK])"
             )
         self.vocab_size = self.sp.get_piece_size()
+        # identity of the model file: cache keys of everything tokenised with it
+        self.fingerprint = hashlib.sha1(self.path.read_bytes()).hexdigest()[:16]
         pieces = [self.sp.id_to_piece(i) for i in range(self.vocab_size)]
         # whole-word masking needs to know which pieces start a word
         self.word_start = np.array([p.startswith(WORD_START) for p in pieces], dtype=bool)
