@@ -69,7 +69,7 @@ def _cmd_show(args) -> None:
 
 
 def _options(args):
-    from ablations.runner import RunOptions, parse_duration
+    from ablations.options import RunOptions, parse_duration
 
     return RunOptions(corpus=args.corpus, size=args.size, steps=args.steps or 0, tokens=args.tokens or 0,
                       time_budget=parse_duration(args.time_budget) if args.time_budget else 0.0,
@@ -96,9 +96,9 @@ def _cmd_report(args) -> None:
 def _cmd_bench(args) -> None:
     from pathlib import Path
 
+    from ablations.bench import run_bench
+    from ablations.options import RunOptions
     from ablations.report import render_report
-    from ablations.runner import RunOptions, run_bench
-
     from core.device import limit_memory, parse_bytes
 
     seq_lens = [int(x) for x in args.seq_lens.split(",") if x]

@@ -12,8 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ablations.results import latest_by, read_rows, write_text
-from ablations.runner import BENCH, RESULTS
+from ablations.results import BENCH, REPORT, RESULTS, SPEC, latest_by, read_rows, write_text
 
 COLUMNS = [  # (key, header, formatter)
     ("status", "status", str),
@@ -240,8 +239,8 @@ def _training_report(rows: list[dict], out: Path, console) -> str:
     ordered = list(latest.values())
     name = ordered[0].get("ablation", out.name)
     spec_info = {}
-    if (out / "spec.json").is_file():
-        spec_info = json.loads((out / "spec.json").read_text())
+    if (out / SPEC).is_file():
+        spec_info = json.loads((out / SPEC).read_text())
     opts = spec_info.get("options", {})
     md = [f"# Ablation `{name}`", ""]
     from ablations.specs import ABLATIONS
@@ -354,7 +353,7 @@ def render_report(out: str | Path, console=None) -> Path:
         parts.append(_training_report(results, out, console))
     if bench:
         parts.append(_bench_report(bench, out, console))
-    path = out / "report.md"
+    path = out / REPORT
     write_text(path, "\n\n".join(parts))
     if console is not None:
         console.print(f"report: {path}")

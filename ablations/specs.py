@@ -11,10 +11,11 @@ the measured figures and says plainly whether this run reproduced it.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from core.registry import unknown_name_error
 
@@ -90,9 +91,9 @@ class AblationSpec:
 
 
 def check_dotted(overrides: Mapping[str, Any], where: str) -> None:
-    from core.config import ModelConfig
     from core.data import DataConfig
-    from core.training import TrainConfig
+    from core.model import ModelConfig
+    from core.train import TrainConfig
 
     classes = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
     for key in overrides:

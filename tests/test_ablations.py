@@ -4,9 +4,10 @@ import json
 import pytest
 
 from ablations.__main__ import main as cli
+from ablations.options import RunOptions, effective_options, parse_duration
 from ablations.report import render_report
 from ablations.results import read_rows
-from ablations.runner import RunOptions, effective_options, parse_duration, resolve_arm, run_ablation
+from ablations.runner import resolve_arm, run_ablation
 from ablations.specs import ABLATIONS, AblationSpec, Arm, get_ablation
 from core.model import PretrainingModel
 

@@ -3,9 +3,8 @@ import pytest
 import torch
 from reformer_pytorch.reformer_pytorch import FullQKAttention
 
-from core.attention import LSHSelfAttention, SharedQKAttention
-from core.config import ModelConfig
-from core.model import PretrainingModel
+from core.model import ModelConfig, PretrainingModel
+from core.model.attention import LSHSelfAttention, SharedQKAttention
 from variants import build_model, list_variants
 
 TINY = dict(vocab_size=97, hidden_size=32, num_heads=4, num_layers=4, max_position_embeddings=64,

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from core.config import ModelConfig
+from core.model import ModelConfig
 from variants import SIZES, build_model, get_config, get_variant, list_variants
 
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from core.data import DataConfig, build_dataset
-from core.training import CHECKPOINT, CheckpointError, TrainConfig, Trainer, load_checkpoint
 from core.model import PretrainingModel
+from core.train import CHECKPOINT, CheckpointError, TrainConfig, Trainer, load_checkpoint
 from variants import get_config
 
 DATA = dict(vocab_size=600, max_length=64, dupe_factor=2, max_eval_examples=64)
@@ -101,7 +101,7 @@ def test_model_without_sentence_head_has_no_sentence_scores(corpus_file, cache_d
 
 
 def test_evaluation_is_identical_for_lsh_models(data):
-    from core.evaluate import evaluate
+    from core.train import evaluate
 
     model = model_for("bert-lsh", lsh_bucket_size=8)
     a = evaluate(model, data, torch.device("cpu"))

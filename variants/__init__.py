@@ -9,12 +9,12 @@ a ModelConfig, and an ablation arm is the same thing with a few fields overridde
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
-from core.config import ModelConfig
-from core.model import PretrainingModel
+from core.model import ModelConfig, PretrainingModel
 from core.registry import unknown_name_error
 
 # name: (layers, hidden). Heads are H / 64 and the FFN 4H, as in BERT and its miniatures.

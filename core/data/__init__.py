@@ -5,6 +5,6 @@ Entry point: `build_dataset(DataConfig(...), corpus=path_or_None)` returns a
 evaluation batches with fixed masks.
 """
 from core.data.config import CLS, MASK, PAD, SEP, SPECIAL_TOKENS, UNK, DataConfig
-from core.data.dataset import PretrainingData, build_dataset
+from core.data.dataset import PretrainingData, build_dataset, corpus_source
 
-__all__ = ["DataConfig", "PretrainingData", "SPECIAL_TOKENS", "PAD", "UNK", "CLS", "SEP", "MASK", "build_dataset"]
+__all__ = ["DataConfig", "PretrainingData", "SPECIAL_TOKENS", "PAD", "UNK", "CLS", "SEP", "MASK", "build_dataset", "corpus_source"]

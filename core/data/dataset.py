@@ -17,14 +17,12 @@ scored on the same predictions.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -36,6 +34,7 @@ from core.data.corpus import CorpusError, CorpusReport, fingerprint, iter_docume
 from core.data.examples import IGNORE, TokenStore, build_examples
 from core.data.masking import mask_sequence
 from core.data.tokenizer import Tokenizer, train_tokenizer
+from core.files import atomic_dir
 
 FORMAT_VERSION = 1
 EVAL_SETS = ("mlm", "nsp", "sop")
@@ -47,23 +46,6 @@ def default_cache_dir() -> Path:
 
 def _key(*parts: object) -> str:
     return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-@contextlib.contextmanager
-def _atomic_dir(final: Path) -> Iterator[Path]:
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    try:
-        os.replace(tmp, final)
-    except OSError:  # another process finished the same build first; theirs is identical
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _write_json(path: Path, data: object) -> None:
@@ -134,7 +116,7 @@ def load_or_build_store(src: CorpusSource, tok: Tokenizer, cache: Path) -> tuple
     if not (final / "meta.json").is_file():
         dtype = _dtype(tok.vocab_size)
         report = CorpusReport()
-        with _atomic_dir(final) as tmp:
+        with atomic_dir(final) as tmp:
             sent_off, doc_off, n = [0], [0], 0
             with open(tmp / "tokens.bin", "wb") as fh:
                 for doc in src.documents(report):
@@ -354,7 +336,7 @@ def build_dataset(cfg: DataConfig, corpus: str | os.PathLike | None = None,
             raise CorpusError(f"corpus {src.name} has {store.n_docs} document(s); at least 4 are needed "
                               "(two held out for evaluation, and NSP negatives need another document). "
                               "Use a larger corpus, with a blank line between documents in plain text")
-        with _atomic_dir(final) as tmp:
+        with atomic_dir(final) as tmp:
             n_train = _write_examples(tmp, "train", build_examples(store, train_docs, cfg, cfg.seed),
                                       cfg, tok, copies, None)
             if n_train == 0:

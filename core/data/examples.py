@@ -11,8 +11,8 @@ SOP 0 = original order, 1 = swapped.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 import sentencepiece as spm
 
-from core.data.config import MASK, PAD, SEP, CLS, UNK, SPECIAL_TOKENS, DataConfig
+from core.data.config import CLS, MASK, PAD, SEP, SPECIAL_TOKENS, UNK, DataConfig
 from core.data.corpus import CorpusError
+from core.files import atomic_write_bytes
 
 WORD_START = "\u2581"  # "▁": SentencePiece marks the first piece of every word with it
 
@@ -86,8 +87,5 @@ def train_tokenizer(sentences: Iterator[str], out_path: Path, cfg: DataConfig, c
                 f"{cfg.vocab_size}: {err}. Lower vocab_size (--vocab-size) or use a larger corpus"
             ) from None
         raise
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_bytes(buffer.getvalue())
-    os.replace(tmp, out_path)
+    atomic_write_bytes(out_path, buffer.getvalue())
     return Tokenizer(out_path)

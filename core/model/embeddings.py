@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from core.config import ModelConfig
+from core.model.config import ModelConfig
 
 
 class Embeddings(nn.Module):

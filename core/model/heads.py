@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.config import ModelConfig
-from core.encoder import activation_fn
+from core.model.config import ModelConfig
+from core.model.encoder import activation_fn
 
 
 class MLMHead(nn.Module):

@@ -24,8 +24,8 @@ from reformer_pytorch.reformer_pytorch import Chunk
 from reformer_pytorch.reversible import ReversibleSequence
 from torch import nn
 
-from core.attention import build_attention
-from core.config import ModelConfig
+from core.model.attention import build_attention
+from core.model.config import ModelConfig
 
 
 def activation_fn(name: str):

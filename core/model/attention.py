@@ -21,7 +21,7 @@ from einops import rearrange
 from reformer_pytorch.reformer_pytorch import TOKEN_SELF_ATTN_VALUE, LSHAttention
 from torch import nn
 
-from core.config import ModelConfig
+from core.model.config import ModelConfig
 from core.registry import Registry
 
 ATTENTION: Registry[type[nn.Module]] = Registry("attention kind")

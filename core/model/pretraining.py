@@ -2,17 +2,17 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.config import ModelConfig
-from core.embeddings import Embeddings
-from core.encoder import Encoder
-from core.heads import MLMHead, SentenceHead
+from core.model.config import ModelConfig
+from core.model.embeddings import Embeddings
+from core.model.encoder import Encoder
+from core.model.heads import MLMHead, SentenceHead
 
 IGNORE_INDEX = -100
 
@@ -93,7 +93,7 @@ class PretrainingModel(nn.Module):
                 sentence_loss = F.cross_entropy(sentence_logits.float(), sentence_labels)
         elif sentence_labels is not None:
             raise ValueError("sentence_labels given, but this model has no sentence head (sentence_head=False)")
-        losses = [l for l in (mlm_loss, sentence_loss) if l is not None]
+        losses = [part for part in (mlm_loss, sentence_loss) if part is not None]
         loss = sum(losses) if losses else None
         return PretrainingOutput(loss, mlm_loss, sentence_loss, mlm_logits, sentence_logits, h)
 

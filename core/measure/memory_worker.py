@@ -1,4 +1,4 @@
-"""Subprocess entry point for CPU peak-memory measurement: `python -m core.memory_worker SPEC`.
+"""Subprocess entry point for CPU peak-memory measurement: `python -m core.measure.memory_worker SPEC`.
 
 Runs in a fresh interpreter so that the resident-memory peak belongs to this one
 measurement. Prints one JSON line.
@@ -18,9 +18,9 @@ def main() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     import torch
 
-    from core.config import ModelConfig
     from core.device import is_oom
-    from core.measure import peak_memory_in_process
+    from core.measure.memory import peak_memory_in_process
+    from core.model import ModelConfig
 
     cfg = ModelConfig.from_dict(spec["config"])
     try:

@@ -14,8 +14,7 @@ from typing import Any
 
 import torch
 
-from core.config import ModelConfig
-from core.model import PretrainingModel
+from core.model import ModelConfig, PretrainingModel
 
 _ACT_FROM_HF = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh"}
 _ACT_TO_HF = {"gelu": "gelu", "gelu_tanh": "gelu_new"}

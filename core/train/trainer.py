@@ -4,10 +4,10 @@ Design notes for the next engineer:
 - The learning-rate schedule is a function of *progress*, the largest fraction of any
   budget used so far, so the same schedule serves step, token and wall-clock budgets.
   Step and token budgets are exactly reproducible; a time budget is not (by nature).
-- A checkpoint holds model, optimizer, progress (which drives the schedule), RNG states
-  and the data position; resuming reproduces an uninterrupted run exactly on CPU.
-- Writes go through `atomic_save` (temporary file, then rename), and only rank 0 writes,
-  so the same code can run under torchrun/DDP: each rank takes every world_size-th batch.
+- Checkpoints (`core.train.checkpoint`) hold everything a resume needs; resuming
+  reproduces an uninterrupted run exactly on CPU.
+- Only rank 0 writes, so the same code can run under torchrun/DDP: each rank takes every
+  world_size-th batch.
 - A non-finite loss stops the run with status "nan" before the optimizer touches the
   weights, so the last checkpoint on disk is the last good one.
 """
@@ -15,55 +15,20 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from core.config_base import StrictConfig
 from core.device import autocast, pick_device, synchronize, to_device
-from core.evaluate import DEFAULT_HASH_SEED, evaluate
 from core.model import PretrainingModel
 from core.optim import adamw
-
-CHECKPOINT = "checkpoint.pt"
-
-
-class CheckpointError(RuntimeError):
-    pass
-
-
-@dataclass(frozen=True)
-class TrainConfig(StrictConfig):
-    batch_size: int = 32
-    grad_accum: int = 1               # micro-batches per optimizer step
-    lr: float = 5e-4
-    weight_decay: float = 0.01
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-6
-    warmup: float = 0.06              # fraction of the budget spent warming up
-    clip_norm: float = 1.0            # 0 disables clipping
-    # budget: the run stops at the first one reached; at least one must be set
-    max_steps: int = 0
-    max_tokens: int = 0               # non-padding tokens
-    max_seconds: float = 0.0
-    eval_every: int = 0               # steps; 0 evaluates only at the end
-    eval_batch_size: int = 32
-    checkpoint_every: int = 0         # steps; 0 writes only at the end (if an out_dir is given)
-    log_every: int = 10
-    device: str = "auto"
-    seed: int = 0
-    hash_seed: int = DEFAULT_HASH_SEED  # LSH hashing seed for evaluation
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "betas", tuple(self.betas))
-        if not (self.max_steps or self.max_tokens or self.max_seconds):
-            raise ValueError("set a budget: max_steps, max_tokens or max_seconds (> 0)")
-        if self.batch_size < 1 or self.grad_accum < 1:
-            raise ValueError("batch_size and grad_accum must be >= 1")
-        if not 0 <= self.warmup < 1:
-            raise ValueError(f"warmup is a fraction of the budget in [0, 1), got {self.warmup}")
+from core.train.checkpoint import CHECKPOINT, CheckpointError, atomic_save, load_checkpoint
+from core.train.config import TrainConfig
+from core.train.evaluate import evaluate
+from core.train.progress_bar import ProgressBar
 
 
 @dataclass
@@ -88,35 +53,12 @@ class TrainResult:
 
     def speed(self, warmup: int = 2) -> dict:
         """Median/min/max training tokens per second over the steps after `warmup`."""
-        import statistics
-
         timed = self.step_times[warmup:] or self.step_times
         if not timed:
             return {}
         rates = [t / s for t, s in timed if s > 0]
         return {"tokens_per_s": statistics.median(rates), "tokens_per_s_min": min(rates),
                 "tokens_per_s_max": max(rates), "timed_steps": len(rates)}
-
-
-def atomic_save(obj: object, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: Path) -> dict:
-    """Never unpickles arbitrary objects; a damaged file is named, not a deep traceback."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as err:  # truncated zip, bad magic, unsafe pickle...
-        raise CheckpointError(
-            f"checkpoint {path} is corrupted or truncated and cannot be read "
-            f"({type(err).__name__}: {str(err).splitlines()[0][:200]}). Delete it to start the run "
-            "over, or restore it from a backup"
-        ) from None
 
 
 def _rank() -> tuple[int, int]:
@@ -217,59 +159,82 @@ class Trainer:
     def train(self, resume: bool = True) -> TrainResult:
         if resume:
             self.resume()
-        model, c, p = self.model, self.cfg, self.progress
-        model.train()
+        self.model.train()
         batches = self._batches()
-        bar = _ProgressBar(self, enabled=self.progress_bar)
         status, error = "ok", None
-        with bar:
+        with ProgressBar(self, enabled=self.progress_bar) as bar:
             while not self._done():
                 t0 = time.perf_counter()
-                self.optimizer.zero_grad(set_to_none=True)
-                loss_sum, tokens, data_s = 0.0, 0, 0.0
-                for _ in range(c.grad_accum):
-                    t_data = time.perf_counter()
-                    batch = to_device(next(batches), self.device)
-                    data_s += time.perf_counter() - t_data
-                    if model.sentence_head is None:
-                        batch.pop("sentence_labels", None)
-                    with autocast(self.device):
-                        loss = model(**batch).loss / c.grad_accum
-                    loss.backward()
-                    loss_sum += float(loss.detach())
-                    tokens += int(batch["attention_mask"].sum())
-                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), c.clip_norm or float("inf"))
-                if not math.isfinite(loss_sum) or not torch.isfinite(grad_norm):
-                    status = "nan"
-                    error = (f"loss {loss_sum} / gradient norm {float(grad_norm)} at step {p.step + 1}: training "
-                             f"stopped before the update. The last good checkpoint (step {self._saved_step()}) "
-                             "is kept. Lower the learning rate or enable gradient clipping")
+                loss, tokens, data_s, grad_norm = self._forward_backward(batches)
+                if not math.isfinite(loss) or not torch.isfinite(grad_norm):
+                    status, error = "nan", self._nan_message(loss, grad_norm)
                     break
-                for group in self.optimizer.param_groups:
-                    group["lr"] = c.lr * self.lr_factor()
-                self.optimizer.step()
-                synchronize(self.device)
-                p.step += 1
-                p.tokens += tokens * self.world
-                elapsed = time.perf_counter() - t0
-                p.seconds += elapsed
-                # (tokens, seconds of forward+backward+optimizer) per step, batch loading excluded
-                self.step_times.append((tokens * self.world, elapsed - data_s))
-                if p.step % c.log_every == 0 or p.step == 1 or self._done():
-                    self.train_loss.append([p.tokens, loss_sum])
-                    self.train_loss_time.append([round(p.seconds, 4), loss_sum])
-                bar.update(loss_sum, tokens / max(time.perf_counter() - t0, 1e-9))
-                if c.eval_every and p.step % c.eval_every == 0 and not self._done():
-                    self.evals.append({"step": p.step, "tokens": p.tokens, "seconds": p.seconds,
-                                       **evaluate(model, self.eval_data, self.device, c.eval_batch_size, c.hash_seed)})
-                if c.checkpoint_every and p.step % c.checkpoint_every == 0:
-                    self.save()
-                if self.on_step is not None:
-                    self.on_step(self)
+                self._update()
+                self._record(loss, tokens, time.perf_counter() - t0, data_s)
+                bar.update(loss, tokens / max(time.perf_counter() - t0, 1e-9))
+                self._after_step()
+        return self._finish(status, error)
+
+    def _forward_backward(self, batches) -> tuple[float, int, float, torch.Tensor]:
+        """Gradients of one optimizer step (all micro-batches): loss, tokens, data seconds, grad norm."""
+        model, c = self.model, self.cfg
+        self.optimizer.zero_grad(set_to_none=True)
+        loss_sum, tokens, data_s = 0.0, 0, 0.0
+        for _ in range(c.grad_accum):
+            t_data = time.perf_counter()
+            batch = to_device(next(batches), self.device)
+            data_s += time.perf_counter() - t_data
+            if model.sentence_head is None:
+                batch.pop("sentence_labels", None)
+            with autocast(self.device):
+                loss = model(**batch).loss / c.grad_accum
+            loss.backward()
+            loss_sum += float(loss.detach())
+            tokens += int(batch["attention_mask"].sum())
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), c.clip_norm or float("inf"))
+        return loss_sum, tokens, data_s, grad_norm
+
+    def _nan_message(self, loss: float, grad_norm: torch.Tensor) -> str:
+        return (f"loss {loss} / gradient norm {float(grad_norm)} at step {self.progress.step + 1}: training "
+                f"stopped before the update. The last good checkpoint (step {self._saved_step()}) "
+                "is kept. Lower the learning rate or enable gradient clipping")
+
+    def _update(self) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.cfg.lr * self.lr_factor()
+        self.optimizer.step()
+        synchronize(self.device)
+
+    def _record(self, loss: float, tokens: int, elapsed: float, data_s: float) -> None:
+        c, p = self.cfg, self.progress
+        p.step += 1
+        p.tokens += tokens * self.world
+        p.seconds += elapsed
+        # (tokens, seconds of forward+backward+optimizer) per step, batch loading excluded
+        self.step_times.append((tokens * self.world, elapsed - data_s))
+        if p.step % c.log_every == 0 or p.step == 1 or self._done():
+            self.train_loss.append([p.tokens, loss])
+            self.train_loss_time.append([round(p.seconds, 4), loss])
+
+    def _evaluate(self) -> dict:
+        c, p = self.cfg, self.progress
+        scores = evaluate(self.model, self.eval_data, self.device, c.eval_batch_size, c.hash_seed)
+        self.evals.append({"step": p.step, "tokens": p.tokens, "seconds": p.seconds, **scores})
+        return scores
+
+    def _after_step(self) -> None:
+        c, p = self.cfg, self.progress
+        if c.eval_every and p.step % c.eval_every == 0 and not self._done():
+            self._evaluate()
+        if c.checkpoint_every and p.step % c.checkpoint_every == 0:
+            self.save()
+        if self.on_step is not None:
+            self.on_step(self)
+
+    def _finish(self, status: str, error: str | None) -> TrainResult:
         final = {}
         if status == "ok":
-            final = evaluate(model, self.eval_data, self.device, c.eval_batch_size, c.hash_seed)
-            self.evals.append({"step": p.step, "tokens": p.tokens, "seconds": p.seconds, **final})
+            final = self._evaluate()
             self.save()
         return TrainResult(status, error, self.progress, self.train_loss, self.train_loss_time, self.evals, final,
                            self.step_times)
@@ -279,31 +244,3 @@ class Trainer:
         if path is None or not path.is_file():
             return "none written"
         return load_checkpoint(path)["progress"]["step"]
-
-
-class _ProgressBar:
-    """A rich progress bar with loss and tokens/s; silent when disabled."""
-
-    def __init__(self, trainer: Trainer, enabled: bool):
-        self.trainer, self.enabled = trainer, enabled
-        self._progress = None
-
-    def __enter__(self):
-        if self.enabled:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-            self._progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                                      TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[tps]} tok/s"),
-                                      TimeElapsedColumn(), TimeRemainingColumn(), transient=True)
-            self._progress.__enter__()
-            self._task = self._progress.add_task("train", total=1000, loss="-", tps="-")
-        return self
-
-    def update(self, loss: float, tps: float) -> None:
-        if self._progress is not None:
-            self._progress.update(self._task, completed=1000 * self.trainer.fraction_done(),
-                                  loss=f"{loss:.3f}", tps=f"{tps:,.0f}")
-
-    def __exit__(self, *exc):
-        if self._progress is not None:
-            self._progress.__exit__(*exc)

@@ -1,0 +1,55 @@
+"""bench: memory and speed against sequence length, without training; one row per
+(variant, length) in bench.jsonl."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ablations.options import RunOptions
+from ablations.results import BENCH, append_row, read_rows
+from core.device import device_name, is_oom, pick_device
+from core.measure import measure
+from variants import get_config, get_variant
+
+
+def run_bench(variants: tuple[str, ...] | list[str], seq_lens, mode: str, size: str, tokens_per_batch: int,
+              opts: RunOptions, out: Path, console, ablation: str | None = None) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / BENCH
+    device = pick_device(opts.device)
+    done = {(r["variant"], r["seq_len"], r["batch_size"], r.get("mode"), r.get("size"), r.get("device")): r
+            for r in read_rows(path) if r.get("status") in ("ok", "oom")}
+    for v in variants:
+        get_variant(v)  # fail early, with the valid names
+    for v in variants:
+        oom_at = None
+        for T in seq_lens:
+            B = max(1, tokens_per_batch // T)
+            key = (v, T, B, mode, size, device_name(device))
+            if key in done:
+                console.print(f"{v} @ {T}: measured earlier ({done[key]['status']}), skipped")
+                continue
+            row = {"ablation": ablation, "variant": v, "size": size, "seq_len": T, "batch_size": B, "mode": mode,
+                   "device": device_name(device), "status": "ok", "error": None, "tokens_per_s": None,
+                   "infer_tokens_per_s": None, "peak_mem_bytes": None, "saved_bytes": None}
+            if oom_at is not None:
+                row.update(status="oom", error=f"skipped: out of memory already at {oom_at} tokens")
+            else:
+                try:
+                    cfg = get_config(v, size, vocab_size=opts.vocab_size or 8000, max_position_embeddings=max(512, T))
+                    m = measure(cfg, B, T, device, speed=mode in ("speed", "both"), memory=mode in ("memory", "both"),
+                                warmup=1, steps=1 if opts.quick else 3, memory_limit_bytes=opts.memory_limit_bytes)
+                    row.update({k: m.get(k) for k in ("status", "error", "tokens_per_s", "infer_tokens_per_s",
+                                                      "peak_mem_bytes", "saved_bytes", "step_s_median", "utilisation",
+                                                      "flops_label", "memory_method", "params_unique")})
+                except Exception as err:  # noqa: BLE001
+                    if is_oom(err):
+                        row.update(status="oom", error=str(err).splitlines()[0][:300])
+                    else:
+                        row.update(status="error", error=f"{type(err).__name__}: {err}"[:600])
+                if row["status"] == "oom":
+                    oom_at = T
+            append_row(path, row)
+            tps = f"{row['tokens_per_s']:,.0f} tok/s" if row.get("tokens_per_s") else ""
+            mem = f"{row['peak_mem_bytes'] / 2**20:,.0f} MiB peak" if row.get("peak_mem_bytes") else ""
+            console.print(f"{v} @ {T} x {B}: {row['status']} {tps} {mem}")
+    return out

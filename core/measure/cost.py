@@ -1,0 +1,51 @@
+"""Cost model: analytic FLOPs per token beside measured time give utilisation against the
+device's measured matmul peak.
+
+LSH FLOPs are "dense-equivalent": the dot products LSH computes (2 x bucket_size keys per
+query per hash round), priced as dense matmuls, which they are not (sorting and gathering
+are extra).
+"""
+from __future__ import annotations
+
+import functools
+import time
+
+import torch
+
+from core.device import synchronize
+from core.model import ModelConfig
+
+
+@functools.cache
+def matmul_peak_flops(device_str: str) -> float:
+    """The device's achievable matmul FLOP/s, measured (bf16 on CUDA, fp32 on CPU)."""
+    device = torch.device(device_str)
+    n, dtype = (4096, torch.bfloat16) if device.type == "cuda" else (1024, torch.float32)
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    synchronize(device)
+    reps, t0 = 10, time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    synchronize(device)
+    return 2 * n**3 * reps / (time.perf_counter() - t0)
+
+
+def flops_per_token(cfg: ModelConfig, seq_len: int, mask_fraction: float = 0.15) -> dict:
+    """Analytic training FLOPs per token (3 x forward; recomputation not counted)."""
+    H, FF, E, V, L = cfg.hidden_size, cfg.intermediate_size, cfg.embedding_size, cfg.vocab_size, cfg.num_layers
+    proj = (8 if cfg.attention == "full" else 6) * H * H  # Q,K,V,O or shared QK,V,O
+    if cfg.attention == "lsh":
+        keys = min(2 * cfg.lsh_bucket_size, seq_len) * cfg.lsh_n_hashes
+    else:
+        keys = seq_len
+    attn = 4 * keys * H
+    layer = proj + 4 * H * FF + attn
+    embed = 2 * E * H if cfg.factorized else 0
+    head = mask_fraction * (2 * H * E + 2 * E * V)
+    forward = L * layer + embed + head
+    return {"flops_per_token": 3 * forward, "attention_flops_per_token": 3 * L * attn,
+            "flops_label": "dense-equivalent" if cfg.attention == "lsh" else "exact"}
+
+

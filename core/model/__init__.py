@@ -1,0 +1,16 @@
+"""The model: one validated `ModelConfig` assembles embeddings, an encoder and heads.
+
+- `config`: `ModelConfig`, every architectural knob, validated and JSON round-tripping.
+- `embeddings`: token, position and segment tables; the E→H projection when factorized.
+- `attention`: the attention registry (`full` SDPA, `full-shared-qk`, `lsh` from
+  reformer-pytorch).
+- `encoder`: the layer stack with its sharing map, post-/pre-LN and reversible option.
+- `heads`: the MLM head tied to the token table, and the pooler + sentence head.
+- `pretraining`: `PretrainingModel`, the whole model with its losses.
+
+Nothing here knows about data, training or measurement.
+"""
+from core.model.config import ModelConfig
+from core.model.pretraining import IGNORE_INDEX, PretrainingModel, PretrainingOutput
+
+__all__ = ["IGNORE_INDEX", "ModelConfig", "PretrainingModel", "PretrainingOutput"]

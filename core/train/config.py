@@ -1,0 +1,39 @@
+"""TrainConfig: optimizer, schedule, budget and bookkeeping of one training run."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.config_base import StrictConfig
+from core.train.evaluate import DEFAULT_HASH_SEED
+
+
+@dataclass(frozen=True)
+class TrainConfig(StrictConfig):
+    batch_size: int = 32
+    grad_accum: int = 1               # micro-batches per optimizer step
+    lr: float = 5e-4
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-6
+    warmup: float = 0.06              # fraction of the budget spent warming up
+    clip_norm: float = 1.0            # 0 disables clipping
+    # budget: the run stops at the first one reached; at least one must be set
+    max_steps: int = 0
+    max_tokens: int = 0               # non-padding tokens
+    max_seconds: float = 0.0
+    eval_every: int = 0               # steps; 0 evaluates only at the end
+    eval_batch_size: int = 32
+    checkpoint_every: int = 0         # steps; 0 writes only at the end (if an out_dir is given)
+    log_every: int = 10
+    device: str = "auto"
+    seed: int = 0
+    hash_seed: int = DEFAULT_HASH_SEED  # LSH hashing seed for evaluation
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "betas", tuple(self.betas))
+        if not (self.max_steps or self.max_tokens or self.max_seconds):
+            raise ValueError("set a budget: max_steps, max_tokens or max_seconds (> 0)")
+        if self.batch_size < 1 or self.grad_accum < 1:
+            raise ValueError("batch_size and grad_accum must be >= 1")
+        if not 0 <= self.warmup < 1:
+            raise ValueError(f"warmup is a fraction of the budget in [0, 1), got {self.warmup}")
