@@ -71,20 +71,31 @@ def _cmd_show(args) -> None:
 def _options(args):
     from ablations.options import RunOptions, parse_duration
 
-    return RunOptions(corpus=args.corpus, size=args.size, steps=args.steps or 0, tokens=args.tokens or 0,
-                      time_budget=parse_duration(args.time_budget) if args.time_budget else 0.0,
+    return RunOptions(corpus=args.corpus, size=args.size, steps=args.steps, tokens=args.tokens,
+                      time_budget=parse_duration(args.time_budget) if args.time_budget is not None else None,
                       seq_len=args.seq_len, batch_size=args.batch_size, device=args.device, seed=args.seed,
-                      out=args.out, quick=args.quick, vocab_size=args.vocab_size, lr=args.lr,
+                      seeds=args.seeds, out=args.out, quick=args.quick, vocab_size=args.vocab_size, lr=args.lr,
                       keep_checkpoints=args.keep_checkpoints, progress=not args.no_progress)
 
 
-def _cmd_run(args) -> None:
+def _cmd_run(args) -> int:
     from ablations.runner import run_ablation
     from ablations.specs import get_ablation
 
     spec = get_ablation(args.name)
-    out = run_ablation(spec, _options(args), console)
-    console.print(f"[bold green]done[/bold green]: {out}/report.md (with the .jsonl, .csv and plots beside it)")
+    summary = run_ablation(spec, _options(args), console)
+    return _finish(summary.errors, f"{summary.out}/report.md (with the .jsonl, .csv and plots beside it)")
+
+
+def _finish(errors: list[str], where: str) -> int:
+    """Exit 0 when every unit ended as a result (ok, oom, nan), 1 when any ended in error."""
+    if errors:
+        for line in errors:
+            print(f"error: {' '.join(line.split())[:400]}", file=sys.stderr)
+        print(f"{len(errors)} failed; the others are in {where}", file=sys.stderr)
+        return 1
+    console.print(f"[bold green]done[/bold green]: {where}")
+    return 0
 
 
 def _cmd_report(args) -> None:
@@ -93,22 +104,38 @@ def _cmd_report(args) -> None:
     render_report(args.dir, console)
 
 
-def _cmd_bench(args) -> None:
+def _cmd_bench(args) -> int:
     from pathlib import Path
 
     from ablations.bench import run_bench
     from ablations.options import RunOptions
     from ablations.report import render_report
+    from ablations.results import ensure_run_dir
     from core.device import limit_memory, parse_bytes
 
-    seq_lens = [int(x) for x in args.seq_lens.split(",") if x]
+    seq_lens = _int_list(args.seq_lens, "--seq-lens", low=8)
     variants = [v for v in args.variants.split(",") if v]
+    if args.tokens_per_batch < 1:
+        raise ValueError(f"--tokens-per-batch must be >= 1, got {args.tokens_per_batch}")
     if args.memory_limit:
         limit_memory(parse_bytes(args.memory_limit))
     opts = RunOptions(device=args.device, quick=args.quick, vocab_size=args.vocab_size)
     out = Path(args.out or f"runs/bench-{args.mode}")
-    run_bench(variants, seq_lens, args.mode, args.size, args.tokens_per_batch, opts, out, console)
+    ensure_run_dir(out)
+    errors = run_bench(variants, seq_lens, args.mode, args.size, args.tokens_per_batch, opts, out, console)
     render_report(out, console)
+    return _finish(errors, f"{out}/report.md")
+
+
+def _int_list(text: str, flag: str, low: int) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"{flag} takes comma-separated integers, e.g. 512,1024,2048; got {text!r}") from None
+    bad = [v for v in values if v < low]
+    if not values or bad:
+        raise ValueError(f"{flag} values must be >= {low}; got {text!r}")
+    return values
 
 
 def _cmd_data(args) -> None:
@@ -136,43 +163,51 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ablations", description="Compare BERT-family ideas fairly: "
                                 "parameters, memory, speed and loss, one row per arm.", epilog=EPILOG,
                                 formatter_class=RawDescriptionRichHelpFormatter)
+    p.add_argument("--debug", action="store_true", help="show the traceback of a failure instead of one line")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     fmt = {"formatter_class": RawDescriptionRichHelpFormatter}
     sub.add_parser("list", help="ablations and variants, one line each", **fmt).set_defaults(fn=_cmd_list)
     s = sub.add_parser("show", help="the arms of an ablation and what each changes", **fmt)
     s.add_argument("name")
     s.set_defaults(fn=_cmd_show)
+    _add_run(sub.add_parser("run", help="run an ablation (a name or a .toml file)", epilog=EPILOG, **fmt))
+    rep = sub.add_parser("report", help="re-render report.md, results.csv and plots from a run directory", **fmt)
+    rep.add_argument("dir")
+    rep.set_defaults(fn=_cmd_report)
+    _add_bench(sub.add_parser("bench", help="memory and/or throughput against sequence length, without training",
+                              **fmt))
+    _add_data(sub.add_parser("data", help="build (or reuse) examples and print their statistics", **fmt))
+    return p
 
-    r = sub.add_parser("run", help="run an ablation (a name or a .toml file)",
-                       formatter_class=RawDescriptionRichHelpFormatter, epilog=EPILOG)
+
+def _add_run(r: argparse.ArgumentParser) -> None:
     r.add_argument("name", help="ablation name (see `list`) or path to a .toml spec")
     r.add_argument("--corpus", help="file, directory or glob (text, WikiExtractor, jsonl; .gz ok); "
                                     "default: the built-in corpus (Python standard library docstrings)")
     r.add_argument("--size", help="tiny, mini, small, medium, base, large (default: mini)")
     budget = r.add_argument_group("budget per arm (the first reached stops an arm)")
-    budget.add_argument("--steps", type=int, help="optimizer steps per arm")
-    budget.add_argument("--tokens", type=int, help="training tokens (non-padding) per arm")
+    budget.add_argument("--steps", type=int, help="optimizer steps per arm (>= 1)")
+    budget.add_argument("--tokens", type=int, help="training tokens (non-padding) per arm (>= 1)")
     budget.add_argument("--time-budget", help="wall-clock for all arms together, split equally, e.g. 10m, 1h")
     r.add_argument("--seq-len", type=int, help="tokens per example (default 128; the attention ablation 1024)")
     r.add_argument("--batch-size", type=int, help="examples per optimizer step (default 16)")
     r.add_argument("--vocab-size", type=int, help="SentencePiece vocabulary (default 8000)")
     r.add_argument("--lr", type=float, help="peak learning rate (default 1e-3), warm-up then linear decay")
     r.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    r.add_argument("--seed", type=int, default=0, help="seed of initialisation, data and masks (default 0)")
+    r.add_argument("--seed", type=int, default=0, help="the first seed (default 0)")
+    r.add_argument("--seeds", type=int, default=1, help="train every arm with seeds seed, seed+1, ... (default 1); "
+                                                      "a re-run adds the missing (arm, seed) pairs only")
     r.add_argument("--out", help="run directory (default runs/NAME); re-running resumes there")
     r.add_argument("--quick", action="store_true", help="tiny models and a few steps: a smoke test of the pipeline")
     r.add_argument("--keep-checkpoints", action="store_true", help="keep each finished arm's checkpoint")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.set_defaults(fn=_cmd_run)
 
-    rep = sub.add_parser("report", help="re-render report.md, results.csv and plots from a run directory", **fmt)
-    rep.add_argument("dir")
-    rep.set_defaults(fn=_cmd_report)
 
-    b = sub.add_parser("bench", help="memory and/or throughput against sequence length, without training", **fmt)
+def _add_bench(b: argparse.ArgumentParser) -> None:
     b.add_argument("mode", choices=["memory", "speed", "both"])
     b.add_argument("--variants", default="bert,reformer,albert-reformer")
-    b.add_argument("--seq-lens", default="512,1024,2048,4096")
+    b.add_argument("--seq-lens", default="512,1024,2048,4096", help="comma-separated; measured in ascending order")
     b.add_argument("--size", default="mini")
     b.add_argument("--tokens-per-batch", type=int, default=8192, help="batch = tokens_per_batch // seq_len")
     b.add_argument("--vocab-size", type=int)
@@ -183,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--quick", action="store_true", help="one timed step per measurement")
     b.set_defaults(fn=_cmd_bench)
 
-    d = sub.add_parser("data", help="build (or reuse) examples and print their statistics", **fmt)
+
+def _add_data(d: argparse.ArgumentParser) -> None:
     d.add_argument("--corpus", help="default: the built-in corpus")
     d.add_argument("--packing", choices=["segment-pair", "sentence-pair", "full-sentences", "doc-sentences"])
     d.add_argument("--sentence-task", choices=["none", "nsp", "sop"])
@@ -197,21 +233,36 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--cache-dir", help="default $BERT_ABLATE_CACHE or ~/.cache/bert-ablate")
     d.add_argument("--json", action="store_true", help="print one JSON object")
     d.set_defaults(fn=_cmd_data)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.fn(args)
+        return args.fn(args) or 0
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/yellow]: finished arms are saved in results.jsonl; run the same "
                           "command again to resume (an unfinished arm resumes from its last checkpoint)")
         return 130
-    except (ValueError, FileNotFoundError) as err:
-        err_console.print(f"[red]error:[/red] {err}")
+    except Exception as err:  # noqa: BLE001 - every user-facing failure is one line
+        if getattr(args, "debug", False):
+            raise
+        print(f"error: {one_line(err)}", file=sys.stderr)  # plain print: one line, never wrapped
         return 2
-    return 0
+
+
+def one_line(err: BaseException) -> str:
+    """A failure as one line that names the file and the fix where it can."""
+    if isinstance(err, OSError) and err.strerror:
+        where = f" {err.filename}" if err.filename else ""
+        return f"{err.strerror}:{where}" + {
+            PermissionError: " (not writable or readable by you; choose another path)",
+            IsADirectoryError: " (a directory where a file belongs)",
+            NotADirectoryError: " (a file where a directory belongs)",
+        }.get(type(err), "")
+    text = " ".join(str(err).split()) or type(err).__name__
+    if isinstance(err, (ValueError, FileNotFoundError, KeyError)):
+        return text
+    return f"{type(err).__name__}: {text} (run again with --debug for the traceback)"
 
 
 if __name__ == "__main__":

@@ -9,18 +9,30 @@ from ablations.specs import AblationSpec
 from core.registry import unknown_name_error
 from variants import SIZES
 
+# quick mode's smallest vocabulary; the runner raises it to fit the corpus's characters
+# (Korean needs about 3,000 pieces for characters alone at SentencePiece's default coverage)
+QUICK_VOCAB = 500
+# (lowest valid value, what it is) for every numeric option; None means "not set"
+LIMITS: dict[str, tuple[float, str]] = {
+    "steps": (1, "optimizer steps per arm"), "tokens": (1, "training tokens per arm"),
+    "time_budget": (1, "seconds"), "seq_len": (8, "tokens per example"), "batch_size": (1, "examples per step"),
+    "vocab_size": (16, "SentencePiece pieces"), "seeds": (1, "seeds per arm"), "seed": (0, "the first seed"),
+    "long_seq_len": (0, "tokens (0 disables)"), "memory_limit_bytes": (1, "bytes"),
+}
+
 
 @dataclass
 class RunOptions:
     corpus: str | None = None
     size: str | None = None
-    steps: int = 0
-    tokens: int = 0
-    time_budget: float = 0.0        # seconds for all trained arms together, split equally
+    steps: int | None = None
+    tokens: int | None = None
+    time_budget: float | None = None  # seconds for all trained arms together, split equally
     seq_len: int | None = None
     batch_size: int | None = None
     device: str = "auto"
-    seed: int = 0
+    seed: int = 0                     # seed k of a run is seed + k, the same for every arm
+    seeds: int = 1
     out: str | None = None
     quick: bool = False
     vocab_size: int | None = None
@@ -30,6 +42,20 @@ class RunOptions:
     cache_dir: str | None = None
     progress: bool = True
     memory_limit_bytes: int | None = None
+
+    def __post_init__(self) -> None:
+        """Every number is checked here, before any data is built: a bad value is one line
+        naming the option and its valid range, never a silent default."""
+        for name, (low, what) in LIMITS.items():
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or value < low):
+                raise ValueError(f"--{name.replace('_', '-')} must be >= {low} ({what}), got {value}")
+        if self.lr is not None and not self.lr > 0:
+            raise ValueError(f"--lr must be > 0 (the peak learning rate), got {self.lr}")
+
+    @property
+    def seed_list(self) -> list[int]:
+        return [self.seed + k for k in range(self.seeds)]
 
 
 def parse_duration(text: str) -> float:
@@ -52,15 +78,29 @@ def effective_options(spec: AblationSpec, opts: RunOptions) -> dict[str, Any]:
     seq_len = opts.seq_len or (64 if quick else d.get("seq_len", 128))
     batch = opts.batch_size or (4 if quick else d.get("batch_size", 16))
     budget: dict[str, Any] = {}
-    if opts.steps:
+    if opts.steps is not None:
         budget["max_steps"] = opts.steps
-    if opts.tokens:
+    if opts.tokens is not None:
         budget["max_tokens"] = opts.tokens
-    if opts.time_budget:
+    if opts.time_budget is not None:
         budget["max_seconds"] = opts.time_budget  # divided among trained arms by the runner
     if not budget:
         budget = {"max_steps": 3} if quick else {"max_tokens": d.get("tokens", 60_000)}
-    return {"size": size, "seq_len": seq_len, "batch_size": batch, "budget": budget,
-            "vocab_size": opts.vocab_size or (500 if quick else d.get("vocab_size", 8000)),
-            "lr": opts.lr or d.get("lr", 1e-3),
-            "long_seq_len": opts.long_seq_len if opts.long_seq_len is not None else (128 if quick else 2048)}
+    eff = {"size": size, "seq_len": seq_len, "batch_size": batch, "budget": budget,
+           "vocab_size": opts.vocab_size or d.get("vocab_size", QUICK_VOCAB if quick else 8000),
+           "lr": opts.lr or d.get("lr", 1e-3),
+           "long_seq_len": opts.long_seq_len if opts.long_seq_len is not None else (128 if quick else 2048)}
+    _check_defaults_values(eff, spec.name)
+    return eff
+
+
+def _check_defaults_values(eff: dict[str, Any], where: str) -> None:
+    """Values that came from an ablation's defaults get the same range checks as flags."""
+    values = {"seq_len": eff["seq_len"], "batch_size": eff["batch_size"], "vocab_size": eff["vocab_size"],
+              "steps": eff["budget"].get("max_steps"), "tokens": eff["budget"].get("max_tokens")}
+    for name, value in values.items():
+        low, what = LIMITS[name]
+        if value is not None and (not isinstance(value, int | float) or value < low):
+            raise ValueError(f"{where}: {name} must be >= {low} ({what}), got {value!r}")
+    if not isinstance(eff["lr"], int | float) or eff["lr"] <= 0:
+        raise ValueError(f"{where}: lr must be > 0, got {eff['lr']!r}")

@@ -1,95 +1,44 @@
-"""The ablation runner: every arm on the same data, seed and budget; one row per arm.
+"""The ablation runner: every arm on the same data, seeds and budget; one row per (arm, seed).
 
-- An arm resolves to (ModelConfig, DataConfig, TrainConfig) from the base variant, the
-  ablation's base overrides, the arm's overrides and the run options, in that order.
-- Finished arms (status ok or oom) whose configuration is unchanged are skipped on a
-  re-run; an arm that errored is retried. Each arm checkpoints, so an interrupted arm
-  resumes where it stopped. Arms whose resolved configuration is identical to another's
-  are trained once and recorded under both names.
-- Failures are results: OOM is recorded as "oom", any other exception as "error" with
-  its message, and the run goes on with the next arm.
+- Seed k (`--seeds N`) is the same for every arm: initialisation where shapes agree,
+  data order and masks. Units of work are (arm, seed) pairs.
+- Finished units (status ok, oom or nan) whose configuration is unchanged are skipped on
+  a re-run; an arm that errored is retried; a changed configuration trains afresh. Each
+  unit checkpoints, so an interrupted one resumes where it stopped. Units whose resolved
+  configuration equals another's are trained once and recorded under both names.
+- Several processes (or machines on one shared file system) may run the same command on
+  one run directory: a unit is trained by whoever holds its lease (`core.lease`), the
+  others skip it and wait for it before writing the report. No row is lost or doubled.
+- Failures are results (`ablations.arm`); the summary lists the errors so that the CLI's
+  exit code can tell a script that something failed.
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
 import time
-import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from ablations.arm import ArmTrainer
 from ablations.bench import run_bench
 from ablations.options import RunOptions, effective_options
 from ablations.report import render_report
-from ablations.results import RESULTS, SPEC, append_row, arm_dir, read_rows, write_text
+from ablations.resolve import ResolvedArm, resolve_arm
+from ablations.results import RESULTS, SPEC, append_row, arm_dir, ensure_run_dir, read_rows, write_text
 from ablations.specs import AblationSpec, Arm
-from core.data import DataConfig, build_dataset, corpus_source
-from core.device import device_name, is_oom, pick_device
-from core.measure import flops_per_token, matmul_peak_flops, measure
-from core.model import ModelConfig, PretrainingModel
-from core.train import TrainConfig, Trainer
-from variants import SIZES, get_config, get_variant
+from core.data import corpus_source, vocab_for_corpus
+from core.device import device_name, pick_device
+from core.lease import Lease
 
-# DataConfig fields that only shape training examples and masks; arms that differ from the
-# base in nothing else are evaluated on the base arm's held-out examples and masks
-TRAINING_ONLY = ("packing", "sentence_task", "short_seq_prob", "masking", "dupe_factor", "mask_unit", "max_ngram",
-                 "mask_prob", "replace_prob", "random_prob", "max_predictions")
+FINISHED = ("ok", "oom", "nan")  # results; "error" is retried on a re-run
 
 
 @dataclass
-class ResolvedArm:
-    arm: Arm
-    variant: str
-    model: ModelConfig
-    data: DataConfig
-    train: TrainConfig
-    flat: dict[str, Any]
-    key: str
-
-
-def _split(overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {"model": {}, "data": {}, "train": {}}
-    for k, v in overrides.items():
-        section, _, name = k.partition(".")
-        out[section][name] = v
-    return out
-
-
-def resolve_arm(spec: AblationSpec, arm: Arm, eff: dict[str, Any], opts: RunOptions,
-                corpus_fp: str, n_trained: int = 1) -> ResolvedArm:
-    variant = get_variant(spec.base)
-    over = _split({**spec.base_overrides, **arm.overrides})
-    seq_len = eff["seq_len"]
-    layers = SIZES[eff["size"]][0]
-    model_over = {k: (layers if (k == "num_groups" and v == "L") else v) for k, v in over["model"].items()}
-    model_over.setdefault("vocab_size", eff["vocab_size"])
-    model_over.setdefault("max_position_embeddings", max(512, seq_len))
-    model = get_config(spec.base, eff["size"], **model_over)
-    data_fields = {**variant.data, "vocab_size": model.vocab_size, "max_length": seq_len, "seed": 12345 + opts.seed}
-    if opts.quick:
-        data_fields.update(dupe_factor=2, max_eval_examples=64)
-    data_fields.update(over["data"])
-    data = DataConfig(**data_fields)
-    if data.sentence_task != "none" and not model.sentence_head:
-        raise ValueError(f"arm {arm.name!r}: data.sentence_task={data.sentence_task!r} needs a sentence head; "
-                         "set model.sentence_head=True or data.sentence_task='none'")
-    budget = dict(eff["budget"])
-    if "max_seconds" in budget:
-        budget["max_seconds"] = budget["max_seconds"] / max(1, n_trained)
-    train_fields = {"batch_size": eff["batch_size"], "lr": eff["lr"], "device": opts.device, "seed": opts.seed,
-                    "checkpoint_every": 50, "log_every": 1, **budget, **over["train"]}
-    train = TrainConfig(**train_fields)
-    flat = {**{f"model.{k}": v for k, v in model.to_dict().items()},
-            **{f"data.{k}": v for k, v in data.to_dict().items()},
-            **{f"train.{k}": v for k, v in train.to_dict().items()}}
-    key_src = {k: v for k, v in flat.items() if k not in ("train.checkpoint_every", "train.log_every")}
-    key = hashlib.sha1(json.dumps([key_src, corpus_fp], sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return ResolvedArm(arm, spec.base, model, data, train, flat, key)
-
+class RunSummary:
+    out: Path
+    rows: list[dict] = field(default_factory=list)     # the rows this process appended
+    errors: list[str] = field(default_factory=list)    # "arm (seed k): message", one per failed unit
 
 def default_out(spec: AblationSpec) -> Path:
     return Path("runs") / spec.name
@@ -103,106 +52,152 @@ class Runner:
         self.console = console or Console()
         self.out = Path(opts.out) if opts.out else default_out(spec)
         self.device = pick_device(opts.device)
-        self._data: dict[str, Any] = {}
-        self._base_data_cfg: DataConfig | None = None
         self._eff = effective_options(spec, opts)  # size, lengths, budget: resolved once
+        self.arms = ArmTrainer(self.out, opts, self._eff, self.device, self.log)
+        self.summary = RunSummary(self.out)
 
     def log(self, msg: str) -> None:
         self.console.print(msg)
 
-    # -- data, shared by arms with the same DataConfig -----------------------------------------
-    def data_for(self, cfg: DataConfig):
-        key = cfg.to_json()
-        if key not in self._data:
-            t0 = time.perf_counter()
-            self._data[key] = build_dataset(cfg, self.opts.corpus, self.opts.cache_dir)
-            self.log(f"  data ready in {time.perf_counter() - t0:.1f}s: {len(self._data[key].train)} training "
-                     f"examples from {self._data[key].corpus_name}")
-        return self._data[key]
-
     # -- the run ----------------------------------------------------------------------------------
-    def run(self) -> Path:
+    def run(self) -> RunSummary:
+        ensure_run_dir(self.out)
         if self.spec.kind == "bench":
             return self._run_bench()
-        self.out.mkdir(parents=True, exist_ok=True)
         src = corpus_source(self.opts.corpus)
-        resolved = self._resolve_all(self._eff, src.fingerprint)
-        first = next((r for r in resolved if isinstance(r, ResolvedArm)), None)
-        self._base_data_cfg = first.data if first is resolved[0] else None
-        self._write_spec(first, src.name, len({r.key for r in resolved if isinstance(r, ResolvedArm)}))
-        previous = [r for r in read_rows(self.out / RESULTS) if r.get("status") in ("ok", "oom")]
-        self._finished = {r["key"]: r for r in previous}
-        self._finished_arms = {(r["key"], r["arm"]) for r in previous}
-        self._done_here: dict[str, dict] = {}
-        for i, (arm, res) in enumerate(zip(self.spec.arms, resolved), 1):
-            self._run_one(f"[{i}/{len(self.spec.arms)}] {arm.name}", arm, res, src.name)
+        if self.opts.quick and self.opts.vocab_size is None:
+            self._eff["vocab_size"] = self._quick_vocab(src)
+        units = self._resolve_units(src.fingerprint)
+        valid = [r for _, _, r in units if isinstance(r, ResolvedArm)]
+        if valid:  # a corpus or tokenizer problem stops the run here, once, not once per arm
+            self.arms.base_data_cfg = units[0][2].data if isinstance(units[0][2], ResolvedArm) else None
+            self.arms.data_for(valid[0].data)
+        self._write_spec(valid[0] if valid else None, src.name, len({r.key for r in valid}))
+        self._done_keys: dict[str, dict] = {}
+        self._finished: set[tuple[str, str]] = set()
+        self._refresh()
+        waiting = [u for u in units if self._run_one(*u, src.name) == "held"]
+        self._wait_for(waiting, src.name)
         render_report(self.out, self.console)
-        return self.out
+        return self.summary
+
+    def _quick_vocab(self, src) -> int:
+        """Quick mode sizes the vocabulary to the corpus's characters: Korean needs about
+        3,000 at SentencePiece's default coverage, far more than a smoke test's 500."""
+        return vocab_for_corpus(src, self._eff["vocab_size"])
+
+    def _refresh(self) -> None:
+        """What the results file says is finished (by this or any other process)."""
+        for r in read_rows(self.out / RESULTS):
+            if r.get("status") in FINISHED and r.get("key"):
+                self._done_keys.setdefault(r["key"], r)
+                self._finished.add((r["key"], r["arm"]))
+
+    def _resolve_units(self, corpus_fp: str) -> list[tuple[str, Arm, ResolvedArm | Exception]]:
+        """(head, arm, resolved or its error) for every (seed, arm); a time budget is split
+        equally among the distinct configurations that will train."""
+        def resolve(n_trained: int) -> list[tuple[str, Arm, ResolvedArm | Exception]]:
+            out = []
+            for seed in self.opts.seed_list:
+                for i, arm in enumerate(self.spec.arms, 1):
+                    head = f"[{i}/{len(self.spec.arms)}] {arm.name}" + (f" seed {seed}" if self.opts.seeds > 1 else "")
+                    try:
+                        out.append((head, arm, resolve_arm(self.spec, arm, self._eff, self.opts, corpus_fp,
+                                                           n_trained, seed)))
+                    except (ValueError, TypeError) as err:
+                        out.append((head, arm, err))
+            return out
+
+        units = resolve(1)
+        if "max_seconds" in self._eff["budget"]:
+            units = resolve(max(1, len({r.key for _, _, r in units if isinstance(r, ResolvedArm)})))
+        return units
 
     def _write_spec(self, first: ResolvedArm | None, corpus: str, distinct: int) -> None:
         eff = self._eff
         budget = {k: getattr(first.train, k) for k in ("max_steps", "max_tokens", "max_seconds")
                   if first is not None and getattr(first.train, k)}
         write_text(self.out / SPEC, json.dumps({"ablation": self.spec.name, "options": eff,
-                                                "budget_per_arm": budget, "corpus": corpus},
-                                               indent=1, default=str))
-        self.log(f"[bold]{self.spec.name}[/bold]: {len(self.spec.arms)} arms ({distinct} distinct), size "
-                 f"{eff['size']}, seq {eff['seq_len']}, batch {eff['batch_size']}, budget {budget} per arm, "
-                 f"corpus: {corpus}, device: {device_name(self.device)}; results in {self.out}")
+                                                "budget_per_arm": budget, "corpus": corpus,
+                                                "seeds": self.opts.seed_list}, indent=1, default=str))
+        self.log(f"[bold]{self.spec.name}[/bold]: {len(self.spec.arms)} arms × {self.opts.seeds} seed(s) "
+                 f"({distinct} distinct runs), size {eff['size']}, seq {eff['seq_len']}, batch {eff['batch_size']}, "
+                 f"budget {budget} per arm, corpus: {corpus}, device: {device_name(self.device)}; results in {self.out}")
 
-    def _run_one(self, head: str, arm: Arm, res: ResolvedArm | Exception, corpus: str) -> None:
-        """Train one arm, or record why it was not trained (invalid, finished, a twin)."""
-        results_path = self.out / RESULTS
+    # -- one (arm, seed) --------------------------------------------------------------------------
+    def _run_one(self, head: str, arm: Arm, res: ResolvedArm | Exception, corpus: str) -> str:
+        """Train one unit or record why not; returns what happened ("held": another process
+        is training it right now)."""
         if isinstance(res, Exception):
             row = self._row_base(arm, None, corpus)
             row.update(status="error", error=f"invalid configuration: {res}")
-            append_row(results_path, row)
-            self.log(f"{head}: [red]error[/red] {res}")
-            return
-        if (res.key, arm.name) in self._finished_arms:
-            self.log(f"{head}: finished earlier ({self._finished[res.key]['status']}), skipped")
-            return
-        twin = self._done_here.get(res.key) or self._finished.get(res.key)
-        if twin is not None:
-            row = {**twin, "arm": arm.name, "description": arm.description, "component": arm.component,
-                   "compare_to": self._ref(arm), "overrides": dict(arm.overrides), "same_as": twin["arm"]}
-            append_row(results_path, row)
-            self.log(f"{head}: same configuration as {twin['arm']}; its result is recorded for this arm too")
-            return
+            return self._record(head, row, log_prefix="[red]error[/red] ")
+        done = self._done_keys.get(res.key)
+        if (res.key, arm.name) in self._finished:
+            self.log(f"{head}: finished earlier ({done['status']}), skipped" + _NAN_HINT.get(done["status"], ""))
+            return "finished"
+        if done is not None:
+            return self._record_twin(head, arm, res, done)
+        lease = Lease(arm_dir(self.out, arm.name, res.seed))
+        if not lease.acquire():
+            self.log(f"{head}: being trained by {lease.holder_info().get('holder', 'another process')}; "
+                     "its row will be waited for")
+            return "held"
+        try:
+            return self._train_leased(head, arm, res, corpus)
+        finally:
+            lease.release()
+
+    def _train_leased(self, head: str, arm: Arm, res: ResolvedArm, corpus: str) -> str:
+        # another process may have finished it between our first look and the lease
+        self._refresh()
+        if res.key in self._done_keys:
+            return self._run_one(head, arm, res, corpus)
         self.log(f"{head}: {arm.description or ''}")
-        row = self.run_arm(res, corpus)
-        append_row(results_path, row)
-        self._done_here[res.key] = row
+        row = self.arms.train(res, self._row_base(arm, res, corpus))
+        if row["status"] in FINISHED:
+            self._done_keys[res.key] = row
+            self._finished.add((res.key, arm.name))
         colour = {"ok": "green", "oom": "yellow"}.get(row["status"], "red")
         summary = f"eval MLM loss {row['eval_mlm_loss']:.3f}, " if row.get("eval_mlm_loss") is not None else ""
         self.log(f"  [{colour}]{row['status']}[/{colour}] {summary}{row.get('wall_s', 0):.0f}s"
                  + (f" — {row['error']}" if row.get("error") else ""))
+        return self._record(head, row)
 
-    def _resolve_all(self, eff: dict[str, Any], corpus_fp: str) -> list[ResolvedArm | Exception]:
-        """Resolve every arm; an invalid one becomes its error (recorded, not raised). A time
-        budget is split equally among the distinct configurations that will train."""
-        def resolve(n_trained: int) -> list[ResolvedArm | Exception]:
-            out: list[ResolvedArm | Exception] = []
-            for arm in self.spec.arms:
-                try:
-                    out.append(resolve_arm(self.spec, arm, eff, self.opts, corpus_fp, n_trained))
-                except (ValueError, TypeError) as err:
-                    out.append(err)
-            return out
+    def _record_twin(self, head: str, arm: Arm, res: ResolvedArm, twin: dict) -> str:
+        row = {**twin, "arm": arm.name, "description": arm.description, "component": arm.component,
+               "compare_to": self._ref(arm), "overrides": dict(arm.overrides), "same_as": twin["arm"]}
+        self.log(f"{head}: same configuration as {twin['arm']}; its result is recorded for this arm too")
+        self._finished.add((res.key, arm.name))
+        return self._record(head, row, quiet=True)
 
-        resolved = resolve(1)
-        if "max_seconds" in eff["budget"]:
-            resolved = resolve(max(1, len({r.key for r in resolved if isinstance(r, ResolvedArm)})))
-        return resolved
+    def _record(self, head: str, row: dict, log_prefix: str = "", quiet: bool = False) -> str:
+        append_row(self.out / RESULTS, row)
+        self.summary.rows.append(row)
+        if row["status"] == "error":
+            self.summary.errors.append(f"{row['arm']} (seed {row['seed']}): {row['error']}")
+            if log_prefix:
+                self.log(f"{head}: {log_prefix}{row['error']}")
+        return row["status"]
 
-    def _run_bench(self) -> Path:
+    def _wait_for(self, waiting: list, corpus: str, poll_s: float = 2.0) -> None:
+        """Units another process holds: wait for their rows; take over any whose holder died."""
+        if waiting:
+            self.log(f"waiting for {len(waiting)} unit(s) trained by other processes")
+        while waiting:
+            time.sleep(poll_s)
+            self._refresh()
+            waiting = [u for u in waiting if self._run_one(*u, corpus) == "held"]
+
+    # -- bench ------------------------------------------------------------------------------------
+    def _run_bench(self) -> RunSummary:
         eff = self._eff
         seq_lens = self.spec.bench_seq_lens[:2] if self.opts.quick else self.spec.bench_seq_lens
-        run_bench(self.spec.bench_variants, seq_lens, "both", eff["size"],
+        self.summary.errors += run_bench(self.spec.bench_variants, seq_lens, "both", eff["size"],
                   512 if self.opts.quick else self.spec.defaults.get("tokens_per_batch", 8192),
                   self.opts, self.out, self.console, ablation=self.spec.name)
         render_report(self.out, self.console)
-        return self.out
+        return self.summary
 
     def _ref(self, arm: Arm) -> str | None:
         ref = self.spec.reference_of(arm)
@@ -214,7 +209,7 @@ class Runner:
             "component": arm.component, "compare_to": self._ref(arm), "variant": self.spec.base,
             "overrides": dict(arm.overrides), "config": res.flat if res else {}, "key": res.key if res else None,
             "status": "ok", "error": None, "corpus": corpus, "device": device_name(self.device),
-            "seed": self.opts.seed, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "seed": res.seed if res else self.opts.seed, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "params_unique": None, "params_total": None, "tokens_seen": 0, "wall_s": 0.0,
             "train_loss": [], "train_loss_time": [], "evals": [],
             "eval_mlm_loss": None, "eval_mlm_acc": None, "eval_sentence_acc": None,
@@ -224,68 +219,9 @@ class Runner:
             "flops_per_token": None, "utilisation": None, "flops_label": None,
         }
 
-    def run_arm(self, res: ResolvedArm, corpus: str) -> dict[str, Any]:
-        row = self._row_base(res.arm, res, corpus)
-        ckpt_dir = arm_dir(self.out, res.arm.name)
-        t0 = time.perf_counter()
-        try:
-            data = self.data_for(res.data)
-            eval_data, row["eval_set"] = data, "own"
-            base = self._base_data_cfg
-            if base is not None and base.replace(**{k: getattr(res.data, k) for k in TRAINING_ONLY}) == res.data:
-                # the same tokenizer and held-out documents: score on the base arm's examples and masks
-                eval_data, row["eval_set"] = self.data_for(base), "base"
-            torch.manual_seed(res.train.seed)
-            model = PretrainingModel(res.model)
-            counts = model.parameter_counts()
-            row.update(params_unique=counts["unique"], params_total=counts["total"],
-                       params_embedding=counts["embedding"], params_encoder_unique=counts["encoder_unique"])
-            trainer = Trainer(model, data, res.train, ckpt_dir, progress_bar=self.opts.progress, eval_data=eval_data)
-            result = trainer.train(resume=True)
-            row.update(status=result.status, error=result.error, tokens_seen=result.progress.tokens,
-                       steps=result.progress.step, wall_s=result.progress.seconds,
-                       train_loss=result.train_loss, train_loss_time=result.train_loss_time, evals=result.evals,
-                       train_tokens_per_s=result.progress.tokens / max(result.progress.seconds, 1e-9),
-                       **{k: v for k, v in result.final_eval.items() if k.startswith("eval_")})
-            row.update(result.speed(warmup=2))
-            del trainer, model
-            self._measure_into(row, res, speed=not row.get("timed_steps") or row["timed_steps"] < 3)
-        except KeyboardInterrupt:
-            raise
-        except Exception as err:  # noqa: BLE001 - a failed arm is a result; the run goes on
-            if is_oom(err):
-                row.update(status="oom", error=str(err).splitlines()[0][:300])
-                if self.device.type == "cuda":
-                    torch.cuda.empty_cache()
-            else:
-                tb = traceback.format_exc(limit=3).strip().splitlines()
-                row.update(status="error", error=f"{type(err).__name__}: {err} | {' / '.join(tb[-3:])}"[:1200])
-        row["wall_s_total"] = time.perf_counter() - t0
-        if row["status"] == "ok" and not self.opts.keep_checkpoints:
-            shutil.rmtree(ckpt_dir, ignore_errors=True)
-        return row
-
-    def _measure_into(self, row: dict, res: ResolvedArm, speed: bool) -> None:
-        """Memory (isolated) and saved bytes at the training shape; speed comes from the
-        training steps themselves unless too few were timed (then warm-up + timed steps)."""
-        m = measure(res.model, res.train.batch_size, res.data.max_length, self.device, speed=speed, memory=True,
-                    warmup=1, steps=3, memory_limit_bytes=self.opts.memory_limit_bytes)
-        if m["status"] == "oom":
-            row.update(status="oom", error=f"measurement: {m['error']}")
-            return
-        keys = ["peak_mem_bytes", "saved_bytes", "memory_method"]
-        if speed:
-            keys += ["tokens_per_s", "infer_tokens_per_s", "tokens_per_s_min", "tokens_per_s_max"]
-        for k in keys:
-            row[k] = m.get(k)
-        cost = flops_per_token(res.model, res.data.max_length)
-        row.update(cost, utilisation=cost["flops_per_token"] * row["tokens_per_s"] / matmul_peak_flops(str(self.device))
-                   if row.get("tokens_per_s") else None)
-        long_len = self._eff["long_seq_len"]
-        if long_len:
-            lm = measure(res.model, 1, long_len, self.device, speed=False, memory=False)
-            row.update(saved_bytes_long=lm.get("saved_bytes"), long_seq_len=long_len)
-
-
-def run_ablation(spec: AblationSpec, opts: RunOptions, console=None) -> Path:
+def run_ablation(spec: AblationSpec, opts: RunOptions, console=None) -> RunSummary:
     return Runner(spec, opts, console).run()
+
+
+_NAN_HINT = {"nan": "; it stopped on a non-finite loss: change its configuration (e.g. --lr) to train it again"}
+

@@ -20,6 +20,8 @@ from typing import Any
 from core.registry import unknown_name_error
 
 SECTIONS = ("model", "data", "train")
+# the run options an ablation's `defaults` (or a TOML [defaults] table) may set
+DEFAULT_KEYS = ("size", "seq_len", "batch_size", "tokens", "steps", "lr", "vocab_size", "tokens_per_batch")
 METRICS = ("params_unique", "params_total", "tokens_per_s", "peak_mem_bytes", "saved_bytes",
            "saved_bytes_long", "eval_mlm_loss", "eval_mlm_acc", "eval_nsp_acc", "eval_sop_acc", "wall_s")
 
@@ -68,6 +70,9 @@ class AblationSpec:
             if arm.compare_to is not None and arm.compare_to not in names:
                 raise unknown_name_error(f"compare_to arm of {arm.name!r}", arm.compare_to, names)
         check_dotted(self.base_overrides, "base_overrides")
+        for key in self.defaults:
+            if key not in DEFAULT_KEYS:
+                raise unknown_name_error(f"key in the defaults of ablation {self.name!r}", key, DEFAULT_KEYS)
         for e in self.expectations:
             if e.arm not in names:
                 raise unknown_name_error("expectation arm", e.arm, names)
@@ -259,6 +264,8 @@ def load_toml(path: Path) -> AblationSpec:
         raise FileNotFoundError(f"ablation file not found: {path}")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not a UTF-8 text file (binary?); an ablation spec is TOML text") from None
     except tomllib.TOMLDecodeError as err:
         raise ValueError(f"{path}: not valid TOML: {err}") from None
     allowed = {"name", "description", "base", "base_overrides", "defaults", "arms"}

@@ -61,3 +61,43 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
         os.replace(tmp, final)
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def file_lock(path: str | Path) -> Iterator[None]:
+    """An exclusive advisory lock (`flock`) on `path`, held for the block: writers of one
+    file on one machine (or a file system that honours flock) take turns."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def append_line(path: str | Path, line: str) -> None:
+    """Append one whole line under an exclusive lock, in one `write` to an O_APPEND file.
+
+    Concurrent writers never lose or interleave lines. If a previous writer died mid-line
+    (a torn last line), the new line starts on a line of its own, so only the torn line is
+    lost, never a good one."""
+    path = Path(path)
+    data = (line.rstrip("\n") + "\n").encode("utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(path.with_name(f".{path.name}.lock")):
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            size = os.fstat(fd).st_size
+            if size:
+                with open(path, "rb") as fh:
+                    fh.seek(size - 1)
+                    if fh.read(1) != b"\n":
+                        data = b"\n" + data
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -6,8 +6,9 @@ import pytest
 from ablations.__main__ import main as cli
 from ablations.options import RunOptions, effective_options, parse_duration
 from ablations.report import render_report
+from ablations.resolve import resolve_arm
 from ablations.results import read_rows
-from ablations.runner import resolve_arm, run_ablation
+from ablations.runner import run_ablation
 from ablations.specs import ABLATIONS, AblationSpec, Arm, get_ablation
 from core.model import PretrainingModel
 
@@ -80,7 +81,7 @@ def test_quick_objective_run_end_to_end_then_resume_skips_everything(tmp_path, c
 
 
 @pytest.mark.slow
-def test_quick_toml_run_with_a_failing_arm_and_a_forced_oom(tmp_path, corpus_file, cache_dir, monkeypatch):
+def test_quick_toml_run_with_a_failing_arm_and_a_forced_oom(tmp_path, corpus_file, cache_dir, monkeypatch, capsys):
     toml = tmp_path / "mine.toml"
     toml.write_text('''
 name = "mine"
@@ -113,7 +114,10 @@ overrides = { "model.attention" = "lsh", "model.lsh_bucket_size" = 16 }
 
     monkeypatch.setattr(PretrainingModel, "forward", forward)
     out = tmp_path / "run"
-    assert cli(["run", str(toml), "--quick", "--out", str(out), "--corpus", str(corpus_file), "--no-progress"]) == 0
+    # one arm in error: exit 1, one line naming it; the oom arm is a result, not an error
+    assert cli(["run", str(toml), "--quick", "--out", str(out), "--corpus", str(corpus_file), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "error: heads-bad (seed 0): invalid configuration" in err and "1 failed" in err and "boom" not in err
     rows = {r["arm"]: r for r in read_rows(out / "results.jsonl")}
     assert rows["base"]["status"] == "ok" and rows["lsh"]["status"] == "ok"
     assert rows["heads-bad"]["status"] == "error" and "num_heads" in rows["heads-bad"]["error"]

@@ -5,12 +5,14 @@ from collections import Counter
 
 import numpy as np
 import pytest
+import torch
 
 from core.data import CLS, MASK, PAD, SEP, DataConfig, build_dataset
 from core.data.corpus import CorpusError, CorpusReport, iter_documents, resolve_files
 from core.data.examples import build_examples
 from core.data.masking import mask_sequence, ngram_probabilities, ngram_spans, word_units
 from core.data.sentences import split_sentences
+from core.data.tokenizer import TokenizerError, character_counts, characters_needed, vocab_for
 
 SMALL = dict(vocab_size=600, max_length=64, dupe_factor=3, max_eval_examples=200)
 
@@ -230,12 +232,68 @@ def test_bad_corpora_get_clear_errors(tmp_path, cache_dir):
         build_dataset(DataConfig(**SMALL), cp949, cache_dir)
     tiny = tmp_path / "tiny.txt"
     tiny.write_text("A short doc.\n\nAnother one.\n\nA third.\n", encoding="utf-8")
-    with pytest.raises(CorpusError, match="too small for a vocabulary of 600.*Lower vocab_size"):
+    with pytest.raises(TokenizerError, match="too small for a vocabulary of 600: it supports at most \\d+ pieces; "
+                                             "use --vocab-size \\d+ or less"):
         build_dataset(DataConfig(**SMALL), tiny, cache_dir)
     with pytest.raises(ValueError, match="max_length=4 is below the minimum of 8"):
         DataConfig(max_length=4)
     with pytest.raises(ValueError, match="packing='full-sentences'.*sentence_task='nsp'"):
         DataConfig(packing="full-sentences", sentence_task="nsp")
+
+
+def test_corpus_diagnostics_name_the_real_cause(tmp_path, cache_dir):
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("café crème brûlée\n\n\nà la carte\n\n".encode("latin-1") * 3)
+    with pytest.raises(CorpusError, match="no UTF-8 text: .* the first at .*latin1.txt:1.*iconv"):
+        build_dataset(DataConfig(**SMALL), latin1, cache_dir)
+    binary = tmp_path / "weights.bin"
+    binary.write_bytes(bytes(range(256)) * 64)
+    with pytest.raises(CorpusError, match="weights.bin is a binary file"):
+        build_dataset(DataConfig(**SMALL), binary, cache_dir)
+    gz = tmp_path / "part.txt.gz"
+    gz.write_bytes(gzip.compress(("문장입니다. " * 20 + "\n\n").encode() * 200)[:300])
+    with pytest.raises(CorpusError, match="part.txt.gz is a truncated or corrupt gzip file"):
+        build_dataset(DataConfig(**SMALL), gz, cache_dir)
+
+
+def many_characters_corpus(path):
+    """250 common syllables carry 99% of the text and 1,000 rare ones the rest: over 600
+    distinct characters at SentencePiece's default coverage, 250 at 98%."""
+    rng = np.random.default_rng(0)
+    common, rare = [chr(0xAC00 + i) for i in range(250)], [chr(0xB000 + i) for i in range(1000)]
+    chars = np.where(rng.random(60_000) < 0.99, rng.choice(common, 60_000), rng.choice(rare, 60_000))
+    sents = ["".join(chars[i:i + 12]) + "." for i in range(0, len(chars), 12)]
+    path.write_text("\n\n".join("\n".join(sents[i:i + 50]) for i in range(0, len(sents), 50)), encoding="utf-8")
+    return path
+
+
+def test_a_vocabulary_too_small_for_the_characters_names_both_numbers(tmp_path, cache_dir):
+    corpus = many_characters_corpus(tmp_path / "many-chars.txt")
+    with pytest.raises(TokenizerError, match=r"has \d{3,4} distinct characters at character_coverage=0.9995, more "
+                                             r"than vocab_size=600 can hold; use --vocab-size \d+ or more"):
+        build_dataset(DataConfig(**SMALL), corpus, cache_dir)
+    # automatic coverage fits the characters to the vocabulary instead
+    data = build_dataset(DataConfig(**{**SMALL, "character_coverage": 0}), corpus, cache_dir)
+    assert data.tokenizer.vocab_size == 600 and 0 < data.stats()["unk_rate"] < 0.02
+    counts = character_counts(corpus.read_text(encoding="utf-8").splitlines())
+    assert characters_needed(counts) > 600 and characters_needed(counts, 0.98) <= 250
+    assert vocab_for(counts, 500) >= characters_needed(counts) + 250 and vocab_for(counts, 500) % 500 == 0
+
+
+def test_bad_tokenizer_files_and_damaged_caches(tmp_path, corpus_file):
+    text = tmp_path / "not-a-model.txt"
+    text.write_text("hello\n")
+    with pytest.raises(TokenizerError, match="not-a-model.txt is not a SentencePiece model.*omit --tokenizer"):
+        build_dataset(DataConfig(**SMALL, tokenizer_path=str(text)), corpus_file, tmp_path / "c")
+    cache = tmp_path / "cache"
+    first = build_dataset(DataConfig(**SMALL), corpus_file, cache)
+    expected = first.collate(first.train, np.arange(4))
+    for damaged in [*cache.glob("examples/*/train.ids.bin"), *cache.glob("tokens/*/tokens.bin")]:
+        damaged.write_bytes(damaged.read_bytes()[:100])  # a full disk or a killed copy
+    with pytest.warns(UserWarning, match="is damaged .*rebuilding it"):
+        again = build_dataset(DataConfig(**SMALL), corpus_file, cache)
+    got = again.collate(again.train, np.arange(4))
+    assert all(torch.equal(got[k], expected[k]) for k in expected)
 
 
 def test_korean_wikipedia_whole_words(kowiki, cache_dir):

@@ -73,11 +73,45 @@ def test_corrupted_or_truncated_checkpoints_get_a_clear_error(data, tmp_path):
         load_checkpoint(path)
 
 
-def test_checkpoint_of_another_model_is_refused(data, tmp_path):
-    cfg = TrainConfig(batch_size=8, max_steps=1)
+def test_checkpoint_of_another_configuration_is_never_continued(data, tmp_path):
+    """A changed lr (or model) starts over, says why, and equals a fresh run exactly."""
+    cfg = TrainConfig(batch_size=8, max_steps=4, checkpoint_every=1, lr=1e-3)
+
+    def kill_at_2(trainer):
+        if trainer.progress.step == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        Trainer(model_for(), data, cfg, tmp_path / "a", progress_bar=False, on_step=kill_at_2).train()
+    changed = cfg.replace(lr=5e-4)
+    again = Trainer(model_for(), data, changed, tmp_path / "a", progress_bar=False).train()
+    assert again.resume["kind"] == "restarted"
+    assert "train.lr 0.001 -> 0.0005" in again.resume["reason"] and "starting over" in again.resume["reason"]
+    fresh = Trainer(model_for(), data, changed, tmp_path / "b", progress_bar=False).train()
+    assert again.train_loss == fresh.train_loss and again.progress.step == 4
+    other = Trainer(model_for("albert"), data, changed, tmp_path / "a", progress_bar=False).train()
+    assert other.resume["kind"] == "restarted" and "model.sharing 'none' -> 'all'" in other.resume["reason"]
+
+
+def test_a_larger_budget_continues_a_finished_run_and_says_so(data, tmp_path):
+    cfg = TrainConfig(batch_size=8, max_steps=2)
     Trainer(model_for(), data, cfg, tmp_path, progress_bar=False).train()
-    with pytest.raises(CheckpointError, match="different model config"):
-        Trainer(model_for("albert"), data, cfg, tmp_path, progress_bar=False).train()
+    more = Trainer(model_for(), data, cfg.replace(max_steps=3), tmp_path, progress_bar=False).train()
+    assert more.resume == {"kind": "extended", "from_step": 2,
+                           "budget_before": {"max_steps": 2, "max_tokens": 0, "max_seconds": 0.0}}
+    assert more.progress.step == 3
+
+
+def test_nan_stopped_run_with_a_changed_config_starts_over(data, tmp_path):
+    def poison_at_1(trainer):
+        if trainer.progress.step == 1:
+            with torch.no_grad():
+                trainer.model.embeddings.word.weight[:] = float("nan")
+
+    cfg = TrainConfig(batch_size=8, max_steps=3, checkpoint_every=1)
+    assert Trainer(model_for(), data, cfg, tmp_path, progress_bar=False, on_step=poison_at_1).train().status == "nan"
+    fixed = Trainer(model_for(), data, cfg.replace(lr=1e-4), tmp_path, progress_bar=False).train()
+    assert fixed.status == "ok" and fixed.resume["kind"] == "restarted" and fixed.progress.step == 3
 
 
 def test_token_budget_and_evaluation(data):

@@ -4,7 +4,7 @@ Entry point: `build_dataset(DataConfig(...), corpus=path_or_None)` returns a
 `PretrainingData` with train batches (static or dynamic masks) and held-out
 evaluation batches with fixed masks.
 """
-from core.data.config import CLS, MASK, PAD, SEP, SPECIAL_TOKENS, UNK, DataConfig
-from core.data.dataset import PretrainingData, build_dataset, corpus_source
+from core.data.config import CLS, MASK, PAD, SEP, SPECIAL_TOKENS, UNK, DataConfig, DataError
+from core.data.dataset import PretrainingData, build_dataset, corpus_source, vocab_for_corpus
 
-__all__ = ["DataConfig", "PretrainingData", "SPECIAL_TOKENS", "PAD", "UNK", "CLS", "SEP", "MASK", "build_dataset", "corpus_source"]
+__all__ = ["DataConfig", "DataError", "PretrainingData", "SPECIAL_TOKENS", "PAD", "UNK", "CLS", "SEP", "MASK", "build_dataset", "corpus_source", "vocab_for_corpus"]

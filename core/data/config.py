@@ -16,7 +16,13 @@ SENTENCE_TASKS = ("none", "nsp", "sop")
 MASKINGS = ("static", "dynamic")
 MASK_UNITS = ("token", "whole-word", "ngram")
 TOKENIZER_TYPES = ("unigram", "bpe")
-MIN_MAX_LENGTH = 8  # [CLS] a [SEP] b [SEP] plus room for a few pieces
+MIN_MAX_LENGTH = 8
+DEFAULT_COVERAGE = 0.9995  # SentencePiece's recommendation for CJK scripts
+
+
+class DataError(ValueError):
+    """A data problem the user can fix (corpus, tokenizer, cache); the message names the
+    file and the fix. A run stops at the first one: every arm would meet it again."""  # [CLS] a [SEP] b [SEP] plus room for a few pieces
 
 
 @dataclass(frozen=True)
@@ -25,7 +31,7 @@ class DataConfig(StrictConfig):
     vocab_size: int = 8000            # ReforBERT's Korean vocabulary size
     tokenizer_type: str = "unigram"   # unigram | bpe
     tokenizer_path: str = ""          # an existing SentencePiece .model to load instead of training
-    character_coverage: float = 0.9995
+    character_coverage: float = DEFAULT_COVERAGE  # 0: automatic, fitted to the vocabulary
     tokenizer_max_sentences: int = 1_000_000
     # examples
     max_length: int = 128
@@ -74,6 +80,8 @@ class DataConfig(StrictConfig):
             raise ValueError(f"replace_prob ({self.replace_prob}) + random_prob ({self.random_prob}) must be within [0, 1]")
         if self.dupe_factor < 1 or self.max_ngram < 1 or self.max_predictions < 1:
             raise ValueError("dupe_factor, max_ngram and max_predictions must be >= 1")
+        if not 0 <= self.character_coverage <= 1:
+            raise ValueError(f"character_coverage must be in (0, 1], or 0 for automatic; got {self.character_coverage}")
         if not 0 < self.eval_fraction < 1:
             raise ValueError(f"eval_fraction must be in (0, 1), got {self.eval_fraction}")
         if not 0 <= self.short_seq_prob <= 1:

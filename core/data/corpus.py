@@ -15,16 +15,18 @@ import gzip
 import hashlib
 import json
 import os
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.data.config import DataError
 from core.data.sentences import split_sentences
 
 FORMATS = ("auto", "text", "wikiextractor", "jsonl")
 
 
-class CorpusError(ValueError):
+class CorpusError(DataError):
     """A corpus problem the user can fix; the message names the file and the fix."""
 
 
@@ -74,9 +76,30 @@ def fingerprint(files: list[Path]) -> str:
 
 
 def _open_lines(path: Path) -> Iterator[bytes]:
+    """Raw lines; a truncated or corrupt gzip file is named, not a deep traceback."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        yield from fh
+    try:
+        with opener(path, "rb") as fh:
+            first = True
+            for line in fh:
+                if first and b"\0" in line[:8192]:
+                    raise CorpusError(f"{path} is a binary file (it contains NUL bytes), not text; remove it from "
+                                      "the corpus or point --corpus at the text files only")
+                first = False
+                yield line
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise CorpusError(f"{path} is a truncated or corrupt gzip file ({err}); re-download or re-compress it, "
+                          "or remove it from the corpus") from None
+
+
+def empty_corpus_error(corpus_name: str, report: CorpusReport | None) -> CorpusError:
+    """Why no text came out of a corpus: undecodable lines are not the same as an empty file."""
+    if report is not None and report.skipped_lines:
+        return CorpusError(f"corpus {corpus_name} has no UTF-8 text: {report.skipped_lines} line(s) were skipped, "
+                           f"the first at {report.first_skipped}; convert it to UTF-8 "
+                           "(e.g. `iconv -f cp949 -t utf-8` or `-f latin1`)")
+    return CorpusError(f"corpus {corpus_name} is empty: no text found; check the path and format "
+                       '(plain text, WikiExtractor or JSON lines with a "text" field)')
 
 
 def _decoded(path: Path, report: CorpusReport) -> Iterator[tuple[int, str]]:

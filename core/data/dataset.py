@@ -20,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,10 +32,10 @@ import torch
 from core.data.builtin_corpus import NAME as BUILTIN_NAME
 from core.data.builtin_corpus import builtin_fingerprint, iter_builtin_documents
 from core.data.config import FIRST_ORDINARY_ID, MASK, PAD, UNK, DataConfig
-from core.data.corpus import CorpusError, CorpusReport, fingerprint, iter_documents, resolve_files
+from core.data.corpus import CorpusError, CorpusReport, empty_corpus_error, fingerprint, iter_documents, resolve_files
 from core.data.examples import IGNORE, TokenStore, build_examples
 from core.data.masking import mask_sequence
-from core.data.tokenizer import Tokenizer, train_tokenizer
+from core.data.tokenizer import Tokenizer, TokenizerError, character_counts, load_tokenizer, train_tokenizer, vocab_for
 from core.files import atomic_dir
 
 FORMAT_VERSION = 1
@@ -76,23 +78,29 @@ def corpus_source(corpus: str | os.PathLike | None) -> CorpusSource:
     return CorpusSource(str(corpus), fingerprint(files), files)
 
 
+def vocab_for_corpus(src: CorpusSource, at_least: int, max_documents: int = 2000) -> int:
+    """The smallest round vocabulary (>= at_least) that holds the corpus's characters,
+    counted on its first documents."""
+    docs = (doc for _, doc in zip(range(max_documents), src.documents(CorpusReport())))
+    return vocab_for(character_counts(s for doc in docs for s in doc), at_least)
+
+
 # -- layer 1: tokenizer -------------------------------------------------------------------
 def load_or_train_tokenizer(src: CorpusSource, cfg: DataConfig, cache: Path) -> Tokenizer:
     if cfg.tokenizer_path:
-        tok = Tokenizer(cfg.tokenizer_path)
+        tok = load_tokenizer(cfg.tokenizer_path)
     else:
         key = _key(src.fingerprint, cfg.vocab_size, cfg.tokenizer_type, cfg.character_coverage,
                    cfg.tokenizer_max_sentences)
         path = cache / "tokenizer" / key / "tokenizer.model"
-        if path.is_file():
-            tok = Tokenizer(path)
-        else:
+        tok = _readable_cache(path.parent, lambda d: load_tokenizer(d / "tokenizer.model"), marker="tokenizer.model")
+        if tok is None:
             report = CorpusReport()
-            sentences = (s for doc in src.documents(report) for s in doc)
-            tok = train_tokenizer(sentences, path, cfg, src.name)
+            tok = train_tokenizer(lambda: (s for doc in src.documents(report) for s in doc), path, cfg, src.name,
+                                  report)
     if tok.vocab_size != cfg.vocab_size:
-        raise ValueError(f"tokenizer {tok.path} has {tok.vocab_size} pieces but vocab_size={cfg.vocab_size}; "
-                         "set vocab_size to match it")
+        raise TokenizerError(f"tokenizer {tok.path} has {tok.vocab_size} pieces but vocab_size={cfg.vocab_size}; "
+                             f"set --vocab-size {tok.vocab_size} to match it")
     return tok
 
 
@@ -113,29 +121,52 @@ def _token_store(d: Path) -> TokenStore:
 
 def load_or_build_store(src: CorpusSource, tok: Tokenizer, cache: Path) -> tuple[TokenStore, dict]:
     final = cache / "tokens" / _key(FORMAT_VERSION, src.fingerprint, tok.fingerprint)
-    if not (final / "meta.json").is_file():
-        dtype = _dtype(tok.vocab_size)
-        report = CorpusReport()
-        with atomic_dir(final) as tmp:
-            sent_off, doc_off, n = [0], [0], 0
-            with open(tmp / "tokens.bin", "wb") as fh:
-                for doc in src.documents(report):
-                    for ids in tok.encode(doc):
-                        if ids:
-                            np.asarray(ids, dtype=dtype).tofile(fh)
-                            n += len(ids)
-                            sent_off.append(n)
-                    if len(sent_off) - 1 > doc_off[-1]:
-                        doc_off.append(len(sent_off) - 1)
-            if len(doc_off) == 1:
-                raise CorpusError(f"corpus {src.name} is empty: no text found in "
-                                  f"{len(src.files or [])} file(s); check the path and format")
-            np.save(tmp / "sent_offsets.npy", np.asarray(sent_off, dtype=np.int64))
-            np.save(tmp / "doc_offsets.npy", np.asarray(doc_off, dtype=np.int64))
-            _write_json(tmp / "meta.json", {"dtype": dtype.name, "n_tokens": n, "corpus": src.name,
-                                            "report": report.__dict__})
+    got = _readable_cache(final, _read_store)
+    if got is None:
+        _build_store(src, tok, final)
+        got = _read_store(final)
+    return got
+
+
+def _read_store(final: Path) -> tuple[TokenStore, dict]:
     meta = json.loads((final / "meta.json").read_text())
     return _token_store(final), meta["report"]
+
+
+def _build_store(src: CorpusSource, tok: Tokenizer, final: Path) -> None:
+    dtype = _dtype(tok.vocab_size)
+    report = CorpusReport()
+    with atomic_dir(final) as tmp:
+        sent_off, doc_off, n = [0], [0], 0
+        with open(tmp / "tokens.bin", "wb") as fh:
+            for doc in src.documents(report):
+                for ids in tok.encode(doc):
+                    if ids:
+                        np.asarray(ids, dtype=dtype).tofile(fh)
+                        n += len(ids)
+                        sent_off.append(n)
+                if len(sent_off) - 1 > doc_off[-1]:
+                    doc_off.append(len(sent_off) - 1)
+        if len(doc_off) == 1:
+            raise empty_corpus_error(src.name, report)
+        np.save(tmp / "sent_offsets.npy", np.asarray(sent_off, dtype=np.int64))
+        np.save(tmp / "doc_offsets.npy", np.asarray(doc_off, dtype=np.int64))
+        _write_json(tmp / "meta.json", {"dtype": dtype.name, "n_tokens": n, "corpus": src.name,
+                                        "report": report.__dict__})
+
+
+def _readable_cache(final: Path, read, marker: str = "meta.json"):
+    """Read a cache entry; a damaged one (truncated by a full disk or a killed copy) is
+    removed with a one-line warning and rebuilt by the caller, never a cryptic mmap error."""
+    if not (final / marker).is_file():
+        return None
+    try:
+        return read(final)
+    except (ValueError, OSError, EOFError, KeyError) as err:
+        warnings.warn(f"cache entry {final} is damaged ({type(err).__name__}: {str(err)[:120]}); rebuilding it",
+                      stacklevel=3)
+        shutil.rmtree(final, ignore_errors=True)
+        return None
 
 
 # -- layer 3: examples ------------------------------------------------------------------------
@@ -198,8 +229,12 @@ def _read_examples(d: Path, name: str, dtype: str, copies: int) -> ExampleSet:
 
     masks = [(mm(d / f"{name}.masked{k}.bin", dtype), mm(d / f"{name}.pos{k}.bin", "int32"),
               np.load(d / f"{name}.posoff{k}.npy")) for k in range(copies)]
-    return ExampleSet(mm(d / f"{name}.ids.bin", dtype), np.load(d / f"{name}.offsets.npy"),
-                      np.load(d / f"{name}.type_start.npy"), np.load(d / f"{name}.labels.npy"), masks)
+    es = ExampleSet(mm(d / f"{name}.ids.bin", dtype), np.load(d / f"{name}.offsets.npy"),
+                    np.load(d / f"{name}.type_start.npy"), np.load(d / f"{name}.labels.npy"), masks)
+    # memmaps without a shape do not notice a truncated file: check the lengths the offsets promise
+    if len(es.ids) != es.offsets[-1] or any(len(m) != es.offsets[-1] or len(p) != po[-1] for m, p, po in masks):
+        raise ValueError(f"{d / name}.* are shorter than their offsets (truncated)")
+    return es
 
 
 def split_documents(n_docs: int, cfg: DataConfig) -> tuple[list[int], list[int]]:
@@ -217,6 +252,7 @@ class PretrainingData:
                  store: TokenStore, train: ExampleSet, evals: dict[str, ExampleSet], meta: dict):
         self.cfg, self.tokenizer, self.corpus_name = cfg, tokenizer, corpus_name
         self.corpus_report, self.store, self.train, self.evals, self.meta = corpus_report, store, train, evals, meta
+        self.fingerprint = ""  # set by build_dataset: the identity of corpus, tokenizer and config
 
     # batches -----------------------------------------------------------------------------------
     def epoch_order(self, epoch: int) -> np.ndarray:
@@ -330,26 +366,39 @@ def build_dataset(cfg: DataConfig, corpus: str | os.PathLike | None = None,
     final = cache / "examples" / _key(FORMAT_VERSION, src.fingerprint, tok.fingerprint, cfg.to_dict())
     copies = cfg.dupe_factor if cfg.masking == "static" else 0
     dtype = _dtype(tok.vocab_size).name
-    if not (final / "meta.json").is_file():
-        train_docs, eval_docs = split_documents(store.n_docs, cfg)
-        if len(eval_docs) < 2 or len(train_docs) < 2:
-            raise CorpusError(f"corpus {src.name} has {store.n_docs} document(s); at least 4 are needed "
-                              "(two held out for evaluation, and NSP negatives need another document). "
-                              "Use a larger corpus, with a blank line between documents in plain text")
-        with atomic_dir(final) as tmp:
-            n_train = _write_examples(tmp, "train", build_examples(store, train_docs, cfg, cfg.seed),
-                                      cfg, tok, copies, None)
-            if n_train == 0:
-                raise CorpusError(f"corpus {src.name} is too small to build a single training example "
-                                  f"with max_length={cfg.max_length}; use a larger corpus")
-            counts = {"train": n_train}
-            for name in EVAL_SETS:
-                packing, task = (None, None) if name == "mlm" else ("segment-pair", name)
-                examples = build_examples(store, eval_docs, cfg, cfg.seed + 1, packing, task)
-                counts[name] = _write_examples(tmp, name, examples, cfg, tok, 1, cfg.max_eval_examples)
-            _write_json(tmp / "meta.json", {"counts": counts, "copies": copies, "dtype": dtype,
-                                            "train_docs": len(train_docs), "eval_docs": len(eval_docs)})
-    meta = json.loads((final / "meta.json").read_text())
-    train = _read_examples(final, "train", dtype, copies)
-    evals = {name: _read_examples(final, name, dtype, 1) for name in EVAL_SETS}
-    return PretrainingData(cfg, tok, src.name, report, store, train, evals, meta)
+
+    def read(d: Path):
+        meta = json.loads((d / "meta.json").read_text())
+        return (meta, _read_examples(d, "train", dtype, copies),
+                {name: _read_examples(d, name, dtype, 1) for name in EVAL_SETS})
+
+    got = _readable_cache(final, read)
+    if got is None:
+        _build_examples(src, store, tok, cfg, final, copies, dtype)
+        got = read(final)
+    meta, train, evals = got
+    data = PretrainingData(cfg, tok, src.name, report, store, train, evals, meta)
+    data.fingerprint = final.name  # corpus, tokenizer and data config: what the examples came from
+    return data
+
+
+def _build_examples(src: CorpusSource, store: TokenStore, tok: Tokenizer, cfg: DataConfig, final: Path,
+                    copies: int, dtype: str) -> None:
+    train_docs, eval_docs = split_documents(store.n_docs, cfg)
+    if len(eval_docs) < 2 or len(train_docs) < 2:
+        raise CorpusError(f"corpus {src.name} has {store.n_docs} document(s); at least 4 are needed "
+                          "(two held out for evaluation, and NSP negatives need another document). "
+                          "Use a larger corpus, with a blank line between documents in plain text")
+    with atomic_dir(final) as tmp:
+        n_train = _write_examples(tmp, "train", build_examples(store, train_docs, cfg, cfg.seed),
+                                  cfg, tok, copies, None)
+        if n_train == 0:
+            raise CorpusError(f"corpus {src.name} is too small to build a single training example "
+                              f"with max_length={cfg.max_length}; use a larger corpus")
+        counts = {"train": n_train}
+        for name in EVAL_SETS:
+            packing, task = (None, None) if name == "mlm" else ("segment-pair", name)
+            examples = build_examples(store, eval_docs, cfg, cfg.seed + 1, packing, task)
+            counts[name] = _write_examples(tmp, name, examples, cfg, tok, 1, cfg.max_eval_examples)
+        _write_json(tmp / "meta.json", {"counts": counts, "copies": copies, "dtype": dtype,
+                                        "train_docs": len(train_docs), "eval_docs": len(eval_docs)})

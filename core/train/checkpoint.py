@@ -5,6 +5,8 @@ the data position, so a resumed run reproduces an uninterrupted one exactly on C
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import torch
@@ -35,3 +37,42 @@ def load_checkpoint(path: Path) -> dict:
             f"({type(err).__name__}: {str(err).splitlines()[0][:200]}). Delete it to start the run "
             "over, or restore it from a backup"
         ) from None
+
+
+# -- what made a checkpoint ---------------------------------------------------------------------
+BUDGET_FIELDS = ("max_steps", "max_tokens", "max_seconds")
+# TrainConfig fields that change neither the weights nor the recorded scores
+BOOKKEEPING_FIELDS = ("eval_every", "checkpoint_every", "log_every", "device", "eval_batch_size")
+
+
+def trajectory_identity(model_cfg, train_cfg, data, eval_data=None) -> dict:
+    """Everything that shapes the training trajectory: the model, data and train configs,
+    the seed, and the corpus/tokenizer identity (`data.fingerprint` covers both, and the
+    data config). The budget is kept apart: extending it may continue a run."""
+    train = {k: v for k, v in train_cfg.to_dict().items() if k not in BUDGET_FIELDS + BOOKKEEPING_FIELDS}
+    ident = {"model": model_cfg.to_dict(), "train": train,
+             "data": getattr(data, "fingerprint", None) or data.cfg.to_dict()}
+    if eval_data is not None and eval_data is not data:
+        ident["eval_data"] = getattr(eval_data, "fingerprint", None) or eval_data.cfg.to_dict()
+    return json.loads(json.dumps(ident, default=str))
+
+
+def fingerprint_of(identity: dict) -> str:
+    return hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def describe_changes(old: dict | None, new: dict, limit: int = 4) -> str:
+    """'train.lr 0.001 -> 0.0005, model.num_layers 2 -> 4': what differs, for a one-line note."""
+    if not old:
+        return "it records no configuration (an older format)"
+    changes = []
+    for section in sorted(set(old) | set(new)):
+        a, b = old.get(section), new.get(section)
+        if isinstance(a, dict) and isinstance(b, dict):
+            changes += [f"{section}.{k} {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
+                        if a.get(k) != b.get(k)]
+        elif a != b:
+            changes.append(f"{section} {'data (corpus, tokenizer or data config)' if section != 'model' else ''}"
+                           .strip() + " differs")
+    more = f" and {len(changes) - limit} more" if len(changes) > limit else ""
+    return ", ".join(changes[:limit]) + more if changes else "nothing visible"

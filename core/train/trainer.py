@@ -13,6 +13,7 @@ Design notes for the next engineer:
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import statistics
@@ -25,7 +26,15 @@ import torch
 from core.device import autocast, pick_device, synchronize, to_device
 from core.model import PretrainingModel
 from core.optim import adamw
-from core.train.checkpoint import CHECKPOINT, CheckpointError, atomic_save, load_checkpoint
+from core.train.checkpoint import (
+    BUDGET_FIELDS,
+    CHECKPOINT,
+    atomic_save,
+    describe_changes,
+    fingerprint_of,
+    load_checkpoint,
+    trajectory_identity,
+)
 from core.train.config import TrainConfig
 from core.train.evaluate import evaluate
 from core.train.progress_bar import ProgressBar
@@ -50,6 +59,7 @@ class TrainResult:
     evals: list[dict] = field(default_factory=list)
     final_eval: dict = field(default_factory=dict)
     step_times: list[tuple[int, float]] = field(default_factory=list)  # this session's steps
+    resume: dict = field(default_factory=dict)  # how this run began: fresh, resumed, restarted, extended
 
     def speed(self, warmup: int = 2) -> dict:
         """Median/min/max training tokens per second over the steps after `warmup`."""
@@ -88,6 +98,10 @@ class Trainer:
         self.train_loss_time: list[list[float]] = []
         self.evals: list[dict] = []
         self.step_times: list[tuple[int, float]] = []
+        # what this checkpoint must match to be continued (the budget apart)
+        self.identity = trajectory_identity(model.cfg, cfg, data, self.eval_data)
+        self.fingerprint = fingerprint_of(self.identity)
+        self.resume_info: dict = {"kind": "fresh"}
 
     # -- schedule ---------------------------------------------------------------------------
     def fraction_done(self) -> float:
@@ -121,18 +135,38 @@ class Trainer:
             # the data pipeline draws from explicitly seeded generators; torch's RNG drives dropout
             "rng": {"torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
-            "model_config": self.model.cfg.to_json(),
+            "identity": json.dumps(self.identity),
+            "fingerprint": self.fingerprint,
+            "budget": self._budget(),
         }
         atomic_save(state, self.checkpoint_path)
 
+    def _budget(self) -> dict:
+        return {k: getattr(self.cfg, k) for k in BUDGET_FIELDS}
+
     def resume(self) -> bool:
+        """Continue from the checkpoint only if the same configuration made it. A checkpoint
+        of another configuration is never continued: the run starts over and says why
+        (`resume_info`). A larger budget may continue a run, recorded as "extended"."""
         path = self.checkpoint_path
         if path is None or not path.is_file():
             return False
         state = load_checkpoint(path)
-        if state.get("model_config") != self.model.cfg.to_json():
-            raise CheckpointError(f"checkpoint {path} belongs to a different model config; "
-                                  "use another --out directory or delete the checkpoint")
+        if state.get("fingerprint") != self.fingerprint:
+            old = json.loads(state["identity"]) if "identity" in state else None
+            self.resume_info = {"kind": "restarted", "reason": f"checkpoint {path} (step {state['progress']['step']}) "
+                                f"was made under another configuration: {describe_changes(old, self.identity)}; "
+                                "starting over"}
+            return False
+        self._load_state(state)
+        old_budget = state.get("budget") or {}
+        self.resume_info = {"kind": "resumed", "from_step": self.progress.step}
+        if old_budget != self._budget():
+            self.resume_info.update(kind="extended" if self._done_under(old_budget) else "resumed",
+                                    budget_before=old_budget)
+        return True
+
+    def _load_state(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.progress = Progress(**state["progress"])
@@ -141,13 +175,16 @@ class Trainer:
         torch.set_rng_state(state["rng"]["torch"])
         if state["rng"]["cuda"]:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        return True
+
+    def _done_under(self, budget: dict) -> bool:
+        p = self.progress
+        return bool((budget.get("max_steps") and p.step >= budget["max_steps"])
+                    or (budget.get("max_tokens") and p.tokens >= budget["max_tokens"])
+                    or (budget.get("max_seconds") and p.seconds >= budget["max_seconds"]))
 
     # -- the loop -----------------------------------------------------------------------------
     def _done(self) -> bool:
-        c, p = self.cfg, self.progress
-        return bool((c.max_steps and p.step >= c.max_steps) or (c.max_tokens and p.tokens >= c.max_tokens)
-                    or (c.max_seconds and p.seconds >= c.max_seconds))
+        return self._done_under(self._budget())
 
     def _batches(self):
         c, p = self.cfg, self.progress
@@ -237,7 +274,7 @@ class Trainer:
             final = self._evaluate()
             self.save()
         return TrainResult(status, error, self.progress, self.train_loss, self.train_loss_time, self.evals, final,
-                           self.step_times)
+                           self.step_times, self.resume_info)
 
     def _saved_step(self) -> int | str:
         path = self.checkpoint_path

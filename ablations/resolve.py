@@ -1,0 +1,81 @@
+"""An arm of an ablation, resolved to the three configs that define its run.
+
+An arm resolves to (ModelConfig, DataConfig, TrainConfig) from the base variant, the
+ablation's base overrides, the arm's overrides and the run options, in that order. Every
+conflict is found here, before any data is built.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ablations.options import RunOptions
+from ablations.specs import AblationSpec, Arm
+from core.data import DataConfig
+from core.model import ModelConfig
+from core.train import TrainConfig
+from variants import SIZES, get_config, get_variant
+
+# DataConfig fields that only shape training examples and masks; arms that differ from the
+# base in nothing else are evaluated on the base arm's held-out examples and masks
+TRAINING_ONLY = ("packing", "sentence_task", "short_seq_prob", "masking", "dupe_factor", "mask_unit", "max_ngram",
+                 "mask_prob", "replace_prob", "random_prob", "max_predictions")
+
+
+@dataclass
+class ResolvedArm:
+    arm: Arm
+    variant: str
+    model: ModelConfig
+    data: DataConfig
+    train: TrainConfig
+    flat: dict[str, Any]
+    key: str          # identity of the configuration (seed included): finished rows match on it
+    seed: int
+
+
+def _split(overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {"model": {}, "data": {}, "train": {}}
+    for k, v in overrides.items():
+        section, _, name = k.partition(".")
+        out[section][name] = v
+    return out
+
+
+def resolve_arm(spec: AblationSpec, arm: Arm, eff: dict[str, Any], opts: RunOptions,
+                corpus_fp: str, n_trained: int = 1, seed: int | None = None) -> ResolvedArm:
+    """Seed k is the same for every arm: initialisation, data order and masks."""
+    seed = opts.seed if seed is None else seed
+    variant = get_variant(spec.base)
+    over = _split({**spec.base_overrides, **arm.overrides})
+    seq_len = eff["seq_len"]
+    layers = SIZES[eff["size"]][0]
+    model_over = {k: (layers if (k == "num_groups" and v == "L") else v) for k, v in over["model"].items()}
+    model_over.setdefault("vocab_size", eff["vocab_size"])
+    model_over.setdefault("max_position_embeddings", max(512, seq_len))
+    model = get_config(spec.base, eff["size"], **model_over)
+    if seq_len > model.max_position_embeddings:
+        raise ValueError(f"arm {arm.name!r}: --seq-len {seq_len} exceeds model.max_position_embeddings="
+                         f"{model.max_position_embeddings}; lower --seq-len or raise model.max_position_embeddings")
+    data_fields = {**variant.data, "vocab_size": model.vocab_size, "max_length": seq_len, "seed": 12345 + seed}
+    if opts.quick:
+        data_fields.update(dupe_factor=2, max_eval_examples=64, character_coverage=0)
+    data_fields.update(over["data"])
+    data = DataConfig(**data_fields)
+    if data.sentence_task != "none" and not model.sentence_head:
+        raise ValueError(f"arm {arm.name!r}: data.sentence_task={data.sentence_task!r} needs a sentence head; "
+                         "set model.sentence_head=True or data.sentence_task='none'")
+    budget = dict(eff["budget"])
+    if "max_seconds" in budget:
+        budget["max_seconds"] = budget["max_seconds"] / max(1, n_trained)
+    train_fields = {"batch_size": eff["batch_size"], "lr": eff["lr"], "device": opts.device, "seed": seed,
+                    "checkpoint_every": 50, "log_every": 1, **budget, **over["train"]}
+    train = TrainConfig(**train_fields)
+    flat = {**{f"model.{k}": v for k, v in model.to_dict().items()},
+            **{f"data.{k}": v for k, v in data.to_dict().items()},
+            **{f"train.{k}": v for k, v in train.to_dict().items()}}
+    key_src = {k: v for k, v in flat.items() if k not in ("train.checkpoint_every", "train.log_every")}
+    key = hashlib.sha1(json.dumps([key_src, corpus_fp], sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return ResolvedArm(arm, spec.base, model, data, train, flat, key, seed)
