@@ -46,8 +46,12 @@ def _cmd_show(args) -> None:
 
     spec = get_ablation(args.name)
     console.print(f"[bold]{spec.name}[/bold]: {spec.description}")
-    console.print(f"base variant: {spec.base}; base overrides: {dict(spec.base_overrides) or 'none'}; "
-                  f"defaults: {dict(spec.defaults) or 'none'}")
+    console.print(f"base variant: {spec.base}; base overrides: {dict(spec.base_overrides) or 'none'}")
+    console.print(f"CPU budget (the default): {dict(spec.defaults) or 'the runner defaults'}")
+    if spec.gpu_budget:
+        gpu = {k: v for k, v in spec.gpu_budget.items() if k != "why"}
+        console.print(f"GPU budget (--budget gpu), where the effect is expected to show: {gpu}; "
+                      f"{spec.gpu_budget.get('why', '')}")
     if spec.kind == "bench":
         console.print(f"measures {', '.join(spec.bench_variants)} at {list(spec.bench_seq_lens)} tokens")
         return
@@ -75,7 +79,7 @@ def _options(args):
                       time_budget=parse_duration(args.time_budget) if args.time_budget is not None else None,
                       seq_len=args.seq_len, batch_size=args.batch_size, device=args.device, seed=args.seed,
                       seeds=args.seeds, out=args.out, quick=args.quick, vocab_size=args.vocab_size, lr=args.lr,
-                      keep_checkpoints=args.keep_checkpoints, progress=not args.no_progress)
+                      keep_checkpoints=args.keep_checkpoints, progress=not args.no_progress, budget=args.budget)
 
 
 def _cmd_run(args) -> int:
@@ -186,6 +190,9 @@ def _add_run(r: argparse.ArgumentParser) -> None:
                                     "default: the built-in corpus (Python standard library docstrings)")
     r.add_argument("--size", help="tiny, mini, small, medium, base, large (default: mini)")
     budget = r.add_argument_group("budget per arm (the first reached stops an arm)")
+    budget.add_argument("--budget", choices=["cpu", "gpu"], default="cpu",
+                        help="the ablation's CPU budget (default) or the larger one at which its effect is "
+                             "expected to show (see `show NAME`); flags below override either")
     budget.add_argument("--steps", type=int, help="optimizer steps per arm (>= 1)")
     budget.add_argument("--tokens", type=int, help="training tokens (non-padding) per arm (>= 1)")
     budget.add_argument("--time-budget", help="wall-clock for all arms together, split equally, e.g. 10m, 1h")

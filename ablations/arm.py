@@ -28,7 +28,7 @@ from core.train import Trainer
 class ArmTrainer:
     def __init__(self, run_dir: Path, opts: RunOptions, eff: dict[str, Any], device: torch.device, log):
         self.out, self.opts, self.eff, self.device, self.log = run_dir, opts, eff, device, log
-        self.base_data_cfg: DataConfig | None = None
+        self.base_data: dict[int, DataConfig] = {}  # seed -> the base arm's data config
         self._data: dict[str, Any] = {}
 
     # -- data, shared by arms with the same DataConfig -----------------------------------------
@@ -44,9 +44,8 @@ class ArmTrainer:
     def eval_data_for(self, res: ResolvedArm, data) -> tuple[Any, str]:
         """Arms that differ from the base only in training-side data choices are scored on
         the base arm's held-out examples and masks (same tokenizer and documents)."""
-        base = self.base_data_cfg
-        if base is not None and base.seed == res.data.seed and \
-                base.replace(**{k: getattr(res.data, k) for k in TRAINING_ONLY}) == res.data:
+        base = self.base_data.get(res.seed)
+        if base is not None and base.replace(**{k: getattr(res.data, k) for k in TRAINING_ONLY}) == res.data:
             return self.data_for(base), "base"
         return data, "own"
 

@@ -42,6 +42,7 @@ class RunOptions:
     cache_dir: str | None = None
     progress: bool = True
     memory_limit_bytes: int | None = None
+    budget: str = "cpu"               # cpu: the ablation's defaults; gpu: its gpu_budget
 
     def __post_init__(self) -> None:
         """Every number is checked here, before any data is built: a bad value is one line
@@ -50,6 +51,8 @@ class RunOptions:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or value < low):
                 raise ValueError(f"--{name.replace('_', '-')} must be >= {low} ({what}), got {value}")
+        if self.budget not in ("cpu", "gpu"):
+            raise unknown_name_error("--budget", self.budget, ("cpu", "gpu"))
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"--lr must be > 0 (the peak learning rate), got {self.lr}")
 
@@ -70,7 +73,8 @@ def parse_duration(text: str) -> float:
 
 
 def effective_options(spec: AblationSpec, opts: RunOptions) -> dict[str, Any]:
-    d = dict(spec.defaults)
+    d = dict(spec.gpu_budget if opts.budget == "gpu" and spec.gpu_budget else spec.defaults)
+    d.pop("why", None)
     quick = opts.quick
     size = opts.size or d.get("size") or ("tiny" if quick else "mini")
     if size not in SIZES:

@@ -1,7 +1,9 @@
 """Reports from saved results: a rich table, report.md, results.csv and PNG plots.
 
 Everything here reads only the run directory, so `python -m ablations report DIR`
-re-renders a report at any time, on any machine, without re-running anything.
+re-renders a report at any time, on any machine, without re-running anything. Claims
+come from `ablations.verdicts` (means over seeds, paired differences, noise); pictures
+from `ablations.plots`.
 """
 from __future__ import annotations
 
@@ -10,26 +12,15 @@ import io
 import json
 import math
 from pathlib import Path
-from typing import Any
 
-from ablations.results import BENCH, REPORT, RESULTS, SPEC, latest_by, read_rows, write_text
+from ablations.plots import plot_bench, plot_eval_curves, plot_losses
+from ablations.results import BENCH, REPORT, RESULTS, SPEC, SPEED, read_rows, write_text
+from ablations.specs import ABLATIONS
+from ablations.verdicts import MARKS, ArmStats, collect, difference, expectation, ratio, speed_of, verdict
+from core.stats import wilson
 
-COLUMNS = [  # (key, header, formatter)
-    ("status", "status", str),
-    ("params_unique", "params", lambda v: _millions(v)),
-    ("params_total", "params (per use)", lambda v: _millions(v)),
-    ("tokens_per_s", "train tok/s", lambda v: f"{v:,.0f}"),
-    ("peak_mem_bytes", "peak mem", lambda v: _mib(v)),
-    ("saved_bytes", "saved for bwd", lambda v: _mib(v)),
-    ("saved_bytes_long", "saved @ long", lambda v: _mib(v)),
-    ("eval_mlm_loss", "MLM loss", lambda v: f"{v:.3f}"),
-    ("eval_mlm_acc", "MLM acc", lambda v: f"{100 * v:.1f}%"),
-    ("eval_nsp_acc", "NSP acc", lambda v: f"{100 * v:.1f}%"),
-    ("eval_sop_acc", "SOP acc", lambda v: f"{100 * v:.1f}%"),
-    ("wall_s", "train s", lambda v: f"{v:.0f}"),
-]
-RATIOS = [("params_unique", "params"), ("tokens_per_s", "train speed"), ("peak_mem_bytes", "peak memory"),
-          ("saved_bytes", "saved for backward"), ("saved_bytes_long", "saved @ long")]
+PER_EXAMPLE = ("eval_mlm_example_loss", "eval_mlm_example_tokens", "eval_nsp_correct", "eval_sop_correct")
+SIZES_ORDER = ("tiny", "mini", "small", "medium", "base", "large")
 
 
 def _millions(v: float) -> str:
@@ -40,175 +31,28 @@ def _mib(v: float) -> str:
     return f"{v / 2**20:,.1f} MiB"
 
 
-def _fmt(row: dict, key: str, fn) -> str:
-    v = row.get(key)
+def _pm(ms: tuple[float, float | None] | None, fmt: str = "{:.3f}", scale: float = 1.0) -> str:
+    if ms is None:
+        return "–"
+    mean, se = ms
+    return fmt.format(scale * mean) + ("" if se is None else " ± " + fmt.format(scale * se))
+
+
+def _acc(stats: ArmStats, task: str) -> str:
+    ms, iv = stats.mean_se(f"eval_{task}_acc"), stats.interval(task)
+    if ms is None:
+        return "–"
+    text = _pm(ms, "{:.1f}", 100) + "%"
+    return text + (f" [{100 * iv[0]:.1f}–{100 * iv[1]:.1f}]" if iv and task != "mlm" else "")
+
+
+def _fmt(v, fn) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
     try:
         return fn(v)
     except (TypeError, ValueError):
         return str(v)
-
-
-def _ratio(a: Any, b: Any) -> float | None:
-    if a is None or b is None or not b:
-        return None
-    return a / b
-
-
-def compare(row: dict, ref: dict) -> dict[str, Any]:
-    out: dict[str, Any] = {k: _ratio(row.get(k), ref.get(k)) for k, _ in RATIOS}
-    for k in ("eval_mlm_loss", "eval_mlm_acc", "eval_nsp_acc", "eval_sop_acc"):
-        out["d_" + k] = None if row.get(k) is None or ref.get(k) is None else row[k] - ref[k]
-    se = [r.get("eval_mlm_loss_se") for r in (row, ref)]
-    out["loss_noise"] = 2 * math.sqrt(se[0] ** 2 + se[1] ** 2) if all(s is not None for s in se) else None
-    return out
-
-
-def verdict(arm: dict, ref: dict, cmp: dict) -> str:
-    parts = []
-    r = cmp["params_unique"]
-    if r is not None and abs(r - 1) > 0.01:
-        parts.append(f"parameters ×{r:.2f}")
-    r = cmp["tokens_per_s"]
-    if r is not None:
-        parts.append(f"{'faster' if r > 1.05 else 'slower' if r < 0.95 else 'about as fast'} (×{r:.2f} tokens/s)")
-    for key, label in (("peak_mem_bytes", "peak memory"), ("saved_bytes", "activation memory")):
-        r = cmp[key]
-        if r is not None:
-            parts.append(f"{label} ×{r:.2f}")
-    r = cmp["saved_bytes_long"]
-    if r is not None and arm.get("long_seq_len"):
-        parts.append(f"activation memory at {arm['long_seq_len']} tokens ×{r:.2f}")
-    d, noise = cmp["d_eval_mlm_loss"], cmp["loss_noise"]
-    if d is not None:
-        if noise is not None and abs(d) <= noise:
-            parts.append(f"MLM loss {d:+.3f}: within this eval set's noise (±{noise:.3f})")
-        else:
-            parts.append(f"MLM loss {d:+.3f} ({'better' if d < 0 else 'worse'})")
-    for task in ("nsp", "sop"):
-        d = cmp[f"d_eval_{task}_acc"]
-        if d is not None and abs(d) >= 0.02:
-            parts.append(f"{task.upper()} accuracy {100 * d:+.1f} points")
-    return "; ".join(parts) if parts else "no measurable change"
-
-
-def check_expectations(spec_name: str, rows: dict[str, dict]) -> list[tuple[bool | None, str]]:
-    from ablations.specs import ABLATIONS
-
-    spec = ABLATIONS.get(spec_name)
-    if spec is None:
-        return []
-    out = []
-    for e in spec.expectations:
-        arm = rows.get(e.arm)
-        ref_name = e.versus or (spec.reference_of(spec.arm(e.arm)).name if spec.reference_of(spec.arm(e.arm)) else None)
-        ref = rows.get(ref_name) if ref_name else None
-        a = arm.get(e.metric) if arm else None
-        b = ref.get(e.metric) if ref else None
-        where = f"{e.arm} vs {ref_name}: {e.metric} {a if a is None else _short(a)} vs {b if b is None else _short(b)}"
-        if a is None or b is None:
-            out.append((None, f"{e.claim} ({e.source}) — not measured in this run ({where})"))
-            continue
-        ok = a < b if e.direction == "lower" else a > b
-        if ok and e.factor is not None and b:
-            ok = (a / b <= e.factor) if e.direction == "lower" else (a / b >= e.factor)
-        ratio = f", ×{a / b:.2f}" if b else ""
-        note = ""
-        if e.metric in ("eval_nsp_acc", "eval_sop_acc") and all(0.4 <= x <= 0.6 for x in (a, b)):
-            note = " — both near chance: the sentence heads have not learned yet; train longer (--tokens)"
-        out.append((ok, f"{e.claim} ({e.source}): {where}{ratio}{note}"))
-    return out
-
-
-def _short(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    if isinstance(v, int) and v > 10_000:
-        return f"{v:,}"
-    return str(v)
-
-
-# -- plots -----------------------------------------------------------------------------------------
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _smooth(values: list[float]) -> list[float]:
-    """Exponential moving average over about a tenth of the points: single-batch losses are noisy."""
-    if len(values) < 10:
-        return values
-    alpha, out, ema = 10 / len(values), [], values[0]
-    for v in values:
-        ema = alpha * v + (1 - alpha) * ema
-        out.append(ema)
-    return out
-
-
-def plot_losses(rows: list[dict], out: Path) -> list[str]:
-    curves = [r for r in rows if r.get("train_loss")]
-    if not curves:
-        return []
-    plt = _plt()
-    written = []
-    for key, xlabel, name in (("train_loss", "training tokens", "loss_vs_tokens.png"),
-                              ("train_loss_time", "training seconds", "loss_vs_seconds.png")):
-        fig, ax = plt.subplots(figsize=(8, 5))
-        colours = plt.get_cmap("tab20").colors
-        for i, r in enumerate(curves):
-            pts = r.get(key) or []
-            if pts:
-                ax.plot([p[0] for p in pts], _smooth([p[1] for p in pts]), label=r["arm"], linewidth=1.3,
-                        color=colours[(2 * i) % 20 if i < 10 else (2 * i + 1) % 20],
-                        linestyle="-" if i < 10 else "--")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("training loss (MLM + sentence task), smoothed")
-        ax.set_title(f"{curves[0].get('ablation')}: loss vs {xlabel}")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, ncol=2)
-        fig.tight_layout()
-        fig.savefig(out / name, dpi=110)
-        plt.close(fig)
-        written.append(name)
-    return written
-
-
-def plot_bench(rows: list[dict], out: Path) -> list[str]:
-    ok = [r for r in rows if r.get("status") == "ok"]
-    if not ok:
-        return []
-    plt = _plt()
-    written = []
-    for key, ylabel, name in (("peak_mem_bytes", "peak training memory (MiB)", "memory_vs_seq_len.png"),
-                              ("saved_bytes", "saved for backward (MiB)", "saved_bytes_vs_seq_len.png"),
-                              ("tokens_per_s", "training tokens / s", "tokens_per_s_vs_seq_len.png")):
-        series: dict[str, list[tuple[int, float]]] = {}
-        for r in ok:
-            if r.get(key) is not None:
-                series.setdefault(r["variant"], []).append((r["seq_len"], r[key]))
-        if not series:
-            continue
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        for v, pts in sorted(series.items()):
-            pts.sort()
-            scale = 2**20 if "bytes" in key else 1
-            ax.plot([p[0] for p in pts], [p[1] / scale for p in pts], marker="o", label=v)
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_xlabel("sequence length (constant tokens per batch)")
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3, which="both")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(out / name, dpi=110)
-        plt.close(fig)
-        written.append(name)
-    return written
 
 
 # -- markdown and csv --------------------------------------------------------------------------------
@@ -219,9 +63,11 @@ def _md_table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
+    """One line per row, config flattened; per-example arrays stay in results.jsonl."""
     flat_rows = []
     for r in rows:
-        flat = {k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in r.items() if k != "config"}
+        flat = {k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in r.items()
+                if k != "config" and k not in PER_EXAMPLE}
         flat.update({f"config.{k}": v for k, v in (r.get("config") or {}).items()})
         flat_rows.append(flat)
     keys: list[str] = []
@@ -234,83 +80,166 @@ def write_csv(rows: list[dict], path: Path) -> None:
     write_text(path, buf.getvalue())
 
 
-def _training_report(rows: list[dict], out: Path, console) -> str:
-    latest = latest_by(rows, "arm")
-    ordered = list(latest.values())
-    name = ordered[0].get("ablation", out.name)
-    spec_info = {}
-    if (out / SPEC).is_file():
-        spec_info = json.loads((out / SPEC).read_text())
-    opts = spec_info.get("options", {})
-    md = [f"# Ablation `{name}`", ""]
-    from ablations.specs import ABLATIONS
+def _result_rows(arms: dict[str, ArmStats], speed: dict) -> tuple[list[str], list[list[str]]]:
+    headers = ["arm", "status", "seeds", "params", "speed, side by side (tok/s)", "tok/s during training",
+               "peak mem", "saved for bwd", "MLM loss", "MLM acc", "NSP acc [95%]", "SOP acc [95%]"]
+    table = []
+    for name, st in arms.items():
+        f = st.first
+        status = "ok" if st.rows else (st.failed[0].get("status", "?") if st.failed else "?")
+        if st.rows and st.failed:
+            status = f"ok ×{len(st.rows)}, " + ", ".join(r.get("status", "?") for r in st.failed)
+        sp = speed.get(name) or {}
+        side = "–"
+        if sp.get("status") == "ok" and sp.get("step_s"):
+            rates = sorted(sp["tokens"] / t for t in sp["step_s"])
+            side = f"{rates[len(rates) // 2]:,.0f} [{rates[0]:,.0f}–{rates[-1]:,.0f}]"
+        table.append([name, status, str(len(st.rows)), _fmt(f.get("params_unique"), _millions), side,
+                      _pm(st.mean_se("tokens_per_s"), "{:,.0f}"), _fmt(f.get("peak_mem_bytes"), _mib),
+                      _fmt(f.get("saved_bytes"), _mib), _pm(st.mean_se("eval_mlm_loss")), _acc(st, "mlm"),
+                      _acc(st, "nsp"), _acc(st, "sop")])
+    return headers, table
 
+
+def _comparison_rows(arms: dict[str, ArmStats], speed: dict) -> tuple[list[list[str]], list[str]]:
+    deltas, verdicts = [], []
+    for name, st in arms.items():
+        ref = arms.get(st.first.get("compare_to") or "")
+        if ref is None or not st.rows or not ref.rows:
+            continue
+        sp = speed_of(speed, name, ref.name)
+        row = [name, ref.name] + [_fmt(ratio(st, ref, k), lambda v: f"×{v:.2f}")
+                                  for k in ("params_unique", "peak_mem_bytes", "saved_bytes", "saved_bytes_long")]
+        row.append(f"×{sp['median']:.2f} [{sp['min']:.2f}–{sp['max']:.2f}]" if sp else "–")
+        for metric, scale in (("eval_mlm_loss", 1), ("eval_nsp_acc", 100), ("eval_sop_acc", 100)):
+            d = difference(st, ref, metric)
+            if d is None:
+                row.append("–")
+                continue
+            real, noise = d.verdict
+            row.append(f"{scale * d.diff:+.3g} (noise ±{scale * noise:.2g}{', paired' if d.paired_eval else ''})"
+                       if not math.isnan(noise) else f"{scale * d.diff:+.3g}")
+        deltas.append(row)
+        what = st.first.get("component") or st.first.get("description") or name
+        verdicts.append(f"- **{what}** ({name} vs {ref.name}): {verdict(st, ref, speed)}.")
+    return deltas, verdicts
+
+
+def _warnings(arms: dict[str, ArmStats], spec_info: dict, name: str) -> list[str]:
+    """The report's first lines: is this run able to show the effect at all?"""
+    out = []
+    stuck = [a for a, st in arms.items() if st.rows and _at_unigram_stage(st)]
+    if stuck:
+        out.append(f"> **No learning beyond unigram frequencies** in {', '.join(stuck)}: their MLM accuracy is not "
+                   "above always predicting the most frequent masked token. Their losses say nothing about the "
+                   "components yet; train longer (`--tokens`) or use `--budget gpu`.")
+    gpu = (ABLATIONS[name].gpu_budget if name in ABLATIONS else {}) or {}
+    opts = spec_info.get("options", {})
+    if gpu:
+        tokens = (spec_info.get("budget_per_arm") or {}).get("max_tokens")
+        met = tokens is not None and tokens >= gpu.get("tokens", 0) and \
+            SIZES_ORDER.index(opts.get("size", "tiny")) >= SIZES_ORDER.index(gpu.get("size", "tiny"))
+        want = ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in gpu.items() if k != "why")
+        out.append(f"> Budget: this run {'meets' if met else 'is far below'} the budget at which the loss effect "
+                   f"is expected ({want}: {gpu.get('why', '')}). "
+                   + ("" if met else "Its parameter, memory and speed figures stand; read loss differences as "
+                      "indicative, and trust only those marked beyond noise."))
+    return out
+
+
+def _at_unigram_stage(st: ArmStats) -> bool:
+    """MLM accuracy (pooled over seeds) not clearly above the most-frequent-token rate."""
+    rows = [r for r in st.rows.values() if r.get("eval_mlm_acc") is not None and r.get("eval_mlm_majority_acc")
+            is not None and r.get("eval_mlm_tokens")]
+    if not rows:
+        return False
+    n = sum(r["eval_mlm_tokens"] for r in rows)
+    majority = sum(r["eval_mlm_majority_acc"] * r["eval_mlm_tokens"] for r in rows) / n
+    low, _ = wilson(round(sum(r["eval_mlm_acc"] * r["eval_mlm_tokens"] for r in rows)), n)
+    return low <= majority
+
+
+def _eval_sets(arms: dict[str, ArmStats]) -> str:
+    f = next((st.first for st in arms.values() if st.rows), {})
+    parts = [f"MLM {f.get('eval_mlm_tokens', '?'):,} masked tokens in {f.get('eval_mlm_examples', '?')} examples"
+             if isinstance(f.get("eval_mlm_tokens"), int) else "MLM: –"]
+    small = []
+    for task in ("nsp", "sop"):
+        n = f.get(f"eval_{task}_n")
+        if n:
+            parts.append(f"{task.upper()} {n:,} pairs")
+            small += [task.upper()] if n < 2000 else []
+    note = (f" {' and '.join(small)} fall short of 2,000 pairs: the corpus's held-out documents allow no more, "
+            "so their intervals are wide." if small else "")
+    return "- Held-out sets (the same for every arm where the data allows): " + "; ".join(parts) + "." + note
+
+
+def _training_report(rows: list[dict], out: Path, console) -> str:
+    arms = collect(rows)
+    name = rows[0].get("ablation", out.name)
+    spec_info = json.loads((out / SPEC).read_text()) if (out / SPEC).is_file() else {}
+    speed = json.loads((out / SPEED).read_text()) if (out / SPEED).is_file() else {}
+    opts = spec_info.get("options", {})
+    first = next(iter(arms.values())).first
+    md = [f"# Ablation `{name}`", ""] + _warnings(arms, spec_info, name) + [""]
     if name in ABLATIONS:
         md += [ABLATIONS[name].description, ""]
-    first = ordered[0]
-    md += [f"- Corpus: {first.get('corpus')}",
-           f"- Device: {first.get('device')}",
-           f"- Size {opts.get('size', '?')}, sequence length {opts.get('seq_len', '?')}, batch {opts.get('batch_size', '?')}, "
-           f"budget per arm {spec_info.get('budget_per_arm', opts.get('budget', '?'))}, seed {first.get('seed')}",
-           "- Every arm: the same data, seed and budget; evaluated on the same held-out examples with the same "
-           "fixed masks and a fixed LSH hashing seed.",
-           "- Speed: median tokens/s of the arm's own training steps (forward, backward, AdamW; batch loading "
-           "excluded), after two warm-up steps. Peak memory: "
-           f"{first.get('memory_method') or 'see core/measure.py'}. Saved for backward: bytes autograd keeps for "
-           "one step (deterministic), parameters excluded; \"saved @ long\" is the same figure for one sequence "
-           "of the long length. It leaves out transient memory (an attention matrix that a reversible layer "
-           "recomputes during backward, for example): `python -m ablations run seq_scaling` measures peak "
-           "memory against length.", ""]
-    headers = ["arm"] + [h for _, h, _ in COLUMNS]
-    table = [[r["arm"]] + [_fmt(r, k, f) for k, _, f in COLUMNS] for r in ordered]
+    seeds = spec_info.get("seeds") or sorted({s for st in arms.values() for s in st.rows})
+    md += [f"- Corpus: {first.get('corpus')}; device: {first.get('device')}",
+           f"- Size {opts.get('size', '?')}, sequence length {opts.get('seq_len', '?')}, batch "
+           f"{opts.get('batch_size', '?')}, budget per arm {spec_info.get('budget_per_arm', '?')}, seeds {seeds}",
+           _eval_sets(arms),
+           "- Figures are means over seeds ± their standard error; accuracies carry a Wilson 95% interval pooled "
+           "over seeds. See the README's \"How to read a report\".", ""]
+    headers, table = _result_rows(arms, speed)
     md += ["## Results", "", _md_table(headers, table), ""]
-    deltas, verdicts = [], []
-    for r in ordered:
-        ref = latest.get(r.get("compare_to") or "")
-        if ref is None or r.get("status") != "ok" or ref.get("status") != "ok":
-            continue
-        c = compare(r, ref)
-        deltas.append([r["arm"], ref["arm"]] + [("–" if c[k] is None else f"×{c[k]:.2f}") for k, _ in RATIOS]
-                      + [("–" if c["d_eval_mlm_loss"] is None else f"{c['d_eval_mlm_loss']:+.3f}"),
-                         ("–" if c["loss_noise"] is None else f"±{c['loss_noise']:.3f}"),
-                         ("–" if c["d_eval_nsp_acc"] is None else f"{100 * c['d_eval_nsp_acc']:+.1f}"),
-                         ("–" if c["d_eval_sop_acc"] is None else f"{100 * c['d_eval_sop_acc']:+.1f}")])
-        what = r.get("component") or r.get("description") or r["arm"]
-        verdicts.append(f"- **{what}** ({r['arm']} vs {ref['arm']}): {verdict(r, ref, c)}.")
+    deltas, verdicts = _comparison_rows(arms, speed)
     if deltas:
         md += ["## Each arm against its comparison arm", "",
-               "Ratios are arm / reference; Δ are differences. The noise column is twice the combined standard "
-               "error of the two held-out losses (sampling noise of the eval set only; seed-to-seed training "
-               "noise is not included).", "",
-               _md_table(["arm", "vs"] + [h for _, h in RATIOS] + ["Δ MLM loss", "noise", "Δ NSP acc", "Δ SOP acc"],
-                         deltas), "", "## Verdicts", ""] + verdicts + [""]
-    checks = check_expectations(name, latest)
-    if checks:
-        md += ["## The papers' expected directions", ""]
-        md += [f"- {'✅' if ok else '❌' if ok is False else '➖'} {text}" for ok, text in checks]
-        md += [""]
-    failed = [r for r in ordered if r.get("status") != "ok"]
-    if failed:
-        md += ["## Arms that did not finish", ""] + [f"- {r['arm']}: {r['status']} — {r.get('error')}" for r in failed] + [""]
-    twins = [r for r in ordered if r.get("same_as")]
-    if twins:
-        md += ["Arms with the same configuration as another were trained once: "
-               + ", ".join(f"{r['arm']} = {r['same_as']}" for r in twins) + ".", ""]
-    plots = plot_losses(ordered, out)
+               "Ratios are arm / reference. Speed: the ratio of tokens/s per interleaved round, median [min–max]. "
+               "Δ are per-seed differences averaged over seeds; the noise is the larger 95% margin of the seed "
+               "noise (Student's t over the seeds) and the eval noise (paired per example where both arms saw the "
+               "same examples).", "",
+               _md_table(["arm", "vs", "params", "peak memory", "saved for bwd", "saved @ long", "speed",
+                          "Δ MLM loss", "Δ NSP acc (pts)", "Δ SOP acc (pts)"], deltas),
+               "", "## Verdicts", ""] + verdicts + [""]
+    md += _expectation_lines(name, arms, speed)
+    md += _failures(arms)
+    plots = plot_losses(arms, out) + plot_eval_curves(arms, out)
     if plots:
         md += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
-    md += ["Small budgets give indicative losses only: compare arms within one report, and train longer "
-           "(`--tokens`, `--time-budget`) before drawing conclusions about loss.", ""]
-    write_csv(ordered, out / "results.csv")
+    write_csv(rows, out / "results.csv")
     if console is not None:
-        keep = ["arm", "status", "params", "train tok/s", "peak mem", "saved for bwd", "MLM loss", "NSP acc", "SOP acc"]
-        idx = [headers.index(h) for h in keep]
-        _print_table(console, name, keep, [[r[i] for i in idx] for r in table])
-        for v in verdicts:
-            console.print(v.replace("**", ""))
-        for ok, text in checks:
-            console.print(f"{'✅' if ok else '❌' if ok is False else '➖'} {text}")
+        keep = [0, 1, 2, 3, 4, 8, 9, 10, 11]
+        _print_table(console, name, [headers[i] for i in keep], [[r[i] for i in keep] for r in table])
+        for line in md[2:2 + len(_warnings(arms, spec_info, name))] + verdicts:
+            console.print(line.replace("**", "").removeprefix("> "))
     return "\n".join(md)
+
+
+def _expectation_lines(name: str, arms: dict[str, ArmStats], speed: dict) -> list[str]:
+    if name not in ABLATIONS or not ABLATIONS[name].expectations:
+        return []
+    spec = ABLATIONS[name]
+    lines = ["## The papers' expected directions", "",
+             "✅ reproduced, ❌ contradicted beyond noise, ➖ inconclusive (within noise, or heads still at chance).", ""]
+    for e in spec.expectations:
+        outcome, text = expectation(e, spec, arms, speed)
+        lines.append(f"- {MARKS[outcome]} {outcome}: {text}")
+    return lines + [""]
+
+
+def _failures(arms: dict[str, ArmStats]) -> list[str]:
+    failed = [r for st in arms.values() for r in st.failed]
+    lines = []
+    if failed:
+        lines += ["## Arms that did not finish", ""] + [
+            f"- {r['arm']} (seed {r.get('seed', 0)}): {r['status']} — {r.get('error')}" for r in failed] + [""]
+    twins = sorted({(st.name, st.first.get("same_as")) for st in arms.values() if st.first.get("same_as")})
+    if twins:
+        lines += ["Arms with the same configuration as another were trained once: "
+                  + ", ".join(f"{a} = {b}" for a, b in twins) + ".", ""]
+    return lines
 
 
 def _bench_report(rows: list[dict], out: Path, console) -> str:
@@ -324,7 +253,7 @@ def _bench_report(rows: list[dict], out: Path, console) -> str:
     md = ["# Memory and speed against sequence length", "", f"- Device: {first.get('device')}",
           f"- Size {first.get('size')}; batch adjusted to a constant number of tokens per batch", "",
           _md_table(headers, table), ""]
-    plots = plot_bench(ordered, out)
+    plots = plot_bench(rows, out)
     md += [f"![{p}]({p})" for p in plots] + [""]
     write_csv(ordered, out / "bench.csv")
     if console is not None:

@@ -4,6 +4,7 @@
       spec.json        the ablation and its resolved options
       results.jsonl    one JSON line per finished arm (training ablations)
       bench.jsonl      one JSON line per measured (variant, length) (bench ablations)
+      speed.json       the arms' training steps timed side by side, round by round
       report.md, results.csv, bench.csv, *.png    rendered from the rows
       arms/NAME/seed-K/  an (arm, seed)'s lease while it trains, and its checkpoint
 
@@ -24,6 +25,7 @@ from typing import Any
 from core.files import append_line, atomic_write_text
 
 RESULTS, BENCH, SPEC, REPORT = "results.jsonl", "bench.jsonl", "spec.json", "report.md"
+SPEED = "speed.json"  # every arm timed side by side after training (interleaved rounds)
 ARMS = "arms"
 
 

@@ -25,11 +25,12 @@ from ablations.bench import run_bench
 from ablations.options import RunOptions, effective_options
 from ablations.report import render_report
 from ablations.resolve import ResolvedArm, resolve_arm
-from ablations.results import RESULTS, SPEC, append_row, arm_dir, ensure_run_dir, read_rows, write_text
+from ablations.results import RESULTS, SPEC, SPEED, append_row, arm_dir, ensure_run_dir, read_rows, write_text
 from ablations.specs import AblationSpec, Arm
 from core.data import corpus_source, vocab_for_corpus
 from core.device import device_name, pick_device
 from core.lease import Lease
+from core.measure import interleaved_speed
 
 FINISHED = ("ok", "oom", "nan")  # results; "error" is retried on a re-run
 
@@ -55,6 +56,7 @@ class Runner:
         self._eff = effective_options(spec, opts)  # size, lengths, budget: resolved once
         self.arms = ArmTrainer(self.out, opts, self._eff, self.device, self.log)
         self.summary = RunSummary(self.out)
+        self.rounds = 5  # interleaved timing rounds: enough for a min-max range of the ratios
 
     def log(self, msg: str) -> None:
         self.console.print(msg)
@@ -70,16 +72,40 @@ class Runner:
         units = self._resolve_units(src.fingerprint)
         valid = [r for _, _, r in units if isinstance(r, ResolvedArm)]
         if valid:  # a corpus or tokenizer problem stops the run here, once, not once per arm
-            self.arms.base_data_cfg = units[0][2].data if isinstance(units[0][2], ResolvedArm) else None
             self.arms.data_for(valid[0].data)
+        base = [r for _, arm, r in units if arm is self.spec.base_arm and isinstance(r, ResolvedArm)]
+        self.arms.base_data = {r.seed: r.data for r in base}  # each seed's arms are scored on its base's sets
         self._write_spec(valid[0] if valid else None, src.name, len({r.key for r in valid}))
         self._done_keys: dict[str, dict] = {}
         self._finished: set[tuple[str, str]] = set()
         self._refresh()
         waiting = [u for u in units if self._run_one(*u, src.name) == "held"]
         self._wait_for(waiting, src.name)
+        self._time_side_by_side([r for _, _, r in units if isinstance(r, ResolvedArm)])
         render_report(self.out, self.console)
         return self.summary
+
+    def _time_side_by_side(self, resolved: list[ResolvedArm]) -> None:
+        """Every distinct trained configuration of the first seed, timed in interleaved
+        rounds (speed does not depend on the seed); skipped when nothing new was trained
+        and an earlier timing covers every arm."""
+        seed = self.opts.seed_list[0]
+        arms = {r.arm.name: r for r in resolved if r.seed == seed and (r.key, r.arm.name) in self._finished
+                and self._done_keys.get(r.key, {}).get("status") == "ok"}
+        path = self.out / SPEED
+        old = json.loads(path.read_text()) if path.is_file() else {}
+        if not arms or (not any(r["status"] == "ok" for r in self.summary.rows) and set(arms) <= set(old)):
+            return
+        groups: dict[tuple[int, int], dict[str, ResolvedArm]] = {}
+        for name, r in arms.items():
+            groups.setdefault((r.train.batch_size, r.data.max_length), {})[name] = r
+        self.log(f"timing {len(arms)} arms side by side ({self.rounds} interleaved rounds)")
+        timed: dict[str, dict] = {}
+        for (batch, length), group in groups.items():
+            got = interleaved_speed({n: r.model for n, r in group.items()}, batch, length, self.device,
+                                    rounds=self.rounds)
+            timed.update({n: {**v, "group": f"{batch}x{length}"} for n, v in got.items()})
+        write_text(path, json.dumps(timed, indent=1))
 
     def _quick_vocab(self, src) -> int:
         """Quick mode sizes the vocabulary to the corpus's characters: Korean needs about

@@ -55,7 +55,10 @@ class AblationSpec:
     base: str                                        # variant name
     arms: tuple[Arm, ...]
     base_overrides: Mapping[str, Any] = field(default_factory=dict)
-    defaults: Mapping[str, Any] = field(default_factory=dict)   # run options: seq_len, batch_size, tokens...
+    defaults: Mapping[str, Any] = field(default_factory=dict)   # the CPU budget: size, seq_len, batch_size, tokens...
+    # the budget at which the effect is expected to show (estimated from the papers'
+    # curves; `run NAME --budget gpu` uses it); same keys as defaults, plus "why"
+    gpu_budget: Mapping[str, Any] = field(default_factory=dict)
     expectations: tuple[Expectation, ...] = ()
     kind: str = "train"                              # train | bench (no training: seq_scaling)
     bench_variants: tuple[str, ...] = ()
@@ -73,6 +76,9 @@ class AblationSpec:
         for key in self.defaults:
             if key not in DEFAULT_KEYS:
                 raise unknown_name_error(f"key in the defaults of ablation {self.name!r}", key, DEFAULT_KEYS)
+        for key in self.gpu_budget:
+            if key not in (*DEFAULT_KEYS, "why"):
+                raise unknown_name_error(f"key in the gpu_budget of ablation {self.name!r}", key, DEFAULT_KEYS)
         for e in self.expectations:
             if e.arm not in names:
                 raise unknown_name_error("expectation arm", e.arm, names)
@@ -152,7 +158,8 @@ def _albert_reformer() -> AblationSpec:
         "albert_reformer",
         "BERT to ALBERT-Reformer one component at a time, plus leave-one-out arms: every component's marginal "
         "effect on parameters, memory, speed and loss",
-        "bert", tuple(arms), defaults={"tokens": 60_000}, expectations=exp)
+        "bert", tuple(arms), gpu_budget={"size": "small", "seq_len": 512, "batch_size": 128, "tokens": 200_000_000, "why": "loss gaps between the rungs appear after about 10^8 tokens (ALBERT Fig. 2 scale); parameters, memory and speed show at any budget"},
+                        defaults={"tokens": 60_000}, expectations=exp)
 
 
 def _embedding_size() -> AblationSpec:
@@ -165,7 +172,8 @@ def _embedding_size() -> AblationSpec:
                         compare_to="E=H shared", component=f"E={e} (shared)"))
     exp = (Expectation("E=128 cuts parameters", "E=128", "params_unique", "lower", 0.8, source="ALBERT Table 3"),)
     return AblationSpec("embedding_size", "Factorized embedding size E, with and without sharing (ALBERT Table 3)",
-                        "bert", tuple(arms), defaults={"tokens": 60_000}, expectations=exp)
+                        "bert", tuple(arms), gpu_budget={"size": "mini", "seq_len": 128, "batch_size": 128, "tokens": 50_000_000, "why": "ALBERT Table 3 differences are 0.5-1 point downstream; their MLM-loss gaps need about 3,000 steps of 128 x 128"},
+                        defaults={"tokens": 60_000}, expectations=exp)
 
 
 def _sharing() -> AblationSpec:
@@ -181,6 +189,7 @@ def _sharing() -> AblationSpec:
     return AblationSpec("sharing", "Cross-layer sharing: all / attention / ffn / none with 1, 2, 4 and L groups "
                         "(ALBERT Table 4)", "albert", tuple(arms), base_overrides={"model.sharing": "none",
                                                                                   "model.num_groups": 0},
+                        gpu_budget={"size": "mini", "seq_len": 128, "batch_size": 128, "tokens": 50_000_000, "why": "sharing costs a few tenths of MLM loss once models are past the unigram stage"},
                         defaults={"tokens": 40_000}, expectations=exp)
 
 
@@ -196,7 +205,8 @@ def _attention() -> AblationSpec:
            Expectation("LSH saves activation memory at long lengths", "lsh/4", "saved_bytes", "lower",
                        versus="full", source="Reformer"))
     return AblationSpec("attention", "Full vs full-shared-QK vs LSH (1, 2, 4, 8 hashes) at a long sequence length",
-                        "roberta", tuple(arms), defaults={"seq_len": 1024, "batch_size": 2, "tokens": 40_000},
+                        "roberta", tuple(arms), gpu_budget={"size": "mini", "seq_len": 1024, "batch_size": 16, "tokens": 50_000_000, "why": "the Reformer compares hash rounds after about 10^8 tokens; speed and memory show at any budget"},
+                        defaults={"seq_len": 1024, "batch_size": 2, "tokens": 40_000},
                         expectations=exp)
 
 
@@ -209,7 +219,8 @@ def _objective() -> AblationSpec:
            Expectation("an NSP-trained model does not solve SOP (near chance)", "nsp", "eval_sop_acc", "lower",
                        versus="sop", source="ALBERT Table 5"))
     return AblationSpec("objective", "Sentence task none / NSP / SOP, each evaluated on both NSP and SOP pairs "
-                        "(ALBERT Table 5)", "bert", tuple(arms), defaults={"tokens": 100_000}, expectations=exp)
+                        "(ALBERT Table 5)", "bert", tuple(arms), gpu_budget={"size": "mini", "seq_len": 128, "batch_size": 128, "tokens": 50_000_000, "why": "SOP accuracy leaves chance after a few thousand steps (ALBERT Table 5 at 125k steps shows 86% vs 52%)"},
+                        defaults={"tokens": 100_000}, expectations=exp)
 
 
 def _masking() -> AblationSpec:
@@ -221,7 +232,8 @@ def _masking() -> AblationSpec:
             Arm("ngram", {"data.mask_unit": "ngram"}, "n-gram (n <= 3) of whole words",
                 component="n-gram masking")]
     return AblationSpec("masking", "Static (1 and 10 copies) vs dynamic; token vs whole-word vs n-gram (RoBERTa Table 1)",
-                        "bert", tuple(arms), defaults={"tokens": 60_000})
+                        "bert", tuple(arms), gpu_budget={"size": "mini", "seq_len": 128, "batch_size": 256, "tokens": 200_000_000, "why": "RoBERTa Table 1 differences are a few tenths of a point: they need long runs and several seeds"},
+                        defaults={"tokens": 60_000})
 
 
 def _packing() -> AblationSpec:
@@ -233,7 +245,8 @@ def _packing() -> AblationSpec:
             Arm("doc-sentences", {"data.packing": "doc-sentences", "data.sentence_task": "none"},
                 "fill within a document, no NSP", component="doc-sentences")]
     return AblationSpec("packing", "Input packing: segment-pair+NSP, sentence-pair+NSP, full-sentences, doc-sentences "
-                        "(RoBERTa Table 2)", "bert", tuple(arms), defaults={"tokens": 60_000})
+                        "(RoBERTa Table 2)", "bert", tuple(arms), gpu_budget={"size": "mini", "seq_len": 128, "batch_size": 256, "tokens": 200_000_000, "why": "RoBERTa Table 2 differences are about a point downstream"},
+                        defaults={"tokens": 60_000})
 
 
 def _seq_scaling() -> AblationSpec:

@@ -61,11 +61,23 @@ def wilson(correct: int, n: int, z: float = Z95) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def judge(diff: float, seed_se: float | None, eval_se: float | None, z: float = 2.0) -> tuple[bool, float]:
-    """Is `diff` beyond noise? Both noises must be cleared: |diff| > z * each known error.
-    Returns (real, noise) with noise the larger of the two margins (what to print beside
-    "within noise"). With neither error known nothing can be claimed."""
-    margins = [z * se for se in (seed_se, eval_se) if se is not None]
+# two-sided 95% quantiles of Student's t for 1..10 degrees of freedom: a standard error
+# from a handful of seeds is itself uncertain, so its margin must be wider than 2 SE
+T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)
+
+
+def t975(dof: int) -> float:
+    return T975[dof - 1] if 1 <= dof <= len(T975) else Z95
+
+
+def judge(diff: float, seed_se: float | None, eval_se: float | None, seeds: int = 0,
+          z: float = Z95) -> tuple[bool, float]:
+    """Is `diff` beyond noise? Both noises must be cleared: |diff| > t * seed_se (t for
+    seeds - 1 degrees of freedom) and |diff| > z * eval_se. Returns (real, noise), noise
+    being the larger margin (what to print beside "within noise"). With neither error
+    known nothing can be claimed."""
+    margins = [m for m in (t975(seeds - 1) * seed_se if seed_se is not None and seeds > 1 else None,
+                           z * eval_se if eval_se is not None else None) if m is not None]
     if not margins:
         return False, float("nan")
     noise = max(margins)

@@ -117,7 +117,7 @@ def test_nan_stopped_run_with_a_changed_config_starts_over(data, tmp_path):
 def test_token_budget_and_evaluation(data):
     cfg = TrainConfig(batch_size=8, max_tokens=3000, log_every=1, eval_every=2)
     result = Trainer(model_for("albert"), data, cfg, None, progress_bar=False).train()
-    tokens = [t for t, _ in result.train_loss]
+    tokens = [t for t, *_ in result.train_loss]
     assert tokens[-1] >= 3000 > tokens[-2]
     final = result.final_eval
     assert final["eval_mlm_loss"] > 0 and 0 <= final["eval_mlm_acc"] <= 1

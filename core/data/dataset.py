@@ -274,10 +274,12 @@ class PretrainingData:
                 yield epoch, b, self.collate(self.train, idx, epoch=epoch)
             epoch, start = epoch + 1, 0
 
-    def eval_batches(self, which: str = "mlm", batch_size: int = 32) -> Iterator[dict]:
+    def eval_batches(self, which: str = "mlm", batch_size: int = 32, limit: int | None = None) -> Iterator[dict]:
+        """Held-out batches with fixed masks; `limit` takes the first examples only."""
         es = self.evals[which]
-        for s in range(0, len(es), batch_size):
-            yield self.collate(es, np.arange(s, min(s + batch_size, len(es))), copy=0)
+        n = len(es) if not limit else min(limit, len(es))
+        for s in range(0, n, batch_size):
+            yield self.collate(es, np.arange(s, min(s + batch_size, n)), copy=0)
 
     def collate(self, es: ExampleSet, indices: np.ndarray, epoch: int = 0, copy: int | None = None) -> dict:
         B = len(indices)

@@ -42,7 +42,8 @@ def load_checkpoint(path: Path) -> dict:
 # -- what made a checkpoint ---------------------------------------------------------------------
 BUDGET_FIELDS = ("max_steps", "max_tokens", "max_seconds")
 # TrainConfig fields that change neither the weights nor the recorded scores
-BOOKKEEPING_FIELDS = ("eval_every", "checkpoint_every", "log_every", "device", "eval_batch_size")
+BOOKKEEPING_FIELDS = ("eval_every", "checkpoint_every", "log_every", "device", "eval_batch_size", "eval_points",
+                      "curve_examples")
 
 
 def trajectory_identity(model_cfg, train_cfg, data, eval_data=None) -> dict:

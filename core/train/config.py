@@ -22,6 +22,11 @@ class TrainConfig(StrictConfig):
     max_tokens: int = 0               # non-padding tokens
     max_seconds: float = 0.0
     eval_every: int = 0               # steps; 0 evaluates only at the end
+    # a held-out MLM loss curve: this many evaluations spread evenly over the budget (by
+    # the fraction used, so it works for step, token and time budgets), each on the first
+    # `curve_examples` held-out examples (cheap); the final evaluation uses every example
+    eval_points: int = 0
+    curve_examples: int = 512
     eval_batch_size: int = 32
     checkpoint_every: int = 0         # steps; 0 writes only at the end (if an out_dir is given)
     log_every: int = 10
@@ -35,5 +40,7 @@ class TrainConfig(StrictConfig):
             raise ValueError("set a budget: max_steps, max_tokens or max_seconds (> 0)")
         if self.batch_size < 1 or self.grad_accum < 1:
             raise ValueError("batch_size and grad_accum must be >= 1")
+        if self.eval_points < 0 or self.curve_examples < 0:
+            raise ValueError("eval_points and curve_examples must be >= 0")
         if not 0 <= self.warmup < 1:
             raise ValueError(f"warmup is a fraction of the budget in [0, 1), got {self.warmup}")

@@ -3,6 +3,10 @@
 Every model with a sentence head is scored on BOTH NSP-style and SOP-style held-out
 pairs, whatever it was trained on: ALBERT Table 5's cross-evaluation (SOP-trained
 models solve NSP, NSP-trained models do not solve SOP).
+
+With `per_example=True` the scores carry what paired statistics need: each held-out
+example's MLM loss sum and predicted-token count, and each pair's right/wrong, so that
+two arms scored on the same examples can be compared example by example.
 """
 from __future__ import annotations
 
@@ -19,57 +23,87 @@ DEFAULT_HASH_SEED = 1234
 
 @torch.no_grad()
 def evaluate(model: PretrainingModel, data, device: torch.device, batch_size: int = 32,
-             hash_seed: int = DEFAULT_HASH_SEED) -> dict:
+             hash_seed: int = DEFAULT_HASH_SEED, per_example: bool = False, mlm_limit: int | None = None) -> dict:
+    """Scores on the held-out sets; with `mlm_limit`, the MLM loss on the first examples only
+    (a point of the training curve, no sentence sets)."""
     was_training = model.training
     model.eval()
-    out: dict = {"eval_mlm_loss": None, "eval_mlm_acc": None, "eval_sentence_loss": None,
-                 "eval_sentence_acc": None, "eval_nsp_acc": None, "eval_sop_acc": None}
     try:
         with model.seeded_hashing(hash_seed):
-            loss_sum = loss_sq = correct = count = 0.0
-            s_loss = s_correct = s_count = 0.0
-            for batch in data.eval_batches("mlm", batch_size):
-                batch = to_device(batch, device)
-                if model.sentence_head is None:
-                    batch.pop("sentence_labels", None)
-                with autocast(device):
-                    o = model(**batch)
-                labels = batch["mlm_labels"][batch["mlm_labels"] != IGNORE_INDEX]
-                n = labels.numel()
-                if n:
-                    per_token = F.cross_entropy(o.mlm_logits.float(), labels, reduction="none")
-                    loss_sum += float(per_token.sum())
-                    loss_sq += float((per_token ** 2).sum())
-                    correct += float((o.mlm_logits.argmax(-1) == labels).sum())
-                    count += n
-                if o.sentence_loss is not None:
-                    b = batch["sentence_labels"].numel()
-                    s_loss += float(o.sentence_loss) * b
-                    s_correct += float((o.sentence_logits.argmax(-1) == batch["sentence_labels"]).sum())
-                    s_count += b
-            if count:
-                out["eval_mlm_loss"] = loss_sum / count
-                out["eval_mlm_acc"] = correct / count
-                out["eval_mlm_ppl"] = math.exp(min(out["eval_mlm_loss"], 50))
-                # standard error of the mean token loss: the sampling noise of this eval set
-                var = max(loss_sq / count - out["eval_mlm_loss"] ** 2, 0.0)
-                out["eval_mlm_loss_se"] = math.sqrt(var / count)
-                out["eval_mlm_tokens"] = int(count)
-            if s_count:
-                out["eval_sentence_loss"] = s_loss / s_count
-                out["eval_sentence_acc"] = s_correct / s_count
+            out = _mlm_scores(model, data, device, batch_size, per_example, mlm_limit)
+            if mlm_limit:
+                return out
             if model.sentence_head is not None:
                 for task in ("nsp", "sop"):
-                    hits = total = 0
-                    for batch in data.eval_batches(task, batch_size):
-                        batch = to_device(batch, device)
-                        with autocast(device):
-                            logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"],
-                                           mlm_labels=torch.full_like(batch["input_ids"], IGNORE_INDEX),
-                                           ).sentence_logits  # no MLM rows: sentence head only
-                        hits += int((logits.argmax(-1) == batch["sentence_labels"]).sum())
-                        total += batch["sentence_labels"].numel()
-                    out[f"eval_{task}_acc"] = hits / total if total else None
+                    out.update(_pair_scores(model, data, task, device, batch_size, per_example))
+            else:
+                out.update(eval_nsp_acc=None, eval_sop_acc=None)
     finally:
         model.train(was_training)
+    return out
+
+
+def _mlm_scores(model: PretrainingModel, data, device: torch.device, batch_size: int, per_example: bool,
+                limit: int | None = None) -> dict:
+    sums: list[float] = []
+    counts: list[int] = []
+    label_freq = torch.zeros(model.cfg.vocab_size, dtype=torch.long)
+    correct = s_loss = s_correct = s_count = 0.0
+    loss_sq = 0.0
+    for batch in data.eval_batches("mlm", batch_size, limit):
+        batch = to_device(batch, device)
+        if model.sentence_head is None:
+            batch.pop("sentence_labels", None)
+        with autocast(device):
+            o = model(**batch)
+        picked = batch["mlm_labels"] != IGNORE_INDEX
+        labels = batch["mlm_labels"][picked]
+        per_token = F.cross_entropy(o.mlm_logits.float(), labels, reduction="none")
+        rows = picked.nonzero()[:, 0]  # the example each predicted token belongs to
+        B = batch["input_ids"].shape[0]
+        sums += torch.zeros(B, dtype=torch.float64, device=rows.device).index_add_(0, rows, per_token.double()).tolist()
+        counts += picked.sum(1).tolist()
+        loss_sq += float((per_token.double() ** 2).sum())
+        label_freq += torch.bincount(labels.cpu(), minlength=model.cfg.vocab_size)
+        correct += float((o.mlm_logits.argmax(-1) == labels).sum())
+        if o.sentence_loss is not None:
+            b = batch["sentence_labels"].numel()
+            s_loss += float(o.sentence_loss) * b
+            s_correct += float((o.sentence_logits.argmax(-1) == batch["sentence_labels"]).sum())
+            s_count += b
+    # the accuracy of always predicting the most frequent masked token: the unigram stage
+    majority = int(label_freq.max()) / max(int(label_freq.sum()), 1)
+    return _mlm_summary(sums, counts, correct, loss_sq, per_example) | {"eval_mlm_majority_acc": majority,
+        "eval_sentence_loss": s_loss / s_count if s_count else None,
+        "eval_sentence_acc": s_correct / s_count if s_count else None}
+
+
+def _mlm_summary(sums: list[float], counts: list[int], correct: float, loss_sq: float, per_example: bool) -> dict:
+    count = sum(counts)
+    if not count:
+        return {"eval_mlm_loss": None, "eval_mlm_acc": None}
+    loss = sum(sums) / count
+    out = {"eval_mlm_loss": loss, "eval_mlm_acc": correct / count, "eval_mlm_ppl": math.exp(min(loss, 50)),
+           # standard error of the mean token loss: the sampling noise of this eval set alone
+           "eval_mlm_loss_se": math.sqrt(max(loss_sq / count - loss**2, 0.0) / count),
+           "eval_mlm_tokens": int(count), "eval_mlm_examples": len(counts)}
+    if per_example:
+        out["eval_mlm_example_loss"] = [round(s, 5) for s in sums]
+        out["eval_mlm_example_tokens"] = [int(c) for c in counts]
+    return out
+
+
+def _pair_scores(model: PretrainingModel, data, task: str, device: torch.device, batch_size: int,
+                 per_example: bool) -> dict:
+    right: list[int] = []
+    for batch in data.eval_batches(task, batch_size):
+        batch = to_device(batch, device)
+        with autocast(device):
+            logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"],
+                           mlm_labels=torch.full_like(batch["input_ids"], IGNORE_INDEX),
+                           ).sentence_logits  # no MLM rows: sentence head only
+        right += (logits.argmax(-1) == batch["sentence_labels"]).int().tolist()
+    out = {f"eval_{task}_acc": sum(right) / len(right) if right else None, f"eval_{task}_n": len(right)}
+    if per_example and right:
+        out[f"eval_{task}_correct"] = "".join(map(str, right))
     return out

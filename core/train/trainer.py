@@ -202,21 +202,23 @@ class Trainer:
         with ProgressBar(self, enabled=self.progress_bar) as bar:
             while not self._done():
                 t0 = time.perf_counter()
-                loss, tokens, data_s, grad_norm = self._forward_backward(batches)
+                losses, tokens, data_s, grad_norm = self._forward_backward(batches)
+                loss = losses[0]
                 if not math.isfinite(loss) or not torch.isfinite(grad_norm):
                     status, error = "nan", self._nan_message(loss, grad_norm)
                     break
                 self._update()
-                self._record(loss, tokens, time.perf_counter() - t0, data_s)
+                self._record(losses, tokens, time.perf_counter() - t0, data_s)
                 bar.update(loss, tokens / max(time.perf_counter() - t0, 1e-9))
                 self._after_step()
         return self._finish(status, error)
 
-    def _forward_backward(self, batches) -> tuple[float, int, float, torch.Tensor]:
-        """Gradients of one optimizer step (all micro-batches): loss, tokens, data seconds, grad norm."""
+    def _forward_backward(self, batches) -> tuple[list[float], int, float, torch.Tensor]:
+        """Gradients of one optimizer step (all micro-batches): [loss, MLM loss, sentence
+        loss] (the last 0 without a sentence task), tokens, data seconds, grad norm."""
         model, c = self.model, self.cfg
         self.optimizer.zero_grad(set_to_none=True)
-        loss_sum, tokens, data_s = 0.0, 0, 0.0
+        parts, tokens, data_s = torch.zeros(3, device=self.device), 0, 0.0
         for _ in range(c.grad_accum):
             t_data = time.perf_counter()
             batch = to_device(next(batches), self.device)
@@ -224,12 +226,13 @@ class Trainer:
             if model.sentence_head is None:
                 batch.pop("sentence_labels", None)
             with autocast(self.device):
-                loss = model(**batch).loss / c.grad_accum
-            loss.backward()
-            loss_sum += float(loss.detach())
+                out = model(**batch)
+            (out.loss / c.grad_accum).backward()
+            sentence = out.sentence_loss if out.sentence_loss is not None else torch.zeros((), device=self.device)
+            parts += torch.stack([out.loss, out.mlm_loss, sentence]).detach().float() / c.grad_accum
             tokens += int(batch["attention_mask"].sum())
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), c.clip_norm or float("inf"))
-        return loss_sum, tokens, data_s, grad_norm
+        return parts.tolist(), tokens, data_s, grad_norm
 
     def _nan_message(self, loss: float, grad_norm: torch.Tensor) -> str:
         return (f"loss {loss} / gradient norm {float(grad_norm)} at step {self.progress.step + 1}: training "
@@ -242,7 +245,8 @@ class Trainer:
         self.optimizer.step()
         synchronize(self.device)
 
-    def _record(self, loss: float, tokens: int, elapsed: float, data_s: float) -> None:
+    def _record(self, losses: list[float], tokens: int, elapsed: float, data_s: float) -> None:
+        """Progress, step time, and the curve points: [x, loss, MLM loss, sentence loss]."""
         c, p = self.cfg, self.progress
         p.step += 1
         p.tokens += tokens * self.world
@@ -250,28 +254,42 @@ class Trainer:
         # (tokens, seconds of forward+backward+optimizer) per step, batch loading excluded
         self.step_times.append((tokens * self.world, elapsed - data_s))
         if p.step % c.log_every == 0 or p.step == 1 or self._done():
-            self.train_loss.append([p.tokens, loss])
-            self.train_loss_time.append([round(p.seconds, 4), loss])
+            self.train_loss.append([p.tokens, *losses])
+            self.train_loss_time.append([round(p.seconds, 4), *losses])
 
-    def _evaluate(self) -> dict:
+    def _evaluate(self, per_example: bool = False) -> dict:
+        """Scores now; the curve keeps the summaries, the final scores also per example."""
         c, p = self.cfg, self.progress
-        scores = evaluate(self.model, self.eval_data, self.device, c.eval_batch_size, c.hash_seed)
-        self.evals.append({"step": p.step, "tokens": p.tokens, "seconds": p.seconds, **scores})
+        scores = evaluate(self.model, self.eval_data, self.device, c.eval_batch_size, c.hash_seed, per_example)
+        summary = {k: v for k, v in scores.items() if not isinstance(v, list | str)}
+        self.evals.append({"step": p.step, "tokens": p.tokens, "seconds": p.seconds, **summary})
         return scores
 
     def _after_step(self) -> None:
         c, p = self.cfg, self.progress
         if c.eval_every and p.step % c.eval_every == 0 and not self._done():
             self._evaluate()
+        if c.eval_points and not self._done() and \
+                int(self.fraction_done() * c.eval_points) > sum(1 for e in self.evals if e.get("curve")):
+            self._curve_point()
         if c.checkpoint_every and p.step % c.checkpoint_every == 0:
             self.save()
         if self.on_step is not None:
             self.on_step(self)
 
+    def _curve_point(self) -> None:
+        c, p = self.cfg, self.progress
+        scores = evaluate(self.model, self.eval_data, self.device, c.eval_batch_size, c.hash_seed,
+                          mlm_limit=c.curve_examples or None)
+        self.evals.append({"step": p.step, "tokens": p.tokens, "seconds": p.seconds, "curve": True,
+                           "eval_mlm_loss": scores["eval_mlm_loss"], "eval_mlm_acc": scores["eval_mlm_acc"]})
+
     def _finish(self, status: str, error: str | None) -> TrainResult:
         final = {}
         if status == "ok":
-            final = self._evaluate()
+            if self.cfg.eval_points:
+                self._curve_point()  # the curve ends where training ends
+            final = self._evaluate(per_example=True)
             self.save()
         return TrainResult(status, error, self.progress, self.train_loss, self.train_loss_time, self.evals, final,
                            self.step_times, self.resume_info)

@@ -1,0 +1,121 @@
+"""Statistics behind every verdict (issue 8): seeds, paired differences, Wilson intervals,
+side-by-side timing, and quick mode on a corpus with many characters."""
+import math
+
+import pytest
+import torch
+
+from ablations.options import RunOptions
+from ablations.results import read_rows
+from ablations.runner import run_ablation
+from ablations.specs import AblationSpec, Arm, get_ablation
+from ablations.verdicts import ArmStats, collect, difference, speed_of, speed_words
+from core.measure import interleaved_speed
+from core.model import PretrainingModel
+from core.stats import judge, paired_eval_se, t975, wilson
+from variants import get_config
+
+
+def test_wilson_matches_published_values():
+    assert wilson(81, 263) == pytest.approx((0.25529, 0.36621), abs=1e-5)  # Wilson (1927) worked example
+    assert wilson(0, 10) == pytest.approx((0.0, 0.27753), abs=1e-5)
+    assert wilson(5, 10) == pytest.approx((0.23659, 0.76341), abs=1e-5)
+    assert wilson(10, 10)[1] == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        wilson(0, 0)
+
+
+def row(arm, seed, loss, sums, counts, nsp="0101"):
+    return {"arm": arm, "seed": seed, "status": "ok", "eval_mlm_loss": loss, "eval_mlm_loss_se": 0.05,
+            "eval_mlm_example_loss": sums, "eval_mlm_example_tokens": counts, "eval_nsp_acc": nsp.count("1") / 4,
+            "eval_nsp_n": 4, "eval_nsp_correct": nsp}
+
+
+def test_two_seeds_two_arms_paired_differences_by_hand():
+    counts = [2, 3, 5]
+    rows = [row("ref", 0, 4.0, [8.0, 12.0, 20.0], counts), row("arm", 0, 3.8, [7.0, 12.0, 19.0], counts, "1101"),
+            row("ref", 1, 4.2, [9.0, 13.0, 20.0], counts), row("arm", 1, 3.9, [8.0, 12.0, 19.0], counts, "1111")]
+    arms = collect(rows)
+    d = difference(arms["arm"], arms["ref"], "eval_mlm_loss")
+    # per-seed differences -0.2 and -0.3: mean -0.25, standard error |(-0.2) - (-0.3)| / 2 = 0.05
+    assert d.diff == pytest.approx(-0.25) and d.seed_se == pytest.approx(0.05) and d.seeds == 2
+    # eval noise, paired per example: seed 0 differences (-1, 0, -1) over 10 tokens -> sqrt(3) * sd / 10
+    se0 = math.sqrt(3) * 0.5773502691896257 / 10
+    se1 = math.sqrt(3) * 0.0 / 10  # seed 1: (-1, -1, -1), no spread
+    assert d.paired_eval and d.eval_se == pytest.approx(math.sqrt(se0**2 + se1**2) / 2)
+    # the seed margin uses Student's t with 1 degree of freedom: 12.706 x 0.05 > 0.25
+    real, noise = d.verdict
+    assert not real and noise == pytest.approx(12.706 * 0.05)
+    nsp = difference(arms["arm"], arms["ref"], "eval_nsp_acc")
+    assert nsp.diff == pytest.approx((0.25 + 0.5) / 2) and nsp.paired_eval
+
+
+def test_judge_needs_both_noises_cleared():
+    assert judge(0.3, seed_se=0.05, eval_se=0.01, seeds=5) == (True, pytest.approx(2.776 * 0.05))
+    assert judge(0.3, seed_se=0.05, eval_se=0.2, seeds=5)[0] is False       # eval noise too large
+    assert judge(0.3, seed_se=None, eval_se=0.1, seeds=1) == (True, pytest.approx(1.959964 * 0.1))
+    assert math.isnan(judge(0.3, None, None)[1]) and judge(0.3, None, None)[0] is False
+    assert t975(1) == 12.706 and t975(50) == pytest.approx(1.96, abs=0.01)
+    with pytest.raises(ValueError):
+        paired_eval_se([1.0], [2.0], [3])
+
+
+def test_interleaved_timing_names_the_slower_model(monkeypatch):
+    fast = get_config("bert", size="tiny", vocab_size=300, max_position_embeddings=64)
+    slow = fast.replace(initializer_range=0.021)  # same shape; a test-only patch makes it slower
+    original = PretrainingModel.forward
+
+    def forward(self, *args, **kwargs):
+        if self.cfg.initializer_range == 0.021:
+            x = torch.randn(512, 512)
+            for _ in range(60):  # about 16 GFLOP of extra work that only this model does: far
+                x = torch.tanh(x @ x) / 23  # above a shared machine's scheduling hiccups
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(PretrainingModel, "forward", forward)
+    timed = interleaved_speed({"fast": fast, "slow": slow}, batch_size=2, seq_len=32, device=torch.device("cpu"),
+                              rounds=5)
+    assert all(len(t["step_s"]) == 5 for t in timed.values())
+    for t in timed.values():
+        t["group"] = "2x32"
+    r = speed_of(timed, "slow", "fast")
+    assert r["max"] < 1 and speed_words(r).startswith("slower"), timed
+    assert speed_words(speed_of(timed, "fast", "slow")).startswith("faster")
+
+
+@pytest.mark.slow
+def test_seeds_are_shared_by_arms_and_a_rerun_adds_only_missing_ones(tmp_path, corpus_file, cache_dir):
+    spec = AblationSpec("two", "", "bert", (Arm("base"), Arm("sop", {"data.sentence_task": "sop"})))
+    opts = dict(corpus=str(corpus_file), quick=True, out=str(tmp_path), cache_dir=str(cache_dir), progress=False,
+                steps=4)
+    run_ablation(spec, RunOptions(**opts, seeds=2))
+    rows = read_rows(tmp_path / "results.jsonl")
+    assert sorted((r["arm"], r["seed"]) for r in rows) == [("base", 0), ("base", 1), ("sop", 0), ("sop", 1)]
+    by = {(r["arm"], r["seed"]): r for r in rows}
+    # seed k is the same for every arm: the same data seed and training seed, scored on one set
+    assert by[("base", 1)]["config"]["data.seed"] == by[("sop", 1)]["config"]["data.seed"] != by[("sop", 0)][
+        "config"]["data.seed"]
+    assert by[("sop", 1)]["eval_set"] == "base"
+    assert by[("sop", 1)]["eval_mlm_example_tokens"] == by[("base", 1)]["eval_mlm_example_tokens"]
+    summary = run_ablation(spec, RunOptions(**opts, seeds=3))
+    assert sorted((r["arm"], r["seed"]) for r in summary.rows) == [("base", 2), ("sop", 2)]
+    report = (tmp_path / "report.md").read_text()
+    assert "± " in report and "seeds [0, 1, 2]" in report and "[95%]" in report
+    assert (tmp_path / "eval_loss_vs_tokens.png").is_file() and (tmp_path / "speed.json").is_file()
+
+
+@pytest.mark.slow
+def test_quick_runs_on_a_corpus_with_more_characters_than_500_pieces(tmp_path, cache_dir):
+    from tests.test_data import many_characters_corpus
+
+    corpus = many_characters_corpus(tmp_path / "many.txt")
+    summary = run_ablation(get_ablation("objective"), RunOptions(corpus=str(corpus), quick=True, out=str(tmp_path / "r"),
+                                                                 cache_dir=str(cache_dir), progress=False))
+    assert not summary.errors and all(r["status"] == "ok" for r in summary.rows)
+    assert summary.rows[0]["config"]["model.vocab_size"] > 500
+
+
+def test_arm_stats_pool_wilson_over_seeds():
+    st = ArmStats("a", {0: {"eval_sop_acc": 0.5, "eval_sop_n": 100}, 1: {"eval_sop_acc": 0.7, "eval_sop_n": 100}})
+    assert st.interval("sop") == pytest.approx((*wilson(120, 200), 200))
+    assert st.mean_se("eval_sop_acc") == pytest.approx((0.6, 0.1))
