@@ -89,9 +89,7 @@ def _segment_pairs(store: TokenStore, doc_ids: list[int], d: int, cfg: DataConfi
     single sentence (RoBERTa's SENTENCE-PAIR)."""
     max_tokens = cfg.max_length - 3
     doc = _pieces(store.doc(d), max_tokens - 1)
-    target = max_tokens
-    if not whole_sentences and rng.random() < cfg.short_seq_prob:
-        target = rng.randint(2, max_tokens)
+    target = _target_length(cfg, rng, whole_sentences, max_tokens)
     chunk: list[np.ndarray] = []
     length = 0
     i = 0
@@ -108,15 +106,8 @@ def _segment_pairs(store: TokenStore, doc_ids: list[int], d: int, cfg: DataConfi
                 label = 0
                 if len(chunk) == 1 or rng.random() < 0.5:  # BERT: a lone segment gets a random B
                     label = 1
-                    b_doc = _random_other_doc(doc_ids, d, rng)
-                    other = _pieces(store.doc(b_doc), max_tokens - 1)
-                    want = max(1, target - len(a))
-                    start = rng.randrange(len(other))
-                    b = []
-                    for s in other[start:]:
-                        b.extend(int(t) for t in s)
-                        if whole_sentences or len(b) >= want:
-                            break
+                    b, b_doc = _random_b(store, doc_ids, d, rng, max_tokens, max(1, target - len(a)),
+                                         whole_sentences)
                     i -= len(chunk) - a_end  # unused segments go back into the pool
             if not b:  # one piece only: split it so that both segments are non-empty
                 if len(a) < 2:
@@ -132,11 +123,29 @@ def _segment_pairs(store: TokenStore, doc_ids: list[int], d: int, cfg: DataConfi
             _truncate_pair(a, b, max_tokens, rng)
             yield _pair(a, b, label, d, b_doc)
             chunk, length = [], 0
-            if not whole_sentences and rng.random() < cfg.short_seq_prob:
-                target = rng.randint(2, max_tokens)
-            else:
-                target = max_tokens
+            target = _target_length(cfg, rng, whole_sentences, max_tokens)
         i += 1
+
+
+def _target_length(cfg: DataConfig, rng: random.Random, whole_sentences: bool, max_tokens: int) -> int:
+    """BERT's target length: usually the maximum, sometimes (short_seq_prob) shorter."""
+    if not whole_sentences and rng.random() < cfg.short_seq_prob:
+        return rng.randint(2, max_tokens)
+    return max_tokens
+
+
+def _random_b(store: TokenStore, doc_ids: list[int], d: int, rng: random.Random, max_tokens: int, want: int,
+              whole_sentences: bool) -> tuple[list[int], int]:
+    """NSP's negative: a B segment of about `want` tokens from a random other document."""
+    b_doc = _random_other_doc(doc_ids, d, rng)
+    other = _pieces(store.doc(b_doc), max_tokens - 1)
+    start = rng.randrange(len(other))
+    b: list[int] = []
+    for s in other[start:]:
+        b.extend(int(t) for t in s)
+        if whole_sentences or len(b) >= want:
+            break
+    return b, b_doc
 
 
 def _filled(store: TokenStore, doc_ids: list[int], cfg: DataConfig,
