@@ -124,7 +124,7 @@ overrides = { "model.attention" = "lsh", "model.lsh_bucket_size" = 16 }
     assert rows["boom"]["status"] == "oom" and "out of memory" in rows["boom"]["error"]
     assert rows["lsh"]["saved_bytes"] > 0
     report = render_report(out).read_text()
-    assert "Arms that did not finish" in report and "heads-bad: error" in report
+    assert "Arms that did not finish" in report and "heads-bad (seed 0): error" in report
 
 
 def test_cli_data_json(corpus_file, cache_dir, capsys):
