@@ -75,7 +75,8 @@ def _options(args):
                       time_budget=parse_duration(args.time_budget) if args.time_budget else 0.0,
                       seq_len=args.seq_len, batch_size=args.batch_size, device=args.device, seed=args.seed,
                       out=args.out, quick=args.quick, vocab_size=args.vocab_size, lr=args.lr,
-                      keep_checkpoints=args.keep_checkpoints, progress=not args.no_progress)
+                      keep_checkpoints=args.keep_checkpoints, progress=not args.no_progress,
+                      compile=args.compile)
 
 
 def _cmd_run(args) -> None:
@@ -105,7 +106,7 @@ def _cmd_bench(args) -> None:
     variants = [v for v in args.variants.split(",") if v]
     if args.memory_limit:
         limit_memory(parse_bytes(args.memory_limit))
-    opts = RunOptions(device=args.device, quick=args.quick, vocab_size=args.vocab_size)
+    opts = RunOptions(device=args.device, quick=args.quick, vocab_size=args.vocab_size, compile=args.compile)
     out = Path(args.out or f"runs/bench-{args.mode}")
     run_bench(variants, seq_lens, args.mode, args.size, args.tokens_per_batch, opts, out, console)
     render_report(out, console)
@@ -163,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quick", action="store_true", help="tiny models and a few steps: a smoke test of the pipeline")
     r.add_argument("--keep-checkpoints", action="store_true", help="keep each finished arm's checkpoint")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.add_argument("--compile", action="store_true", help="torch.compile the models (eager fallback with a warning)")
     r.set_defaults(fn=_cmd_run)
 
     rep = sub.add_parser("report", help="re-render report.md, results.csv and plots from a run directory", **fmt)
@@ -181,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--memory-limit", help="cap the process's memory, e.g. 16G: longer sequences that do not fit "
                                           "are recorded as oom instead of swapping the machine")
     b.add_argument("--quick", action="store_true", help="one timed step per measurement")
+    b.add_argument("--compile", action="store_true", help="time torch.compile'd models (eager fallback with a warning)")
     b.set_defaults(fn=_cmd_bench)
 
     d = sub.add_parser("data", help="build (or reuse) examples and print their statistics", **fmt)

@@ -37,7 +37,8 @@ def run_bench(variants: tuple[str, ...] | list[str], seq_lens, mode: str, size: 
                 try:
                     cfg = get_config(v, size, vocab_size=opts.vocab_size or 8000, max_position_embeddings=max(512, T))
                     m = measure(cfg, B, T, device, speed=mode in ("speed", "both"), memory=mode in ("memory", "both"),
-                                warmup=1, steps=1 if opts.quick else 3, memory_limit_bytes=opts.memory_limit_bytes)
+                                warmup=1, steps=1 if opts.quick else 3, memory_limit_bytes=opts.memory_limit_bytes,
+                                compile=opts.compile)
                     row.update({k: m.get(k) for k in ("status", "error", "tokens_per_s", "infer_tokens_per_s",
                                                       "peak_mem_bytes", "saved_bytes", "step_s_median", "utilisation",
                                                       "flops_label", "memory_method", "params_unique")})

@@ -30,6 +30,7 @@ class RunOptions:
     cache_dir: str | None = None
     progress: bool = True
     memory_limit_bytes: int | None = None
+    compile: bool = False           # torch.compile every model (train and speed measurement)
 
 
 def parse_duration(text: str) -> float:

@@ -81,12 +81,12 @@ def resolve_arm(spec: AblationSpec, arm: Arm, eff: dict[str, Any], opts: RunOpti
     if "max_seconds" in budget:
         budget["max_seconds"] = budget["max_seconds"] / max(1, n_trained)
     train_fields = {"batch_size": eff["batch_size"], "lr": eff["lr"], "device": opts.device, "seed": opts.seed,
-                    "checkpoint_every": 50, "log_every": 1, **budget, **over["train"]}
+                    "checkpoint_every": 50, "log_every": 1, "compile": opts.compile, **budget, **over["train"]}
     train = TrainConfig(**train_fields)
     flat = {**{f"model.{k}": v for k, v in model.to_dict().items()},
             **{f"data.{k}": v for k, v in data.to_dict().items()},
             **{f"train.{k}": v for k, v in train.to_dict().items()}}
-    key_src = {k: v for k, v in flat.items() if k not in ("train.checkpoint_every", "train.log_every")}
+    key_src = {k: v for k, v in flat.items() if k not in ("train.checkpoint_every", "train.log_every", "train.compile")}
     key = hashlib.sha1(json.dumps([key_src, corpus_fp], sort_keys=True, default=str).encode()).hexdigest()[:16]
     return ResolvedArm(arm, spec.base, model, data, train, flat, key)
 
@@ -269,7 +269,7 @@ class Runner:
         """Memory (isolated) and saved bytes at the training shape; speed comes from the
         training steps themselves unless too few were timed (then warm-up + timed steps)."""
         m = measure(res.model, res.train.batch_size, res.data.max_length, self.device, speed=speed, memory=True,
-                    warmup=1, steps=3, memory_limit_bytes=self.opts.memory_limit_bytes)
+                    warmup=1, steps=3, memory_limit_bytes=self.opts.memory_limit_bytes, compile=self.opts.compile)
         if m["status"] == "oom":
             row.update(status="oom", error=f"measurement: {m['error']}")
             return

@@ -2,16 +2,31 @@
 implementations, timed in the same run so that the ratios are meaningful.
 
     pytest benchmarks/bench_train_step.py --benchmark-only --benchmark-group-by=group
+    pytest benchmarks/bench_train_step.py --benchmark-only -k ratio -s   # interleaved ratios
+    PYTHONPATH=. python benchmarks/bench_train_step.py [--rounds 9] [--threads 1] [--compile]
+
+The `ratio` tests (and the script) alternate both sides in one process, A B A B ..., and
+report the median, min and max of the per-round ratio: the figures quoted in the README.
 
 - `bert` mini (vocab 8000), batch 32 x 128, vs HF `BertForPreTraining` of the same shape.
   Ours predicts only the masked 15% (sparse MLM); HF decodes every position.
 - `reformer` mini at 4096 tokens vs reformer-pytorch's own `ReformerLM` of the same shape.
 """
+import argparse
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
-from core.optim import adamw
-from variants import build_model
+sys.path.insert(0, str(Path(__file__).parent))
+from interleave import fmt, interleave, ratio  # noqa: E402
+
+from core.measure import flops_per_token, matmul_peak_flops  # noqa: E402
+from core.model import compile_model  # noqa: E402
+from core.model.dropout import Dropout  # noqa: E402
+from core.optim import adamw  # noqa: E402
+from variants import build_model  # noqa: E402
 
 B, T, V = 32, 128, 8000
 
@@ -89,3 +104,111 @@ def test_reformer_pytorch_reformerlm_4096(benchmark):
         model(b["input_ids"]).transpose(1, 2), labels, ignore_index=-100)
     benchmark.extra_info["tokens"] = LONG
     benchmark.pedantic(make_step(model, loss_fn), rounds=5, iterations=1)
+
+
+# -- interleaved ratios -------------------------------------------------------------------
+
+def hf_bert_mini():
+    import transformers
+
+    cfg = transformers.BertConfig(vocab_size=V, hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
+                                  intermediate_size=1024, max_position_embeddings=512)
+    return transformers.BertForPreTraining(cfg)
+
+
+def hf_loss(model, b):
+    return model(input_ids=b["input_ids"], attention_mask=b["attention_mask"], token_type_ids=b["token_type_ids"],
+                 labels=b["mlm_labels"], next_sentence_label=b["sentence_labels"]).loss
+
+
+def ours_bert_mini(fast_dropout=True, compiled=False):
+    torch.manual_seed(0)
+    model = build_model("bert", size="mini", vocab_size=V)
+    for m in model.modules():
+        if isinstance(m, Dropout):
+            m.fast = fast_dropout
+    return compile_model(model) if compiled else model
+
+
+def inference(model, call):
+    model.eval()
+
+    def run():
+        with torch.inference_mode():
+            call()
+    run()  # warm-up
+    return run
+
+
+def utilisation(seconds: float, flops_per_step: float) -> str:
+    peak = matmul_peak_flops("cpu")
+    return f"{flops_per_step / seconds / 1e9:.1f} GFLOP/s = {flops_per_step / seconds / peak:.0%} of {peak / 1e9:.0f}"
+
+
+def bert_ratios(rounds: int = 7, compiled: bool = False) -> dict[str, dict[str, float]]:
+    """Every bert-mini figure of the README, interleaved: training ours vs HF, the dropout
+    lever on/off, inference ours vs HF; prints utilisation against the matmul peak."""
+    import statistics
+
+    b = mlm_batch(B, T, V)
+    ours, off, hf = ours_bert_mini(compiled=compiled), ours_bert_mini(fast_dropout=False), hf_bert_mini()
+    steps = {"ours": make_step(ours, lambda: ours(**b).loss), "ours_native_dropout": make_step(off, lambda: off(**b).loss),
+             "hf": make_step(hf, lambda: hf_loss(hf, b))}
+    t = interleave(steps, rounds)
+    ti = interleave({"ours": inference(ours, lambda: ours(**b)), "hf": inference(hf, lambda: hf_loss(hf, b))}, rounds)
+    out = {"train hf/ours": ratio(t, "hf", "ours"), "fast dropout off/on": ratio(t, "ours_native_dropout", "ours"),
+           "inference hf/ours": ratio(ti, "hf", "ours")}
+    for name, r in out.items():
+        print(f"{name:>22}: {fmt(r)}")
+    fpt = flops_per_token(ours.cfg, T)["flops_per_token"]
+    H = ours.cfg.hidden_size
+    hf_fpt = fpt + 3 * 0.85 * (2 * H * H + 2 * H * V)  # HF also transforms and decodes the unmasked 85%
+    for name, f in (("ours", fpt), ("hf", hf_fpt)):
+        print(f"{name:>22}: step {statistics.median(t[name]) * 1e3:.0f} ms, {utilisation(statistics.median(t[name]), f * B * T)}")
+    return out
+
+
+@pytest.mark.benchmark(group="ratio")
+def test_ratio_bert_mini_vs_hf(benchmark):
+    pytest.importorskip("transformers")
+    result = benchmark.pedantic(bert_ratios, kwargs={"rounds": 7}, rounds=1, iterations=1)
+    benchmark.extra_info.update({k: v for k, v in result.items()})
+
+
+def reformer_ratio(rounds: int = 3) -> dict[str, float]:
+    """`reformer` mini vs ReformerLM at 4096 tokens, interleaved."""
+    from reformer_pytorch import ReformerLM
+
+    torch.manual_seed(0)
+    ours = build_model("reformer", size="mini", vocab_size=V, max_position_embeddings=LONG)
+    theirs = ReformerLM(num_tokens=V, dim=256, depth=4, heads=4, dim_head=64, max_seq_len=LONG, bucket_size=64,
+                        n_hashes=4, ff_chunks=4, absolute_position_emb=True, lsh_dropout=0.1, ff_dropout=0.1,
+                        post_attn_dropout=0.1)
+    b = mlm_batch(1, LONG, V)
+    ce = torch.nn.functional.cross_entropy
+    t = interleave({"ours": make_step(ours, lambda: ours(**b).loss),
+                    "reformer_pytorch": make_step(theirs, lambda: ce(theirs(b["input_ids"]).transpose(1, 2),
+                                                                     b["mlm_labels"], ignore_index=-100))}, rounds)
+    r = ratio(t, "reformer_pytorch", "ours")
+    print(f"{'reformer 4096 rp/ours':>22}: {fmt(r)}")
+    return r
+
+
+@pytest.mark.benchmark(group="ratio")
+def test_ratio_reformer_mini_4096(benchmark):
+    benchmark.extra_info.update(benchmark.pedantic(reformer_ratio, kwargs={"rounds": 3}, rounds=1, iterations=1))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="interleaved ratios: ours vs HF and vs reformer-pytorch")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--compile", action="store_true", help="time our model torch.compile'd")
+    parser.add_argument("--no-reformer", action="store_true")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    bert_ratios(args.rounds, args.compile)
+    if not args.no_reformer:
+        reformer_ratio(max(3, args.rounds // 2))

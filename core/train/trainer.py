@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from core.device import autocast, pick_device, synchronize, to_device
-from core.model import PretrainingModel
+from core.model import PretrainingModel, compile_model
 from core.optim import adamw
 from core.train.checkpoint import CHECKPOINT, CheckpointError, atomic_save, load_checkpoint
 from core.train.config import TrainConfig
@@ -79,6 +79,8 @@ class Trainer:
         self.on_step = on_step  # called after every optimizer step (runner progress, tests)
         torch.manual_seed(cfg.seed)
         model.to(self.device)
+        if cfg.compile:
+            compile_model(model)
         decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
         no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
         groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
