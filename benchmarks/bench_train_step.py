@@ -175,23 +175,65 @@ def test_ratio_bert_mini_vs_hf(benchmark):
     benchmark.extra_info.update({k: v for k, v in result.items()})
 
 
-def reformer_ratio(rounds: int = 3) -> dict[str, float]:
-    """`reformer` mini vs ReformerLM at 4096 tokens, interleaved."""
+def reformer_side(name: str):
+    """(model, loss function) of one side of the reformer comparison: "ours" or "reformer_pytorch"."""
+    b = mlm_batch(1, LONG, V)
+    if name == "ours":
+        ours = build_model("reformer", size="mini", vocab_size=V, max_position_embeddings=LONG)
+        return ours, lambda: ours(**b).loss
     from reformer_pytorch import ReformerLM
 
-    torch.manual_seed(0)
-    ours = build_model("reformer", size="mini", vocab_size=V, max_position_embeddings=LONG)
+    # the same shape and the same dropout as our `reformer` (ReformerLM defaults to none)
     theirs = ReformerLM(num_tokens=V, dim=256, depth=4, heads=4, dim_head=64, max_seq_len=LONG, bucket_size=64,
                         n_hashes=4, ff_chunks=4, absolute_position_emb=True, lsh_dropout=0.1, ff_dropout=0.1,
                         post_attn_dropout=0.1)
-    b = mlm_batch(1, LONG, V)
     ce = torch.nn.functional.cross_entropy
-    t = interleave({"ours": make_step(ours, lambda: ours(**b).loss),
-                    "reformer_pytorch": make_step(theirs, lambda: ce(theirs(b["input_ids"]).transpose(1, 2),
-                                                                     b["mlm_labels"], ignore_index=-100))}, rounds)
-    r = ratio(t, "reformer_pytorch", "ours")
-    print(f"{'reformer 4096 rp/ours':>22}: {fmt(r)}")
-    return r
+    return theirs, lambda: ce(theirs(b["input_ids"]).transpose(1, 2), b["mlm_labels"], ignore_index=-100)
+
+
+def _step_peak_rss(name: str, threads: int, queue) -> None:
+    import resource
+
+    torch.set_num_threads(threads)
+    model, loss_fn = reformer_side(name)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    make_step(model, loss_fn)()  # two steps: activations, gradients and AdamW state
+    queue.put((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)
+
+
+def reformer_peak_memory() -> dict[str, float]:
+    """Peak resident-memory growth over two training steps from a built model (activations,
+    gradients, AdamW state), each side alone in a fresh process, at torch's thread count."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    out = {}
+    for name in ("ours", "reformer_pytorch"):
+        q = ctx.Queue()
+        proc = ctx.Process(target=_step_peak_rss, args=(name, torch.get_num_threads(), q))
+        proc.start()
+        out[name] = q.get() / 2**20
+        proc.join()
+    print(f"{'reformer 4096 step peak':>22}: ours +{out['ours']:.0f} MiB, reformer-pytorch +{out['reformer_pytorch']:.0f} MiB")
+    return out
+
+
+def reformer_ratio(rounds: int = 3) -> dict[str, dict[str, float]]:
+    """`reformer` mini vs ReformerLM at 4096 tokens, and our dropout lever, interleaved."""
+    torch.manual_seed(0)
+    steps = {}
+    for name in ("ours", "ours_native_dropout", "reformer_pytorch"):
+        model, loss_fn = reformer_side("reformer_pytorch" if name == "reformer_pytorch" else "ours")
+        for m in model.modules():
+            if isinstance(m, Dropout):
+                m.fast = name == "ours"
+        steps[name] = make_step(model, loss_fn)
+    t = interleave(steps, rounds)
+    out = {"reformer 4096 rp/ours": ratio(t, "reformer_pytorch", "ours"),
+           "reformer dropout off/on": ratio(t, "ours_native_dropout", "ours")}
+    for name, r in out.items():
+        print(f"{name:>22}: {fmt(r)}")
+    return out
 
 
 @pytest.mark.benchmark(group="ratio")
@@ -212,3 +254,4 @@ if __name__ == "__main__":
     bert_ratios(args.rounds, args.compile)
     if not args.no_reformer:
         reformer_ratio(max(3, args.rounds // 2))
+        reformer_peak_memory()

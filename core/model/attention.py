@@ -99,6 +99,10 @@ class LSHSelfAttention(nn.Module):
         self.lsh = LSHAttention(
             bucket_size=cfg.lsh_bucket_size, n_hashes=cfg.lsh_n_hashes, dropout=cfg.attention_dropout
         )
+        # LSHAttention calls `self.dropout(dots)` on its (B*h, chunks, 64, 128) bucket scores,
+        # the largest tensor of a Reformer step; the cheap CPU dropout replaces nn.Dropout
+        # there and leaves the hashing and bucketing untouched.
+        self.lsh.dropout = Dropout(cfg.attention_dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, **rev: object) -> torch.Tensor:
         B, T, _H = x.shape
