@@ -191,14 +191,20 @@ def reformer_side(name: str):
     return theirs, lambda: ce(theirs(b["input_ids"]).transpose(1, 2), b["mlm_labels"], ignore_index=-100)
 
 
-def _step_peak_rss(name: str, threads: int, queue) -> None:
-    import resource
+def _peak_rss_bytes() -> int:
+    # VmHWM, not ru_maxrss: a spawned child inherits its parent's ru_maxrss across exec
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status (peak memory needs Linux)")
 
+
+def _step_peak_rss(name: str, threads: int, queue) -> None:
     torch.set_num_threads(threads)
     model, loss_fn = reformer_side(name)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _peak_rss_bytes()
     make_step(model, loss_fn)()  # two steps: activations, gradients and AdamW state
-    queue.put((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)
+    queue.put(_peak_rss_bytes() - before)
 
 
 def reformer_peak_memory() -> dict[str, float]:
