@@ -79,7 +79,8 @@ def _options(args):
                       time_budget=parse_duration(args.time_budget) if args.time_budget is not None else None,
                       seq_len=args.seq_len, batch_size=args.batch_size, device=args.device, seed=args.seed,
                       seeds=args.seeds, out=args.out, quick=args.quick, vocab_size=args.vocab_size, lr=args.lr,
-                      keep_checkpoints=args.keep_checkpoints, progress=not args.no_progress, budget=args.budget)
+                      keep_checkpoints=args.keep_checkpoints, progress=not args.no_progress, budget=args.budget,
+                      compile=args.compile)
 
 
 def _cmd_run(args) -> int:
@@ -123,7 +124,7 @@ def _cmd_bench(args) -> int:
         raise ValueError(f"--tokens-per-batch must be >= 1, got {args.tokens_per_batch}")
     if args.memory_limit:
         limit_memory(parse_bytes(args.memory_limit))
-    opts = RunOptions(device=args.device, quick=args.quick, vocab_size=args.vocab_size)
+    opts = RunOptions(device=args.device, quick=args.quick, vocab_size=args.vocab_size, compile=args.compile)
     out = Path(args.out or f"runs/bench-{args.mode}")
     ensure_run_dir(out)
     errors = run_bench(variants, seq_lens, args.mode, args.size, args.tokens_per_batch, opts, out, console)
@@ -208,6 +209,7 @@ def _add_run(r: argparse.ArgumentParser) -> None:
     r.add_argument("--quick", action="store_true", help="tiny models and a few steps: a smoke test of the pipeline")
     r.add_argument("--keep-checkpoints", action="store_true", help="keep each finished arm's checkpoint")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.add_argument("--compile", action="store_true", help="torch.compile the models (eager fallback with a warning)")
     r.set_defaults(fn=_cmd_run)
 
 
@@ -223,6 +225,7 @@ def _add_bench(b: argparse.ArgumentParser) -> None:
     b.add_argument("--memory-limit", help="cap the process's memory, e.g. 16G: longer sequences that do not fit "
                                           "are recorded as oom instead of swapping the machine")
     b.add_argument("--quick", action="store_true", help="one timed step per measurement")
+    b.add_argument("--compile", action="store_true", help="time torch.compile'd models (eager fallback with a warning)")
     b.set_defaults(fn=_cmd_bench)
 
 

@@ -95,7 +95,7 @@ class ArmTrainer:
         """Memory (isolated) and saved bytes at the training shape; speed comes from the
         training steps themselves unless too few were timed (then warm-up + timed steps)."""
         m = measure(res.model, res.train.batch_size, res.data.max_length, self.device, speed=speed, memory=True,
-                    warmup=1, steps=3, memory_limit_bytes=self.opts.memory_limit_bytes)
+                    warmup=1, steps=3, memory_limit_bytes=self.opts.memory_limit_bytes, compile=self.opts.compile)
         if m["status"] == "oom":
             row.update(status="oom", error=f"measurement: {m['error']}")
             return

@@ -29,7 +29,8 @@ def _measure_row(row: dict, variant: str, size: str, T: int, B: int, mode: str, 
     try:
         cfg = get_config(variant, size, vocab_size=opts.vocab_size or 8000, max_position_embeddings=max(512, T))
         m = measure(cfg, B, T, device, speed=mode in ("speed", "both"), memory=mode in ("memory", "both"),
-                    warmup=1, steps=1 if opts.quick else 3, memory_limit_bytes=opts.memory_limit_bytes)
+                    warmup=1, steps=1 if opts.quick else 3, memory_limit_bytes=opts.memory_limit_bytes,
+                    compile=opts.compile)
         row.update({k: m.get(k) for k in KEPT})
     except Exception as err:  # noqa: BLE001 - a failed length is a result; the sweep goes on
         if is_oom(err):

@@ -43,6 +43,7 @@ class RunOptions:
     progress: bool = True
     memory_limit_bytes: int | None = None
     budget: str = "cpu"               # cpu: the ablation's defaults; gpu: its gpu_budget
+    compile: bool = False             # torch.compile every model (train and speed measurement)
 
     def __post_init__(self) -> None:
         """Every number is checked here, before any data is built: a bad value is one line

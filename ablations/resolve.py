@@ -71,12 +71,14 @@ def resolve_arm(spec: AblationSpec, arm: Arm, eff: dict[str, Any], opts: RunOpti
     if "max_seconds" in budget:
         budget["max_seconds"] = budget["max_seconds"] / max(1, n_trained)
     train_fields = {"batch_size": eff["batch_size"], "lr": eff["lr"], "device": opts.device, "seed": seed,
-                    "checkpoint_every": 50, "log_every": 1, "eval_points": 8, **budget, **over["train"]}
+                    "checkpoint_every": 50, "log_every": 1, "eval_points": 8, "compile": opts.compile, **budget,
+                    **over["train"]}
     train = TrainConfig(**train_fields)
     flat = {**{f"model.{k}": v for k, v in model.to_dict().items()},
             **{f"data.{k}": v for k, v in data.to_dict().items()},
             **{f"train.{k}": v for k, v in train.to_dict().items()}}
-    bookkeeping = ("train.checkpoint_every", "train.log_every", "train.eval_points", "train.curve_examples")
+    bookkeeping = ("train.checkpoint_every", "train.log_every", "train.eval_points", "train.curve_examples",
+                   "train.compile")
     key_src = {k: v for k, v in flat.items() if k not in bookkeeping}
     key = hashlib.sha1(json.dumps([key_src, corpus_fp], sort_keys=True, default=str).encode()).hexdigest()[:16]
     return ResolvedArm(arm, spec.base, model, data, train, flat, key, seed)

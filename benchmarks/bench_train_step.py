@@ -2,16 +2,31 @@
 implementations, timed in the same run so that the ratios are meaningful.
 
     pytest benchmarks/bench_train_step.py --benchmark-only --benchmark-group-by=group
+    pytest benchmarks/bench_train_step.py --benchmark-only -k ratio -s   # interleaved ratios
+    PYTHONPATH=. python benchmarks/bench_train_step.py [--rounds 9] [--threads 1] [--compile]
+
+The `ratio` tests (and the script) alternate both sides in one process, A B A B ..., and
+report the median, min and max of the per-round ratio: the figures quoted in the README.
 
 - `bert` mini (vocab 8000), batch 32 x 128, vs HF `BertForPreTraining` of the same shape.
   Ours predicts only the masked 15% (sparse MLM); HF decodes every position.
 - `reformer` mini at 4096 tokens vs reformer-pytorch's own `ReformerLM` of the same shape.
 """
+import argparse
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
-from core.optim import adamw
-from variants import build_model
+sys.path.insert(0, str(Path(__file__).parent))
+from interleave import fmt, interleave, ratio  # noqa: E402
+
+from core.measure import flops_per_token, matmul_peak_flops  # noqa: E402
+from core.model import compile_model  # noqa: E402
+from core.model.dropout import Dropout  # noqa: E402
+from core.optim import adamw  # noqa: E402
+from variants import build_model  # noqa: E402
 
 B, T, V = 32, 128, 8000
 
@@ -89,3 +104,186 @@ def test_reformer_pytorch_reformerlm_4096(benchmark):
         model(b["input_ids"]).transpose(1, 2), labels, ignore_index=-100)
     benchmark.extra_info["tokens"] = LONG
     benchmark.pedantic(make_step(model, loss_fn), rounds=5, iterations=1)
+
+
+# -- interleaved ratios -------------------------------------------------------------------
+
+def hf_bert_mini():
+    import transformers
+
+    cfg = transformers.BertConfig(vocab_size=V, hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
+                                  intermediate_size=1024, max_position_embeddings=512)
+    return transformers.BertForPreTraining(cfg)
+
+
+def hf_loss(model, b):
+    return model(input_ids=b["input_ids"], attention_mask=b["attention_mask"], token_type_ids=b["token_type_ids"],
+                 labels=b["mlm_labels"], next_sentence_label=b["sentence_labels"]).loss
+
+
+def ours_bert_mini(fast_dropout=True, compiled=False):
+    torch.manual_seed(0)
+    model = build_model("bert", size="mini", vocab_size=V)
+    for m in model.modules():
+        if isinstance(m, Dropout):
+            m.fast = fast_dropout
+    return compile_model(model) if compiled else model
+
+
+def inference(model, call):
+    model.eval()
+
+    def run():
+        with torch.inference_mode():
+            call()
+    run()  # warm-up
+    return run
+
+
+PEAK_N, PEAK_REPS = 1024, 4
+
+
+def matmul_burst():
+    """core.measure.cost's peak workload (fp32 1024^3 matmuls), timed as one more side of the
+    interleaving so that the peak is measured under the same load as the steps."""
+    a, b = torch.randn(PEAK_N, PEAK_N), torch.randn(PEAK_N, PEAK_N)
+
+    def run():
+        for _ in range(PEAK_REPS):
+            a @ b
+    return run
+
+
+def utilisation(times: dict[str, list[float]], name: str, flops_per_step: float) -> str:
+    """Achieved FLOP/s of a step over the matmul peak of the same round: median (min, max)."""
+    import statistics
+
+    peak = [2 * PEAK_N**3 * PEAK_REPS / t for t in times["matmul_peak"]]
+    per_round = [flops_per_step / t / p for t, p in zip(times[name], peak)]
+    achieved = flops_per_step / statistics.median(times[name])
+    return (f"{achieved / 1e9:.1f} GFLOP/s, {statistics.median(per_round):.0%} of the round's matmul peak "
+            f"(min {min(per_round):.0%}, max {max(per_round):.0%}; peak {statistics.median(peak) / 1e9:.0f} GFLOP/s; "
+            f"cost model peak {matmul_peak_flops('cpu') / 1e9:.0f})")
+
+
+def bert_ratios(rounds: int = 7, compiled: bool = False) -> dict[str, dict[str, float]]:
+    """Every bert-mini figure of the README, interleaved: training ours vs HF, the dropout
+    lever on/off, inference ours vs HF; prints utilisation against the matmul peak."""
+    import statistics
+
+    b = mlm_batch(B, T, V)
+    ours, off, hf = ours_bert_mini(), ours_bert_mini(fast_dropout=False), hf_bert_mini()
+    steps = {"ours": make_step(ours, lambda: ours(**b).loss), "ours_native_dropout": make_step(off, lambda: off(**b).loss),
+             "hf": make_step(hf, lambda: hf_loss(hf, b)), "matmul_peak": matmul_burst()}
+    if compiled:  # compile time falls in make_step's warm-up, outside the timed rounds
+        comp = ours_bert_mini(compiled=True)
+        steps["ours_compiled"] = make_step(comp, lambda: comp(**b).loss)
+    t = interleave(steps, rounds)
+    ti = interleave({"ours": inference(ours, lambda: ours(**b)), "hf": inference(hf, lambda: hf_loss(hf, b))}, rounds)
+    out = {"train hf/ours": ratio(t, "hf", "ours"), "fast dropout off/on": ratio(t, "ours_native_dropout", "ours"),
+           "inference hf/ours": ratio(ti, "hf", "ours")}
+    if compiled:
+        out["compile off/on"] = ratio(t, "ours", "ours_compiled")
+    for name, r in out.items():
+        print(f"{name:>22}: {fmt(r)}")
+    fpt = flops_per_token(ours.cfg, T)["flops_per_token"]
+    H = ours.cfg.hidden_size
+    hf_fpt = fpt + 3 * 0.85 * (2 * H * H + 2 * H * V)  # HF also transforms and decodes the unmasked 85%
+    for name, f in (("ours", fpt), ("hf", hf_fpt)):
+        print(f"{name:>22}: step {statistics.median(t[name]) * 1e3:.0f} ms, {utilisation(t, name, f * B * T)}")
+    return out
+
+
+@pytest.mark.benchmark(group="ratio")
+def test_ratio_bert_mini_vs_hf(benchmark):
+    pytest.importorskip("transformers")
+    result = benchmark.pedantic(bert_ratios, kwargs={"rounds": 7}, rounds=1, iterations=1)
+    benchmark.extra_info.update({k: v for k, v in result.items()})
+
+
+def reformer_side(name: str):
+    """(model, loss function) of one side of the reformer comparison: "ours" or "reformer_pytorch"."""
+    b = mlm_batch(1, LONG, V)
+    if name == "ours":
+        ours = build_model("reformer", size="mini", vocab_size=V, max_position_embeddings=LONG)
+        return ours, lambda: ours(**b).loss
+    from reformer_pytorch import ReformerLM
+
+    # the same shape and the same dropout as our `reformer` (ReformerLM defaults to none)
+    theirs = ReformerLM(num_tokens=V, dim=256, depth=4, heads=4, dim_head=64, max_seq_len=LONG, bucket_size=64,
+                        n_hashes=4, ff_chunks=4, absolute_position_emb=True, lsh_dropout=0.1, ff_dropout=0.1,
+                        post_attn_dropout=0.1)
+    ce = torch.nn.functional.cross_entropy
+    return theirs, lambda: ce(theirs(b["input_ids"]).transpose(1, 2), b["mlm_labels"], ignore_index=-100)
+
+
+def _peak_rss_bytes() -> int:
+    # VmHWM, not ru_maxrss: a spawned child inherits its parent's ru_maxrss across exec
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status (peak memory needs Linux)")
+
+
+def _step_peak_rss(name: str, threads: int, queue) -> None:
+    torch.set_num_threads(threads)
+    model, loss_fn = reformer_side(name)
+    before = _peak_rss_bytes()
+    make_step(model, loss_fn)()  # two steps: activations, gradients and AdamW state
+    queue.put(_peak_rss_bytes() - before)
+
+
+def reformer_peak_memory() -> dict[str, float]:
+    """Peak resident-memory growth over two training steps from a built model (activations,
+    gradients, AdamW state), each side alone in a fresh process, at torch's thread count."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    out = {}
+    for name in ("ours", "reformer_pytorch"):
+        q = ctx.Queue()
+        proc = ctx.Process(target=_step_peak_rss, args=(name, torch.get_num_threads(), q))
+        proc.start()
+        out[name] = q.get() / 2**20
+        proc.join()
+    print(f"{'reformer 4096 step peak':>22}: ours +{out['ours']:.0f} MiB, reformer-pytorch +{out['reformer_pytorch']:.0f} MiB")
+    return out
+
+
+def reformer_ratio(rounds: int = 3) -> dict[str, dict[str, float]]:
+    """`reformer` mini vs ReformerLM at 4096 tokens, and our dropout lever, interleaved."""
+    torch.manual_seed(0)
+    steps = {}
+    for name in ("ours", "ours_native_dropout", "reformer_pytorch"):
+        model, loss_fn = reformer_side("reformer_pytorch" if name == "reformer_pytorch" else "ours")
+        for m in model.modules():
+            if isinstance(m, Dropout):
+                m.fast = name == "ours"
+        steps[name] = make_step(model, loss_fn)
+    t = interleave(steps, rounds)
+    out = {"reformer 4096 rp/ours": ratio(t, "reformer_pytorch", "ours"),
+           "reformer dropout off/on": ratio(t, "ours_native_dropout", "ours")}
+    for name, r in out.items():
+        print(f"{name:>22}: {fmt(r)}")
+    return out
+
+
+@pytest.mark.benchmark(group="ratio")
+def test_ratio_reformer_mini_4096(benchmark):
+    benchmark.extra_info.update(benchmark.pedantic(reformer_ratio, kwargs={"rounds": 3}, rounds=1, iterations=1))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="interleaved ratios: ours vs HF and vs reformer-pytorch")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--compile", action="store_true", help="also time our model torch.compile'd (compile off/on)")
+    parser.add_argument("--no-reformer", action="store_true")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    bert_ratios(args.rounds, args.compile)
+    if not args.no_reformer:
+        reformer_ratio(max(3, args.rounds // 2))
+        reformer_peak_memory()

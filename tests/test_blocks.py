@@ -119,8 +119,9 @@ def test_gradients_reach_every_parameter(variant, reversible):
 @pytest.mark.parametrize("attention", ["full", "full-shared-qk", "lsh"])
 @pytest.mark.parametrize("sharing,groups", [("none", 4), ("all", 2), ("attention", 1)])
 def test_reversible_matches_two_stream_loss_and_gradients(attention, sharing, groups):
-    # dropout on: the reversible backward must replay the forward's dropout masks
-    cfg = ModelConfig(**{**TINY, "hidden_dropout": 0.1}, attention=attention, norm="pre",
+    # dropout on (hidden, and attention's cheap CPU dropout, inside LSHAttention too): the
+    # reversible backward must replay the forward's dropout masks
+    cfg = ModelConfig(**{**TINY, "hidden_dropout": 0.1, "attention_dropout": 0.1}, attention=attention, norm="pre",
                       reversible=True, sharing=sharing, num_groups=groups)
     torch.manual_seed(0)
     model = PretrainingModel(cfg).train()

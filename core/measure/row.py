@@ -10,13 +10,14 @@ from core.measure.batch import make_batch
 from core.measure.cost import flops_per_token, matmul_peak_flops
 from core.measure.memory import peak_memory, saved_tensor_bytes
 from core.measure.speed import measure_speed
-from core.model import ModelConfig, PretrainingModel
+from core.model import ModelConfig, PretrainingModel, compile_model
 
 
 def measure(cfg: ModelConfig, batch_size: int, seq_len: int, device: str | torch.device = "auto",
             speed: bool = True, memory: bool = True, warmup: int = 2, steps: int = 5,
-            memory_limit_bytes: int | None = None) -> dict[str, Any]:
-    """One row of measurements for a config and batch shape; OOM is a status, not a crash."""
+            memory_limit_bytes: int | None = None, compile: bool = False) -> dict[str, Any]:
+    """One row of measurements for a config and batch shape; OOM is a status, not a crash.
+    `compile` times the `torch.compile`d model (memory is always measured eagerly)."""
     device = pick_device(device) if isinstance(device, str) else device
     if seq_len > cfg.max_position_embeddings:
         cfg = cfg.replace(max_position_embeddings=seq_len)
@@ -25,6 +26,8 @@ def measure(cfg: ModelConfig, batch_size: int, seq_len: int, device: str | torch
     try:
         torch.manual_seed(0)
         model = PretrainingModel(cfg).to(device)
+        if compile:
+            compile_model(model)
         row.update({f"params_{k}": v for k, v in model.parameter_counts().items()})
         batch = make_batch(cfg, batch_size, seq_len, device=device)
         row["saved_bytes"] = saved_tensor_bytes(model, batch, device)

@@ -6,11 +6,14 @@
   reformer-pytorch).
 - `encoder`: the layer stack with its sharing map, post-/pre-LN and reversible option.
 - `heads`: the MLM head tied to the token table, and the pooler + sentence head.
+- `dropout`: dropout with a cheap CPU mask (16 random bits per element, bool mask saved).
+- `compiled`: opt-in `torch.compile` of the static-shape parts, with an eager fallback.
 - `pretraining`: `PretrainingModel`, the whole model with its losses.
 
 Nothing here knows about data, training or measurement.
 """
+from core.model.compiled import compile_model
 from core.model.config import ModelConfig
 from core.model.pretraining import IGNORE_INDEX, PretrainingModel, PretrainingOutput
 
-__all__ = ["IGNORE_INDEX", "ModelConfig", "PretrainingModel", "PretrainingOutput"]
+__all__ = ["IGNORE_INDEX", "ModelConfig", "compile_model", "PretrainingModel", "PretrainingOutput"]

@@ -22,6 +22,7 @@ from reformer_pytorch.reformer_pytorch import TOKEN_SELF_ATTN_VALUE, LSHAttentio
 from torch import nn
 
 from core.model.config import ModelConfig
+from core.model.dropout import Dropout, dropout
 from core.registry import Registry
 
 ATTENTION: Registry[type[nn.Module]] = Registry("attention kind")
@@ -35,22 +36,34 @@ def _merge_heads(x: torch.Tensor) -> torch.Tensor:
     return rearrange(x, "b h t d -> b t (h d)")
 
 
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None,
+           drop: Dropout) -> torch.Tensor:
+    """SDPA, except in CPU training with dropout: there torch runs SDPA's math path anyway,
+    and spelling it out here lets the attention probabilities take the cheap dropout."""
+    if not (drop.training and drop.p > 0 and drop.fast and q.device.type == "cpu"
+            and not torch.compiler.is_compiling()):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
+                                              dropout_p=drop.p if drop.training else 0.0)
+    scores = torch.matmul(q, k.transpose(-2, -1)).mul_(q.shape[-1] ** -0.5)
+    if attn_mask is not None:
+        scores = scores.masked_fill(~attn_mask, float("-inf")) if attn_mask.dtype == torch.bool \
+            else scores + attn_mask
+    return torch.matmul(dropout(torch.softmax(scores, dim=-1), drop.p, True), v)
+
+
 @ATTENTION.register("full")
 class FullAttention(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         H = cfg.hidden_size
-        self.heads, self.dropout = cfg.num_heads, cfg.attention_dropout
+        self.heads, self.dropout = cfg.num_heads, Dropout(cfg.attention_dropout)
         self.query, self.key, self.value = nn.Linear(H, H), nn.Linear(H, H), nn.Linear(H, H)
         self.out = nn.Linear(H, H)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, **_: object) -> torch.Tensor:
         q, k, v = (_split_heads(p(x), self.heads) for p in (self.query, self.key, self.value))
         attn_mask = None if mask is None else mask[:, None, None, :]
-        o = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
-        )
-        return self.out(_merge_heads(o))
+        return self.out(_merge_heads(attend(q, k, v, attn_mask, self.dropout)))
 
 
 @ATTENTION.register("full-shared-qk")
@@ -58,7 +71,7 @@ class SharedQKAttention(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         H = cfg.hidden_size
-        self.heads, self.dropout = cfg.num_heads, cfg.attention_dropout
+        self.heads, self.dropout = cfg.num_heads, Dropout(cfg.attention_dropout)
         self.qk, self.value, self.out = nn.Linear(H, H), nn.Linear(H, H), nn.Linear(H, H)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, **_: object) -> torch.Tensor:
@@ -73,10 +86,7 @@ class SharedQKAttention(nn.Module):
         bias = bias.expand(B, 1, T, T)
         if mask is not None:
             bias = bias.masked_fill(~mask[:, None, None, :], float("-inf"))
-        o = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=bias, dropout_p=self.dropout if self.training else 0.0
-        )
-        return self.out(_merge_heads(o))
+        return self.out(_merge_heads(attend(q, k, v, bias, self.dropout)))
 
 
 @ATTENTION.register("lsh")
@@ -89,6 +99,10 @@ class LSHSelfAttention(nn.Module):
         self.lsh = LSHAttention(
             bucket_size=cfg.lsh_bucket_size, n_hashes=cfg.lsh_n_hashes, dropout=cfg.attention_dropout
         )
+        # LSHAttention calls `self.dropout(dots)` on its (B*h, chunks, 64, 128) bucket scores,
+        # the largest tensor of a Reformer step; the cheap CPU dropout replaces nn.Dropout
+        # there and leaves the hashing and bucketing untouched.
+        self.lsh.dropout = Dropout(cfg.attention_dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, **rev: object) -> torch.Tensor:
         B, T, _H = x.shape

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from core.model.config import ModelConfig
+from core.model.dropout import Dropout
 
 
 class Embeddings(nn.Module):
@@ -21,7 +22,7 @@ class Embeddings(nn.Module):
         self.position = nn.Embedding(cfg.max_position_embeddings + cfg.position_offset, E)
         self.token_type = nn.Embedding(cfg.type_vocab_size, E) if cfg.type_vocab_size else None
         self.norm = nn.LayerNorm(E, eps=cfg.layer_norm_eps)
-        self.dropout = nn.Dropout(cfg.hidden_dropout)
+        self.dropout = Dropout(cfg.hidden_dropout)
         self.project = nn.Linear(E, cfg.hidden_size) if cfg.factorized else None
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:

@@ -26,6 +26,7 @@ from torch import nn
 
 from core.model.attention import build_attention
 from core.model.config import ModelConfig
+from core.model.dropout import Dropout
 
 
 def activation_fn(name: str):
@@ -50,7 +51,7 @@ class Sublayer(nn.Module):
         super().__init__()
         self.fn = fn
         self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-        self.dropout = nn.Dropout(cfg.hidden_dropout)
+        self.dropout = Dropout(cfg.hidden_dropout)
         self.pre_norm = cfg.norm == "pre"
 
     def branch(self, x: torch.Tensor, **kwargs: object) -> torch.Tensor:

@@ -43,7 +43,7 @@ def load_checkpoint(path: Path) -> dict:
 BUDGET_FIELDS = ("max_steps", "max_tokens", "max_seconds")
 # TrainConfig fields that change neither the weights nor the recorded scores
 BOOKKEEPING_FIELDS = ("eval_every", "checkpoint_every", "log_every", "device", "eval_batch_size", "eval_points",
-                      "curve_examples")
+                      "curve_examples", "compile")
 
 
 def trajectory_identity(model_cfg, train_cfg, data, eval_data=None) -> dict:

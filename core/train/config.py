@@ -33,6 +33,7 @@ class TrainConfig(StrictConfig):
     device: str = "auto"
     seed: int = 0
     hash_seed: int = DEFAULT_HASH_SEED  # LSH hashing seed for evaluation
+    compile: bool = False             # torch.compile the model (core.model.compile_model); eager fallback
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(self.betas))

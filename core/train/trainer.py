@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from core.device import autocast, pick_device, synchronize, to_device
-from core.model import PretrainingModel
+from core.model import PretrainingModel, compile_model
 from core.optim import adamw
 from core.train.checkpoint import (
     BUDGET_FIELDS,
@@ -89,6 +89,8 @@ class Trainer:
         self.on_step = on_step  # called after every optimizer step (runner progress, tests)
         torch.manual_seed(cfg.seed)
         model.to(self.device)
+        if cfg.compile:
+            compile_model(model)
         decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
         no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
         groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
