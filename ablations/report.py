@@ -247,8 +247,8 @@ def _bench_report(rows: list[dict], out: Path, console) -> str:
     ordered = sorted(latest.values(), key=lambda r: (r["variant"], r["seq_len"]))
     headers = ["variant", "seq len", "batch", "status", "train tok/s", "infer tok/s", "peak mem", "saved for bwd"]
     table = [[r["variant"], str(r["seq_len"]), str(r["batch_size"]), r["status"],
-              _fmt(r, "tokens_per_s", lambda v: f"{v:,.0f}"), _fmt(r, "infer_tokens_per_s", lambda v: f"{v:,.0f}"),
-              _fmt(r, "peak_mem_bytes", _mib), _fmt(r, "saved_bytes", _mib)] for r in ordered]
+              _fmt(r.get("tokens_per_s"), lambda v: f"{v:,.0f}"), _fmt(r.get("infer_tokens_per_s"), lambda v: f"{v:,.0f}"),
+              _fmt(r.get("peak_mem_bytes"), _mib), _fmt(r.get("saved_bytes"), _mib)] for r in ordered]
     first = ordered[0]
     md = ["# Memory and speed against sequence length", "", f"- Device: {first.get('device')}",
           f"- Size {first.get('size')}; batch adjusted to a constant number of tokens per batch", "",
