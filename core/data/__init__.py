@@ -6,5 +6,7 @@ evaluation batches with fixed masks.
 """
 from core.data.config import CLS, MASK, PAD, SEP, SPECIAL_TOKENS, UNK, DataConfig
 from core.data.dataset import PretrainingData, build_dataset, corpus_source
+from core.data.tokenizer import Tokenizer
 
-__all__ = ["DataConfig", "PretrainingData", "SPECIAL_TOKENS", "PAD", "UNK", "CLS", "SEP", "MASK", "build_dataset", "corpus_source"]
+__all__ = ["DataConfig", "PretrainingData", "SPECIAL_TOKENS", "PAD", "UNK", "CLS", "SEP", "MASK", "Tokenizer", "build_dataset",
+           "corpus_source"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +24,9 @@ from pathlib import Path
 import torch
 
 from core.device import autocast, pick_device, synchronize, to_device
+from core.interop import load_arm, warm_start
 from core.model import PretrainingModel
-from core.optim import adamw
+from core.optim import adamw, warmup_linear_decay
 from core.train.checkpoint import CHECKPOINT, CheckpointError, atomic_save, load_checkpoint
 from core.train.config import TrainConfig
 from core.train.evaluate import evaluate
@@ -50,6 +52,7 @@ class TrainResult:
     evals: list[dict] = field(default_factory=list)
     final_eval: dict = field(default_factory=dict)
     step_times: list[tuple[int, float]] = field(default_factory=list)  # this session's steps
+    warm_start: str | None = None        # what init_from carried over, in one line
 
     def speed(self, warmup: int = 2) -> dict:
         """Median/min/max training tokens per second over the steps after `warmup`."""
@@ -88,6 +91,7 @@ class Trainer:
         self.train_loss_time: list[list[float]] = []
         self.evals: list[dict] = []
         self.step_times: list[tuple[int, float]] = []
+        self.warm_start_line: str | None = None
 
     # -- schedule ---------------------------------------------------------------------------
     def fraction_done(self) -> float:
@@ -98,10 +102,7 @@ class Trainer:
         return min(1.0, max(parts))
 
     def lr_factor(self) -> float:
-        f, w = self.fraction_done(), self.cfg.warmup
-        if w and f < w:
-            return max(f / w, 1e-3)
-        return max(0.0, (1.0 - f) / (1.0 - w)) if w < 1 else 1.0
+        return warmup_linear_decay(self.fraction_done(), self.cfg.warmup)
 
     # -- checkpoints ------------------------------------------------------------------------
     @property
@@ -156,9 +157,19 @@ class Trainer:
             if b % self.world == self.rank:
                 yield batch
 
+    def warm_start(self) -> str | None:
+        """Copy `cfg.init_from`'s weights where shapes allow (a fresh run only: a resumed one
+        already holds them); the one-line account of what was and was not carried over."""
+        if not self.cfg.init_from:
+            return None
+        report = warm_start(self.model, load_arm(self.cfg.init_from).model)
+        if self.rank == 0:
+            print(report.line(), file=sys.stderr)
+        return report.line()
+
     def train(self, resume: bool = True) -> TrainResult:
-        if resume:
-            self.resume()
+        if not (resume and self.resume()):
+            self.warm_start_line = self.warm_start()
         self.model.train()
         batches = self._batches()
         status, error = "ok", None
@@ -237,7 +248,7 @@ class Trainer:
             final = self._evaluate()
             self.save()
         return TrainResult(status, error, self.progress, self.train_loss, self.train_loss_time, self.evals, final,
-                           self.step_times)
+                           self.step_times, self.warm_start_line)
 
     def _saved_step(self) -> int | str:
         path = self.checkpoint_path
