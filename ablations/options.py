@@ -30,6 +30,9 @@ class RunOptions:
     cache_dir: str | None = None
     progress: bool = True
     memory_limit_bytes: int | None = None
+    downstream: tuple[str, ...] = ()   # tasks to fine-tune every ok arm on (ablations.downstream)
+    downstream_steps: int = 300
+    downstream_seeds: int = 1
 
 
 def parse_duration(text: str) -> float:

@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ablations.downstream import downstream_markdown
 from ablations.results import BENCH, REPORT, RESULTS, SPEC, latest_by, read_rows, write_text
 
 COLUMNS = [  # (key, header, formatter)
@@ -351,10 +352,11 @@ def render_report(out: str | Path, console=None) -> Path:
     parts = []
     if results:
         parts.append(_training_report(results, out, console))
+        parts.append(downstream_markdown(results))  # "" when no arm was fine-tuned
     if bench:
         parts.append(_bench_report(bench, out, console))
     path = out / REPORT
-    write_text(path, "\n\n".join(parts))
+    write_text(path, "\n\n".join(p for p in parts if p))
     if console is not None:
         console.print(f"report: {path}")
     return path

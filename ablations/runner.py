@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import time
 import traceback
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Any
 import torch
 
 from ablations.bench import run_bench
+from ablations.export import drop_checkpoint, finish_arm, with_init_from
 from ablations.options import RunOptions, effective_options
 from ablations.report import render_report
 from ablations.results import RESULTS, SPEC, append_row, arm_dir, read_rows, write_text
@@ -240,14 +240,17 @@ class Runner:
             counts = model.parameter_counts()
             row.update(params_unique=counts["unique"], params_total=counts["total"],
                        params_embedding=counts["embedding"], params_encoder_unique=counts["encoder_unique"])
-            trainer = Trainer(model, data, res.train, ckpt_dir, progress_bar=self.opts.progress, eval_data=eval_data)
+            trainer = Trainer(model, data, with_init_from(res.train), ckpt_dir, progress_bar=self.opts.progress,
+                              eval_data=eval_data)
             result = trainer.train(resume=True)
             row.update(status=result.status, error=result.error, tokens_seen=result.progress.tokens,
                        steps=result.progress.step, wall_s=result.progress.seconds,
                        train_loss=result.train_loss, train_loss_time=result.train_loss_time, evals=result.evals,
                        train_tokens_per_s=result.progress.tokens / max(result.progress.seconds, 1e-9),
                        **{k: v for k, v in result.final_eval.items() if k.startswith("eval_")})
-            row.update(result.speed(warmup=2))
+            row.update(result.speed(warmup=2), warm_start=result.warm_start)
+            if result.status == "ok":
+                row.update(self._finish_arm(model, data, ckpt_dir, res))
             del trainer, model
             self._measure_into(row, res, speed=not row.get("timed_steps") or row["timed_steps"] < 3)
         except KeyboardInterrupt:
@@ -262,8 +265,17 @@ class Runner:
                 row.update(status="error", error=f"{type(err).__name__}: {err} | {' / '.join(tb[-3:])}"[:1200])
         row["wall_s_total"] = time.perf_counter() - t0
         if row["status"] == "ok" and not self.opts.keep_checkpoints:
-            shutil.rmtree(ckpt_dir, ignore_errors=True)
+            drop_checkpoint(ckpt_dir)
         return row
+
+    def _finish_arm(self, model: PretrainingModel, data, ckpt_dir: Path, res: ResolvedArm) -> dict[str, Any]:
+        """Keep the final weights (ablations.export) and add downstream scores if asked."""
+        o = self.opts
+        if o.downstream:
+            self.log(f"  fine-tuning on {', '.join(o.downstream)} ({o.downstream_steps} steps, "
+                     f"{o.downstream_seeds} seed(s))")
+        return finish_arm(model, data.tokenizer.path, ckpt_dir, {"ablation": self.spec.name, "arm": res.arm.name},
+                          o.downstream, o.downstream_steps, o.downstream_seeds, o.device)
 
     def _measure_into(self, row: dict, res: ResolvedArm, speed: bool) -> None:
         """Memory (isolated) and saved bytes at the training shape; speed comes from the

@@ -18,6 +18,7 @@ from core.finetune import (
     load_task,
     mean_and_se,
     parse_task,
+    split_tasks,
     wilson,
 )
 from core.finetune.encode import batches
@@ -33,11 +34,11 @@ def write_split(directory: Path, name: str, header: str, rows: list[str], encodi
     return path
 
 
-def keyword_task(directory: Path, seed: int = 0) -> Path:
+def keyword_task(directory: Path, seed: int = 0, sizes: tuple[int, int, int] = (400, 100, 200)) -> Path:
     """Pair classification: 'yes' when text_b holds the word "module", 'no' when it holds
     "function" (in a random place, among random words); text_a is noise."""
     rng = random.Random(seed)
-    for split, n in (("train", 400), ("dev", 100), ("test", 200)):
+    for split, n in zip(("train", "dev", "test"), sizes):
         rows = []
         for _ in range(n):
             y = rng.random() < 0.5
@@ -109,6 +110,11 @@ def test_bad_task_files_give_one_line_errors_naming_file_and_column(tmp_path):
         parse_task("korst")
 
 
+def test_task_lists_split_at_commas_between_tasks_only():
+    assert split_tasks("korsts,tsv:/d:text_a=a,text_b=b,label=y,question_pair") == [
+        "korsts", "tsv:/d:text_a=a,text_b=b,label=y", "question_pair"]
+
+
 def test_pair_encoding_follows_the_variant(small_data, tmp_path):
     task = load_task(f"tsv:{small_tsv_task(tmp_path)}:text_a=sentence1,text_b=sentence2,label=label")
     tok = small_data.tokenizer
@@ -156,8 +162,9 @@ def test_task_heads_on_every_kind_of_arm(variant):
 
 def test_finetuning_learns_a_generated_pair_task(small_data, tmp_path):
     task = load_task(f"tsv:{keyword_task(tmp_path)}:text_a=s1,text_b=s2,label=y,kind=pair-classification")
+    torch.manual_seed(0)  # the "pretrained" weights: random, but the same whatever ran before
     model = build_model("bert", size="tiny", vocab_size=600, max_position_embeddings=64)
-    cfg = FinetuneConfig(max_steps=60, batch_size=16, lr=1e-3, max_length=32, device="cpu", seed=0)
+    cfg = FinetuneConfig(max_steps=60, batch_size=16, lr=1e-3, max_length=32, device="cpu", seed=0, patience=0)
     result = finetune(model, small_data.tokenizer, task, cfg)
     assert result.metric == "accuracy" and result.test.n == 200
     assert result.test.value >= 0.9 and result.test.low > 0.5   # chance is 0.5

@@ -12,9 +12,10 @@ from core.finetune.encode import encode_examples
 from core.finetune.loop import FinetuneResult, SeedSummary, finetune, finetune_seeds
 from core.finetune.metrics import Score, accuracy, correlations, mean_and_se, wilson
 from core.finetune.model import TaskModel
-from core.finetune.tasks import KINDS, Example, Task, TaskError, TaskSpec, builtin_spec, parse_task
+from core.finetune.tasks import KINDS, Example, Task, TaskError, TaskSpec, builtin_spec, parse_task, split_tasks
 from core.finetune.tsv import load_task
 
 __all__ = ["KINDS", "Example", "FinetuneConfig", "FinetuneResult", "Score", "SeedSummary", "Task", "TaskError",
            "TaskModel", "TaskSpec", "accuracy", "builtin_spec", "correlations", "encode_examples", "finetune",
-           "finetune_seeds", "load_task", "mean_and_se", "parse_task", "wilson"]
+           "finetune_seeds", "load_task", "mean_and_se", "parse_task", "split_tasks",
+           "wilson"]

@@ -15,7 +15,8 @@ class FinetuneConfig(StrictConfig):
     warmup: float = 0.1               # fraction of max_steps
     clip_norm: float = 1.0            # 0 disables clipping
     eval_every: int = 0               # steps between dev evaluations; 0 -> max_steps // 10
-    patience: int = 4                 # dev evaluations without improvement before stopping; 0 = never
+    patience: int = 4                 # dev evaluations without improvement before stopping (only in the
+                                      # second half of the budget); 0 = never
     max_length: int = 128             # tokens per (pair) example, specials included
     dropout: float = 0.1
     eval_batch_size: int = 64

@@ -112,8 +112,8 @@ def finetune(pretrained: PretrainingModel, tokenizer: Tokenizer, task: Task, cfg
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         else:
             stale += 1
-            if cfg.patience and stale >= cfg.patience:
-                break
+            if cfg.patience and stale >= cfg.patience and step >= cfg.max_steps // 2:
+                break  # never in the first half: a plateau while the learning rate is high is common
     model.load_state_dict(best_state)
     test = scores(task, predict(model, enc["test"], cfg, regression, device), enc["test"].labels)
     return FinetuneResult(task.name, metric, cfg.seed, test[metric], best, test, best_step, step,

@@ -100,3 +100,15 @@ def parse_task(text: str, root: str | Path | None = None) -> TaskSpec:
     files = {s: fields[s] for s in SPLITS if s in fields}
     return TaskSpec(Path(directory).name or directory, Path(directory), kind, fields["text_a"],
                     fields.get("text_b"), fields["label"], files=files)
+
+
+def split_tasks(text: str) -> list[str]:
+    """'korsts,tsv:D:text_a=a,label=y,question_pair' -> the three specs: a comma starts a new
+    task unless what follows is one of a tsv spec's key=value options."""
+    out: list[str] = []
+    for piece in filter(None, text.split(",")):
+        if out and out[-1].startswith("tsv:") and "=" in piece and not piece.startswith("tsv:"):
+            out[-1] += "," + piece
+        else:
+            out.append(piece)
+    return out

@@ -11,9 +11,9 @@
 from core.interop.export import FORMATS, ExportResult, LoadedArm, choose_format, export_arm, load_arm, max_abs_diff
 from core.interop.hf import export_problems, from_hf, to_hf
 from core.interop.hf_tokenizer import build_hf_tokenizer
-from core.interop.native import save_native
+from core.interop.native import MARKER, save_native
 from core.interop.warm_start import WarmStartReport, warm_start
 
-__all__ = ["FORMATS", "ExportResult", "LoadedArm", "WarmStartReport", "build_hf_tokenizer", "choose_format",
+__all__ = ["FORMATS", "MARKER", "ExportResult", "LoadedArm", "WarmStartReport", "build_hf_tokenizer", "choose_format",
            "export_arm", "export_problems", "from_hf", "load_arm", "max_abs_diff", "save_native", "to_hf",
            "warm_start"]

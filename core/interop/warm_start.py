@@ -7,6 +7,7 @@ silently.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import torch
@@ -26,8 +27,19 @@ class WarmStartReport:
         head = f"warm start: {len(self.copied)} tensors copied"
         if self.extended:
             head += f", {', '.join(self.extended)} extended by repeating the learned positions"
-        rest = "; not carried over: " + ", ".join(self.not_carried) if self.not_carried else "; nothing left behind"
+        rest = "; not carried over: " + ", ".join(_grouped(self.not_carried)) if self.not_carried else \
+            "; nothing left behind"
         return head + rest
+
+
+def _grouped(entries: list[str]) -> list[str]:
+    """'encoder.attention.0.fn.qk.weight (why)' for every layer -> one 'encoder.attention.*.fn.qk.weight
+    (why, ×L)', so the line stays readable for deep models."""
+    groups: dict[str, int] = {}
+    for entry in entries:
+        key = re.sub(r"\.\d+\.", ".*.", entry)
+        groups[key] = groups.get(key, 0) + 1
+    return [k if n == 1 else f"{k[:-1]}, ×{n})" for k, n in groups.items()]
 
 
 def repeat_positions(source: torch.Tensor, rows: int, offset: int, source_offset: int) -> torch.Tensor:
