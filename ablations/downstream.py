@@ -55,6 +55,13 @@ def tasks_in(rows: list[dict]) -> list[str]:
     return list(seen)
 
 
+def downstream_lines(row: dict) -> list[str]:
+    """One console line per task (or the error), for the runner's log."""
+    if row.get("downstream_error"):
+        return [f"[red]downstream failed[/red]: {row['downstream_error']}"]
+    return [f"{t} {row[f'downstream_{t}_metric']} {fmt_score(row, t)}" for t in tasks_in([row])]
+
+
 def _total_se(row: dict, task: str) -> float | None:
     """Seed noise and test-set sampling noise together (the interval's half-width / 1.96)."""
     ci, se = row.get(f"downstream_{task}_ci"), row.get(f"downstream_{task}_se")

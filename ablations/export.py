@@ -93,4 +93,9 @@ def finish_arm(model: PretrainingModel, tokenizer_path: str | Path, directory: P
     from ablations.downstream import score_arm
     from core.data import Tokenizer
 
-    return score_arm(model, Tokenizer(tokenizer_path), load_tasks(tasks), finetune_config(steps, device=device), seeds)
+    try:
+        return score_arm(model, Tokenizer(tokenizer_path), load_tasks(tasks), finetune_config(steps, device=device),
+                         seeds)
+    except Exception as err:  # noqa: BLE001 - the pretrained arm is a result even if fine-tuning fails
+        return {"downstream_error": f"{type(err).__name__}: {str(err).splitlines()[0][:300]} (the weights are kept: "
+                                    f"retry with python -m ablations finetune)"}

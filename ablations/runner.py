@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from ablations.bench import run_bench
+from ablations.downstream import downstream_lines
 from ablations.export import drop_checkpoint, finish_arm, with_init_from
 from ablations.options import RunOptions, effective_options
 from ablations.report import render_report
@@ -274,8 +275,11 @@ class Runner:
         if o.downstream:
             self.log(f"  fine-tuning on {', '.join(o.downstream)} ({o.downstream_steps} steps, "
                      f"{o.downstream_seeds} seed(s))")
-        return finish_arm(model, data.tokenizer.path, ckpt_dir, {"ablation": self.spec.name, "arm": res.arm.name},
-                          o.downstream, o.downstream_steps, o.downstream_seeds, o.device)
+        fields = finish_arm(model, data.tokenizer.path, ckpt_dir, {"ablation": self.spec.name, "arm": res.arm.name},
+                            o.downstream, o.downstream_steps, o.downstream_seeds, o.device)
+        for line in downstream_lines(fields):
+            self.log(f"  {line}")
+        return fields
 
     def _measure_into(self, row: dict, res: ResolvedArm, speed: bool) -> None:
         """Memory (isolated) and saved bytes at the training shape; speed comes from the

@@ -14,8 +14,8 @@ class FinetuneConfig(StrictConfig):
     weight_decay: float = 0.01
     warmup: float = 0.1               # fraction of max_steps
     clip_norm: float = 1.0            # 0 disables clipping
-    eval_every: int = 0               # steps between dev evaluations; 0 -> max_steps // 10
-    patience: int = 4                 # dev evaluations without improvement before stopping (only in the
+    eval_every: int = 0               # steps between dev evaluations; 0 -> max_steps // 5
+    patience: int = 2                 # dev evaluations without improvement before stopping (only in the
                                       # second half of the budget); 0 = never
     max_length: int = 128             # tokens per (pair) example, specials included
     dropout: float = 0.1
@@ -38,4 +38,4 @@ class FinetuneConfig(StrictConfig):
 
     @property
     def eval_interval(self) -> int:
-        return self.eval_every or max(1, self.max_steps // 10)
+        return self.eval_every or max(1, self.max_steps // 5)
