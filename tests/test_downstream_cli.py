@@ -66,3 +66,24 @@ def test_run_with_downstream_then_export_finetune_and_warm_start(tmp_path, corpu
         resolve_source(str(tmp_path / "nowhere"))
     with pytest.raises(ValueError, match="unknown arm in .* 'bsae'. Did you mean 'base'"):
         resolve_source(f"{run}/bsae")
+
+
+def test_downstream_verdicts_weigh_seed_and_test_set_noise():
+    from ablations.downstream import compare_downstream, downstream_markdown
+
+    def row(arm, score, se, ci, **kw):
+        return {"arm": arm, "status": "ok", "eval_mlm_loss": 5.0, "params_unique": 10e6, "peak_mem_bytes": 2**30,
+                "downstream_qp": score, "downstream_qp_se": se, "downstream_qp_n": 758, "downstream_qp_ci": ci,
+                "downstream_qp_metric": "accuracy", **kw}
+
+    base = row("base", 0.80, 0.005, [0.77, 0.83])
+    worse = row("shared", 0.70, 0.005, [0.67, 0.73], compare_to="base", component="attention sharing",
+                params_unique=4e6)
+    close = row("close", 0.79, 0.005, [0.76, 0.82], compare_to="base")
+    # noise = 2 * sqrt(2 * (0.005^2 + (0.06 / 3.92)^2)) = 0.0455
+    assert compare_downstream(worse, base, "qp") == "qp accuracy -0.100: costs downstream quality beyond noise (±0.046)"
+    assert compare_downstream(close, base, "qp") == "qp accuracy -0.010: within noise (±0.046)"
+    md = downstream_markdown([base, worse, close])
+    assert "| shared | 5.000 | 4.00M | 1,024 MiB | 0.700 ± 0.005 (n=758, CI 0.670–0.730) |" in md
+    assert "- **attention sharing** (shared vs base): saves parameters ×0.40; qp accuracy -0.100: costs" in md
+    assert downstream_markdown([{"arm": "x", "status": "ok"}]) == ""

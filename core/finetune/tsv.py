@@ -10,7 +10,8 @@ from core.finetune.tasks import _SPLIT_NAMES, SPLITS, Example, Task, TaskError, 
 
 def find_split(spec: TaskSpec, split: str) -> Path:
     if not spec.directory.is_dir():
-        raise TaskError(f"task {spec.name}: directory {spec.directory} not found")
+        raise TaskError(f"task {spec.name}: directory {spec.directory} not found (built-in tasks are read from "
+                        f"$BERT_ABLATE_TASK_DATA/{spec.name}, default ../shared/data/{spec.name} beside the project)")
     if split in spec.files:
         path = spec.directory / spec.files[split]
         if not path.is_file():
