@@ -86,7 +86,6 @@ def export_arm(model: PretrainingModel, sp_model: str | Path, out_dir: str | Pat
     if out.exists() and any(out.iterdir()) and not ((out / MARKER).is_file() or (out / "config.json").is_file()):
         raise FileExistsError(f"{out} exists and is not an exported arm; choose another --out (an earlier "
                               "export there would be replaced, anything else is left alone)")
-    model = model.to("cpu").eval()
     with atomic_dir(out) as tmp:
         shutil.rmtree(out, ignore_errors=True)  # an earlier export of the same name is replaced
         if chosen == "hf":
