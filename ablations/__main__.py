@@ -117,7 +117,8 @@ def _cmd_finetune(args) -> None:
     from core.finetune import split_tasks
 
     tasks = split_tasks(args.task)
-    for summary in finetune_run_arm(args.run_dir, args.arm, tasks, args.steps, args.seeds, args.device):
+    for summary in finetune_run_arm(args.run_dir, args.arm, tasks, args.steps, args.seeds, args.device,
+                                    eval_every=args.eval_every, max_length=args.max_length):
         if args.json:
             print(json.dumps(summary.to_dict()))
         else:
@@ -141,6 +142,8 @@ def _add_artefact_commands(sub, fmt: dict) -> None:
                                                  "comma-separated for several built-in tasks")
     f.add_argument("--steps", type=int, default=300, help="fine-tuning steps per seed (default 300)")
     f.add_argument("--seeds", type=int, default=3, help="fine-tuning seeds: mean ± standard error (default 3)")
+    f.add_argument("--eval-every", type=int, default=0, help="steps between dev evaluations (default: a fifth)")
+    f.add_argument("--max-length", type=int, default=128, help="tokens per example, specials included")
     f.add_argument("--device", default="auto")
     f.add_argument("--json", action="store_true", help="one JSON object per task")
     f.set_defaults(fn=_cmd_finetune)

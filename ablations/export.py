@@ -78,9 +78,10 @@ def export_run_arm(run_dir: str | Path, arm: str, fmt: str, out: str | Path) -> 
 
 
 def finetune_run_arm(run_dir: str | Path, arm: str, tasks: list[str], steps: int, seeds: int,
-                     device: str = "auto") -> list[SeedSummary]:
+                     device: str = "auto", **fields: Any) -> list[SeedSummary]:
+    """`fields`: further FinetuneConfig fields (eval_every, max_length, lr, ...)."""
     loaded = load_run_arm(run_dir, arm) if Path(run_dir, RESULTS).is_file() else load_arm(Path(run_dir) / arm)
-    cfg = finetune_config(steps, device=device)
+    cfg = finetune_config(steps, device=device).replace(**fields)
     return [finetune_seeds(loaded.model, loaded.tokenizer, task, cfg, seeds) for task in load_tasks(tasks)]
 
 

@@ -56,9 +56,10 @@ def test_run_with_downstream_then_export_finetune_and_warm_start(tmp_path, corpu
     assert "native format: HF transformers cannot represent sharing='attention'" in said()
     assert cli(["export", str(run), "shared", "--format", "hf", "--out", str(tmp_path / "x")]) == 2
     assert "cannot be exported in HF format" in said("err")
-    assert cli(["finetune", str(run), "shared", "--task", task, "--steps", "3", "--seeds", "1", "--json"]) == 0
+    assert cli(["finetune", str(run), "shared", "--task", task, "--steps", "3", "--seeds", "1", "--eval-every", "1",
+                "--max-length", "32", "--json"]) == 0
     got = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert got["n"] == 60 and got["metric"] == "accuracy" and len(got["values"]) == 1
+    assert got["n"] == 60 and got["metric"] == "accuracy" and len(got["values"]) == 1 and got["best_steps"][0] >= 1
 
     # train.init_from = "RUN_DIR/ARM" names a finished arm's kept weights (Trainer.warm_start: test_export.py)
     assert resolve_source(f"{run}/base") == str(run / "arms" / "base")
