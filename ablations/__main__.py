@@ -1,4 +1,4 @@
-"""python -m ablations {list, show, run, report, bench, data}"""
+"""python -m ablations {list, show, run, report, bench, data, export, finetune}"""
 from __future__ import annotations
 
 import argparse
@@ -21,6 +21,9 @@ EPILOG = """examples:
   python -m ablations report runs/albert_reformer
   python -m ablations bench memory --variants bert,reformer --seq-lens 512,1024,2048
   python -m ablations data --corpus ../shared/data/kowiki --masking dynamic --json
+  python -m ablations run albert_reformer --downstream korsts,question_pair --downstream-steps 300
+  python -m ablations export runs/albert_reformer bert --format hf --out exported/bert
+  python -m ablations finetune runs/albert_reformer bert --task korsts --seeds 3
 """
 
 
@@ -88,7 +91,7 @@ def _cmd_run(args) -> int:
     from ablations.specs import get_ablation
 
     spec = get_ablation(args.name)
-    summary = run_ablation(spec, _options(args), console)
+    summary = run_ablation(spec, _with_downstream(_options(args), args), console)
     return _finish(summary.errors, f"{summary.out}/report.md (with the .jsonl, .csv and plots beside it)")
 
 
@@ -101,6 +104,73 @@ def _finish(errors: list[str], where: str) -> int:
         return 1
     console.print(f"[bold green]done[/bold green]: {where}")
     return 0
+
+
+def _with_downstream(opts, args):
+    """--downstream tasks, read and checked before any pretraining starts."""
+    if not args.downstream:
+        return opts
+    from dataclasses import replace
+
+    from ablations.downstream import load_tasks
+    from core.finetune import split_tasks
+
+    tasks = tuple(split_tasks(args.downstream))
+    load_tasks(tasks)
+    return replace(opts, downstream=tasks, downstream_steps=args.downstream_steps,
+                   downstream_seeds=args.downstream_seeds)
+
+
+def _cmd_export(args) -> None:
+    from ablations.export import export_run_arm
+
+    result = export_run_arm(args.run_dir, args.arm, args.format, args.out)
+    console.print(f"exported {args.arm} to {result.path} in [bold]{result.format}[/bold] format: {result.reason}")
+
+
+def _cmd_finetune(args) -> None:
+    from ablations.export import finetune_run_arm
+    from core.finetune import split_tasks
+
+    tasks = split_tasks(args.task)
+    for summary in finetune_run_arm(args.run_dir, args.arm, tasks, args.steps, args.seeds, args.device,
+                                    eval_every=args.eval_every, max_length=args.max_length):
+        if args.json:
+            print(json.dumps(summary.to_dict()))
+        else:
+            console.print(f"{args.arm}: {summary}")
+
+
+def _add_artefact_commands(sub, fmt: dict) -> None:
+    e = sub.add_parser("export", help="write a finished arm (weights + tokenizer) to a directory: HF or native", **fmt)
+    e.add_argument("run_dir")
+    e.add_argument("arm")
+    e.add_argument("--format", default="auto", choices=["auto", "hf", "native"],
+                   help="hf: transformers' AutoModel/AutoTokenizer/pipeline load it; native: every arm "
+                        "(variants.load); auto: hf where transformers can hold the arm")
+    e.add_argument("--out", required=True, help="the directory to write (an earlier export there is replaced)")
+    e.set_defaults(fn=_cmd_export)
+    f = sub.add_parser("finetune", help="fine-tune a finished arm on downstream tasks and print test scores", **fmt)
+    f.add_argument("run_dir", help="a run directory (or a directory holding exported arms)")
+    f.add_argument("arm")
+    f.add_argument("--task", required=True, help="korsts, question_pair or tsv:DIR:text_a=COL,text_b=COL,label=COL,"
+                                                 "kind=classification|pair-classification|pair-regression; "
+                                                 "comma-separated for several built-in tasks")
+    f.add_argument("--steps", type=int, default=300, help="fine-tuning steps per seed (default 300)")
+    f.add_argument("--seeds", type=int, default=3, help="fine-tuning seeds: mean ± standard error (default 3)")
+    f.add_argument("--eval-every", type=int, default=0, help="steps between dev evaluations (default: a fifth)")
+    f.add_argument("--max-length", type=int, default=128, help="tokens per example, specials included")
+    f.add_argument("--device", default="auto")
+    f.add_argument("--json", action="store_true", help="one JSON object per task")
+    f.set_defaults(fn=_cmd_finetune)
+
+
+def _add_downstream_flags(r) -> None:
+    g = r.add_argument_group("downstream (fine-tune every finished arm; scores join its results row)")
+    g.add_argument("--downstream", help="tasks, e.g. korsts,question_pair (../shared/data or "
+                                        "$BERT_ABLATE_TASK_DATA) or tsv:DIR:...")
+    g.add_argument("--downstream-steps", type=int, default=300, help="fine-tuning steps per task (default 300)")
+    g.add_argument("--downstream-seeds", type=int, default=1, help="fine-tuning seeds per task (default 1)")
 
 
 def _cmd_report(args) -> None:
@@ -181,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.set_defaults(fn=_cmd_report)
     _add_bench(sub.add_parser("bench", help="memory and/or throughput against sequence length, without training",
                               **fmt))
+    _add_artefact_commands(sub, fmt)
     _add_data(sub.add_parser("data", help="build (or reuse) examples and print their statistics", **fmt))
     return p
 
@@ -210,6 +281,7 @@ def _add_run(r: argparse.ArgumentParser) -> None:
     r.add_argument("--keep-checkpoints", action="store_true", help="keep each finished arm's checkpoint")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.add_argument("--compile", action="store_true", help="torch.compile the models (eager fallback with a warning)")
+    _add_downstream_flags(r)
     r.set_defaults(fn=_cmd_run)
 
 

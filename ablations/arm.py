@@ -7,7 +7,6 @@ tokenizer) is not an arm's failure: every arm would meet it, so it stops the run
 """
 from __future__ import annotations
 
-import shutil
 import time
 import traceback
 from pathlib import Path
@@ -15,6 +14,8 @@ from typing import Any
 
 import torch
 
+from ablations.downstream import downstream_lines
+from ablations.export import drop_checkpoint, finish_arm, with_init_from
 from ablations.options import RunOptions
 from ablations.resolve import TRAINING_ONLY, ResolvedArm
 from ablations.results import arm_dir
@@ -67,7 +68,7 @@ class ArmTrainer:
                 row.update(status="error", error=f"{type(err).__name__}: {err} | {' / '.join(tb[-3:])}"[:1200])
         row["wall_s_total"] = time.perf_counter() - t0
         if row["status"] == "ok" and not self.opts.keep_checkpoints:
-            shutil.rmtree(ckpt_dir, ignore_errors=True)
+            drop_checkpoint(ckpt_dir)  # the final weights stay (export, finetune, init_from)
         return row
 
     def _train_into(self, row: dict, res: ResolvedArm, ckpt_dir: Path) -> None:
@@ -78,7 +79,8 @@ class ArmTrainer:
         counts = model.parameter_counts()
         row.update(params_unique=counts["unique"], params_total=counts["total"],
                    params_embedding=counts["embedding"], params_encoder_unique=counts["encoder_unique"])
-        trainer = Trainer(model, data, res.train, ckpt_dir, progress_bar=self.opts.progress, eval_data=eval_data)
+        trainer = Trainer(model, data, with_init_from(res.train), ckpt_dir, progress_bar=self.opts.progress,
+                          eval_data=eval_data)
         result = trainer.train(resume=True)
         if result.resume.get("kind") == "restarted":
             self.log(f"  [yellow]{result.resume['reason']}[/yellow]")
@@ -87,9 +89,23 @@ class ArmTrainer:
                    train_loss=result.train_loss, train_loss_time=result.train_loss_time, evals=result.evals,
                    train_tokens_per_s=result.progress.tokens / max(result.progress.seconds, 1e-9),
                    **{k: v for k, v in result.final_eval.items() if k.startswith("eval_")})
-        row.update(result.speed(warmup=2))
+        row.update(result.speed(warmup=2), warm_start=result.warm_start)
+        if result.status == "ok":
+            row.update(self._finish(model, data, ckpt_dir, res))
         del trainer, model
         self._measure_into(row, res, speed=not row.get("timed_steps") or row["timed_steps"] < 3)
+
+    def _finish(self, model: PretrainingModel, data, ckpt_dir: Path, res: ResolvedArm) -> dict[str, Any]:
+        """Keep the final weights (ablations.export) and add downstream scores if asked."""
+        o = self.opts
+        if o.downstream:
+            self.log(f"  fine-tuning on {', '.join(o.downstream)} ({o.downstream_steps} steps, "
+                     f"{o.downstream_seeds} seed(s))")
+        fields = finish_arm(model, data.tokenizer.path, ckpt_dir, {"arm": res.arm.name, "seed": res.seed},
+                            o.downstream, o.downstream_steps, o.downstream_seeds, o.device)
+        for line in downstream_lines(fields):
+            self.log(f"  {line}")
+        return fields
 
     def _measure_into(self, row: dict, res: ResolvedArm, speed: bool) -> None:
         """Memory (isolated) and saved bytes at the training shape; speed comes from the

@@ -44,6 +44,9 @@ class RunOptions:
     memory_limit_bytes: int | None = None
     budget: str = "cpu"               # cpu: the ablation's defaults; gpu: its gpu_budget
     compile: bool = False             # torch.compile every model (train and speed measurement)
+    downstream: tuple[str, ...] = ()   # tasks to fine-tune every ok arm on (ablations.downstream)
+    downstream_steps: int = 300
+    downstream_seeds: int = 1
 
     def __post_init__(self) -> None:
         """Every number is checked here, before any data is built: a bad value is one line

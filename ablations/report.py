@@ -13,6 +13,7 @@ import json
 import math
 from pathlib import Path
 
+from ablations.downstream import downstream_markdown
 from ablations.plots import plot_bench, plot_eval_curves, plot_losses
 from ablations.results import BENCH, REPORT, RESULTS, SPEC, SPEED, read_rows, write_text
 from ablations.specs import ABLATIONS
@@ -280,10 +281,11 @@ def render_report(out: str | Path, console=None) -> Path:
     parts = []
     if results:
         parts.append(_training_report(results, out, console))
+        parts.append(downstream_markdown(results))  # "" when no arm was fine-tuned
     if bench:
         parts.append(_bench_report(bench, out, console))
     path = out / REPORT
-    write_text(path, "\n\n".join(parts))
+    write_text(path, "\n\n".join(p for p in parts if p))
     if console is not None:
         console.print(f"report: {path}")
     return path

@@ -1,9 +1,12 @@
 """bert-ablate's building blocks, one sub-package per concern. Dependencies point down:
 
-    train/    TrainConfig, Trainer, checkpoints, held-out evaluation
+    train/    TrainConfig, Trainer, checkpoints, held-out evaluation, warm starts
     measure/  speed, memory (isolated subprocess on CPU), cost model (FLOPs, matmul peak)
-    interop/  Hugging Face conversion
+    finetune/ downstream tasks (TSV), heads, the fine-tuning loop, scores with intervals
         │  (these three never import each other)
+        ▼
+    interop/  HF conversion, export/load of arms (HF or native format), warm-start copying
+        │
         ▼
     model/    ModelConfig, embeddings, attention kinds, encoder, heads, PretrainingModel
     data/     corpus → sentences → SentencePiece → examples → masks

@@ -12,3 +12,11 @@ def adamw(params, **kwargs) -> torch.optim.AdamW:
         return torch.optim.AdamW(params, fused=True, **kwargs)
     except (RuntimeError, TypeError):
         return torch.optim.AdamW(params, **kwargs)
+
+
+def warmup_linear_decay(fraction: float, warmup: float) -> float:
+    """The learning-rate factor at `fraction` of the budget: linear warm-up over the first
+    `warmup` fraction, then linear decay to 0. Pretraining and fine-tuning share it."""
+    if warmup and fraction < warmup:
+        return max(fraction / warmup, 1e-3)
+    return max(0.0, (1.0 - fraction) / (1.0 - warmup)) if warmup < 1 else 1.0

@@ -32,3 +32,12 @@ def kowiki() -> Path:
     if not path.is_dir():
         pytest.skip(f"optional Korean Wikipedia sample not found at {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def small_data(corpus_file, cache_dir):
+    """The small dataset test_data.py builds (same settings, so the cache is shared)."""
+    from core.data import DataConfig, build_dataset
+
+    return build_dataset(DataConfig(vocab_size=600, max_length=64, dupe_factor=3, max_eval_examples=200),
+                         corpus_file, cache_dir)

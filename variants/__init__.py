@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from core.interop import LoadedArm, load_arm
 from core.model import ModelConfig, PretrainingModel
 from core.registry import unknown_name_error
 
@@ -101,4 +103,11 @@ def build_model(name: str, size: str | None = None, **overrides: Any) -> Pretrai
     return PretrainingModel(get_config(name, size, **overrides))
 
 
-__all__ = ["SIZES", "VARIANTS", "Variant", "build_model", "get_config", "get_variant", "list_variants", "parse_name"]
+def load(directory: str | Path) -> LoadedArm:
+    """Any exported arm (HF or native format) or a finished run's arm directory
+    (RUN_DIR/arms/ARM): `.model` (a PretrainingModel), `.tokenizer`, `.format`."""
+    return load_arm(directory)
+
+
+__all__ = ["SIZES", "VARIANTS", "Variant", "build_model", "get_config", "get_variant", "list_variants", "load",
+           "parse_name"]

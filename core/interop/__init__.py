@@ -1,8 +1,19 @@
-"""Conversion to and from Hugging Face transformers (imported only when called).
+"""Conversion, export and loading of trained arms (transformers imported only when called).
 
 - `hf`: `from_hf` (BERT, ALBERT, RoBERTa checkpoints into a `PretrainingModel`) and
   `to_hf` (full-attention, post-LN models back out), with logits equal within 1e-4.
+- `hf_tokenizer`: a transformers fast tokenizer with the same ids as our SentencePiece one.
+- `native`: the library's own format (config JSON + safetensors + tokenizer), for any arm.
+- `export`: `export_arm` (HF where transformers can hold the arm, native otherwise, saying
+  why) and `load_arm` (either format).
+- `warm_start`: start a model from another's weights; longer position tables by repetition.
 """
-from core.interop.hf import from_hf, to_hf
+from core.interop.export import FORMATS, ExportResult, LoadedArm, choose_format, export_arm, load_arm, max_abs_diff
+from core.interop.hf import export_problems, from_hf, to_hf
+from core.interop.hf_tokenizer import build_hf_tokenizer
+from core.interop.native import MARKER, save_native
+from core.interop.warm_start import WarmStartReport, warm_start
 
-__all__ = ["from_hf", "to_hf"]
+__all__ = ["FORMATS", "MARKER", "ExportResult", "LoadedArm", "WarmStartReport", "build_hf_tokenizer", "choose_format",
+           "export_arm", "export_problems", "from_hf", "load_arm", "max_abs_diff", "save_native", "to_hf",
+           "warm_start"]

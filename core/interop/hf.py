@@ -129,55 +129,69 @@ def from_hf(hf_model: Any) -> PretrainingModel:
     return model
 
 
-def to_hf(model: PretrainingModel) -> Any:
-    """Export a full-attention, post-LN, non-reversible model to HF transformers."""
-    import transformers as tf
-
-    cfg = model.cfg
+def export_problems(cfg: ModelConfig) -> list[str]:
+    """Why HF transformers cannot hold this model ([] when it can): the reasons `export`
+    prints when it falls back to the native format."""
     problems = [f"{k}={getattr(cfg, k)!r} (needs {v!r})" for k, v in
                 (("attention", "full"), ("norm", "post"), ("reversible", False)) if getattr(cfg, k) != v]
     if cfg.sharing not in ("none", "all"):
         problems.append(f"sharing={cfg.sharing!r} (HF's ALBERT only shares whole layers: 'all' or 'none')")
-    if problems:
-        raise ValueError("to_hf cannot export this model: " + "; ".join(problems))
-    common = dict(
+    if cfg.type_vocab_size == 0:
+        problems.append("type_vocab_size=0 (HF models always carry token-type embeddings)")
+    if cfg.sharing == "all" and not cfg.factorized:
+        problems.append("shared layers without factorized embeddings (HF's ALBERT needs embedding_size < hidden_size)")
+    if cfg.position_offset and not cfg.factorized and (cfg.sentence_head or cfg.position_offset < cfg.pad_token_id + 1):
+        problems.append("a RoBERTa layout (position_offset > 0) needs sentence_head=False and "
+                        "position_offset >= pad_token_id + 1")
+    return problems
+
+
+def _hf_common(cfg: ModelConfig) -> dict[str, Any]:
+    return dict(
         vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size, num_hidden_layers=cfg.num_layers,
         num_attention_heads=cfg.num_heads, intermediate_size=cfg.intermediate_size,
         hidden_act=_ACT_TO_HF[cfg.activation], hidden_dropout_prob=cfg.hidden_dropout,
         attention_probs_dropout_prob=cfg.attention_dropout, layer_norm_eps=cfg.layer_norm_eps,
         initializer_range=cfg.initializer_range, pad_token_id=cfg.pad_token_id,
         max_position_embeddings=cfg.max_position_embeddings + cfg.position_offset,
-        type_vocab_size=max(cfg.type_vocab_size, 1),
+        type_vocab_size=cfg.type_vocab_size,
     )
-    if cfg.type_vocab_size == 0:
-        raise ValueError("to_hf: type_vocab_size=0 has no HF layout; HF models always carry token-type embeddings")
+
+
+def hf_family(cfg: ModelConfig) -> str:
+    """The HF layout that holds this model: ALBERT for factorized or shared models, RoBERTa
+    for fairseq-style positions, BERT otherwise."""
     if cfg.factorized or cfg.sharing == "all":
-        if not cfg.factorized:
-            raise ValueError("to_hf: shared layers export via ALBERT, which needs embedding_size < hidden_size")
-        family = "albert"
+        return "albert"
+    return "roberta" if cfg.position_offset else "bert"
+
+
+def _hf_config_and_class(cfg: ModelConfig, family: str) -> tuple[Any, Any]:
+    import transformers as tf
+
+    common = _hf_common(cfg)
+    if family == "albert":
         hf_cfg = tf.AlbertConfig(embedding_size=cfg.embedding_size, num_hidden_groups=cfg.num_groups,
                                  inner_group_num=1, classifier_dropout_prob=0.0, **common)
-        cls = tf.AlbertForPreTraining if cfg.sentence_head else tf.AlbertForMaskedLM
-    elif cfg.position_offset:
-        family = "roberta"
+        return hf_cfg, tf.AlbertForPreTraining if cfg.sentence_head else tf.AlbertForMaskedLM
+    if family == "roberta":
         # HF RoBERTa numbers positions from pad_token_id + 1; rows of ours below that
         # offset are never used by HF and are dropped from the exported table.
-        drop_rows = cfg.position_offset - (cfg.pad_token_id + 1)
-        if cfg.sentence_head or drop_rows < 0:
-            raise ValueError("to_hf: a RoBERTa layout (position_offset > 0) needs sentence_head=False "
-                             "and position_offset >= pad_token_id + 1")
-        common["max_position_embeddings"] -= drop_rows
-        hf_cfg, cls = tf.RobertaConfig(**common), tf.RobertaForMaskedLM
-    else:
-        family = "bert"
-        hf_cfg = tf.BertConfig(**common)
-        cls = tf.BertForPreTraining if cfg.sentence_head else tf.BertForMaskedLM
-    hf = cls(hf_cfg)
-    ours = model.state_dict()
+        common["max_position_embeddings"] -= _roberta_dropped_rows(cfg)
+        return tf.RobertaConfig(**common), tf.RobertaForMaskedLM
+    return tf.BertConfig(**common), tf.BertForPreTraining if cfg.sentence_head else tf.BertForMaskedLM
+
+
+def _roberta_dropped_rows(cfg: ModelConfig) -> int:
+    return cfg.position_offset - (cfg.pad_token_id + 1)
+
+
+def _load_into_hf(hf: Any, model: PretrainingModel, family: str) -> None:
+    cfg, ours = model.cfg, model.state_dict()
     theirs = {v: ours[k].detach().clone() for k, v in _name_map(cfg, family).items()}
     if family == "roberta":
         pos = "roberta.embeddings.position_embeddings.weight"
-        theirs[pos] = theirs[pos][cfg.position_offset - (cfg.pad_token_id + 1):]
+        theirs[pos] = theirs[pos][_roberta_dropped_rows(cfg):]
     missing, unexpected = hf.load_state_dict(theirs, strict=False)
     tied = {"decoder.weight", "decoder.bias"}
     missing = [k for k in missing if not any(k.endswith(t) for t in tied)]
@@ -186,4 +200,15 @@ def to_hf(model: PretrainingModel) -> Any:
     hf.tie_weights()
     with torch.no_grad():  # the decoder shares the embedding table; its bias is ours
         hf.get_output_embeddings().bias.copy_(ours["mlm_head.bias"])
+
+
+def to_hf(model: PretrainingModel) -> Any:
+    """Export a full-attention, post-LN, non-reversible model to HF transformers."""
+    problems = export_problems(model.cfg)
+    if problems:
+        raise ValueError("to_hf cannot export this model: " + "; ".join(problems))
+    family = hf_family(model.cfg)
+    hf_cfg, cls = _hf_config_and_class(model.cfg, family)
+    hf = cls(hf_cfg)
+    _load_into_hf(hf, model, family)
     return hf.eval()

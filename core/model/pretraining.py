@@ -58,6 +58,22 @@ class PretrainingModel(nn.Module):
         finally:
             self.hash_seed = old
 
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+               token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Hidden states (B, T, H) without any head: what fine-tuning heads read."""
+        mask = None if attention_mask is None else attention_mask.bool()
+        if mask is not None and bool(mask.all()):
+            # nothing to mask: skipping the mask lets SDPA pick its fused kernels and spares
+            # LSH its masking passes (one host sync per forward, not one per layer)
+            mask = None
+        x = self.embeddings(input_ids, token_type_ids)
+        if self.hash_seed is None:
+            return self.encoder(x, mask)
+        devices = [x.device] if x.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.hash_seed)
+            return self.encoder(x, mask)
+
     def forward(
         self,
         input_ids: torch.Tensor,
@@ -66,20 +82,7 @@ class PretrainingModel(nn.Module):
         mlm_labels: torch.Tensor | None = None,
         sentence_labels: torch.Tensor | None = None,
     ) -> PretrainingOutput:
-        mask = None if attention_mask is None else attention_mask.bool()
-        if mask is not None and bool(mask.all()):
-            # nothing to mask: skipping the mask lets SDPA pick its fused kernels and spares
-            # LSH its masking passes (one host sync per forward, not one per layer)
-            mask = None
-        x = self.embeddings(input_ids, token_type_ids)
-        if self.hash_seed is None:
-            h = self.encoder(x, mask)
-        else:
-            devices = [x.device] if x.device.type == "cuda" else []
-            with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(self.hash_seed)
-                h = self.encoder(x, mask)
-
+        h = self.encode(input_ids, attention_mask, token_type_ids)
         mlm_loss = sentence_loss = sentence_logits = None
         if mlm_labels is not None:
             picked = mlm_labels != IGNORE_INDEX

@@ -34,6 +34,7 @@ class TrainConfig(StrictConfig):
     seed: int = 0
     hash_seed: int = DEFAULT_HASH_SEED  # LSH hashing seed for evaluation
     compile: bool = False             # torch.compile the model (core.model.compile_model); eager fallback
+    init_from: str = ""               # warm start: an exported arm or a run's arm directory
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(self.betas))

@@ -17,6 +17,7 @@ import json
 import math
 import os
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +25,9 @@ from pathlib import Path
 import torch
 
 from core.device import autocast, pick_device, synchronize, to_device
+from core.interop import load_arm, warm_start
 from core.model import PretrainingModel, compile_model
-from core.optim import adamw
+from core.optim import adamw, warmup_linear_decay
 from core.train.checkpoint import (
     BUDGET_FIELDS,
     CHECKPOINT,
@@ -60,6 +62,7 @@ class TrainResult:
     final_eval: dict = field(default_factory=dict)
     step_times: list[tuple[int, float]] = field(default_factory=list)  # this session's steps
     resume: dict = field(default_factory=dict)  # how this run began: fresh, resumed, restarted, extended
+    warm_start: str | None = None        # what init_from carried over, in one line
 
     def speed(self, warmup: int = 2) -> dict:
         """Median/min/max training tokens per second over the steps after `warmup`."""
@@ -104,6 +107,7 @@ class Trainer:
         self.identity = trajectory_identity(model.cfg, cfg, data, self.eval_data)
         self.fingerprint = fingerprint_of(self.identity)
         self.resume_info: dict = {"kind": "fresh"}
+        self.warm_start_line: str | None = None
 
     # -- schedule ---------------------------------------------------------------------------
     def fraction_done(self) -> float:
@@ -114,10 +118,7 @@ class Trainer:
         return min(1.0, max(parts))
 
     def lr_factor(self) -> float:
-        f, w = self.fraction_done(), self.cfg.warmup
-        if w and f < w:
-            return max(f / w, 1e-3)
-        return max(0.0, (1.0 - f) / (1.0 - w)) if w < 1 else 1.0
+        return warmup_linear_decay(self.fraction_done(), self.cfg.warmup)
 
     # -- checkpoints ------------------------------------------------------------------------
     @property
@@ -195,9 +196,19 @@ class Trainer:
             if b % self.world == self.rank:
                 yield batch
 
+    def warm_start(self) -> str | None:
+        """Copy `cfg.init_from`'s weights where shapes allow (a fresh run only: a resumed one
+        already holds them); the one-line account of what was and was not carried over."""
+        if not self.cfg.init_from:
+            return None
+        report = warm_start(self.model, load_arm(self.cfg.init_from).model)
+        if self.rank == 0:
+            print(report.line(), file=sys.stderr)
+        return report.line()
+
     def train(self, resume: bool = True) -> TrainResult:
-        if resume:
-            self.resume()
+        if not (resume and self.resume()):
+            self.warm_start_line = self.warm_start()
         self.model.train()
         batches = self._batches()
         status, error = "ok", None
@@ -294,7 +305,7 @@ class Trainer:
             final = self._evaluate(per_example=True)
             self.save()
         return TrainResult(status, error, self.progress, self.train_loss, self.train_loss_time, self.evals, final,
-                           self.step_times, self.resume_info)
+                           self.step_times, self.resume_info, self.warm_start_line)
 
     def _saved_step(self) -> int | str:
         path = self.checkpoint_path

@@ -1,0 +1,162 @@
+"""The fine-tuning loop: AdamW (core.optim), warm-up then linear decay, dev evaluation with
+early stopping, and the test score of the best dev checkpoint (never the last one, never
+the best test one).
+
+Each seed starts from the same pretrained weights: the seed only drives the head's
+initialisation, dropout and the order of training examples.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from core.data import Tokenizer
+from core.device import autocast, pick_device, to_device
+from core.finetune.config import FinetuneConfig
+from core.finetune.encode import Encoded, batches, encode_examples
+from core.finetune.metrics import Score, accuracy, correlations, mean_and_se
+from core.finetune.model import TaskModel
+from core.finetune.tasks import Task
+from core.model import PretrainingModel
+from core.optim import adamw, warmup_linear_decay
+
+
+@dataclass
+class FinetuneResult:
+    task: str
+    metric: str                    # the primary metric (accuracy, or spearman for regression)
+    seed: int
+    test: Score                    # primary metric on test, at the best dev checkpoint
+    dev: float                     # best dev value of the primary metric
+    test_all: dict[str, Score]     # every metric on test (pearson and spearman for regression)
+    best_step: int
+    steps: int
+    seconds: float
+    dev_curve: list[tuple[int, float]] = field(default_factory=list)
+
+
+def scores(task: Task, predictions: list, gold: list) -> dict[str, Score]:
+    if task.spec.regression:
+        return correlations(predictions, gold)
+    return {"accuracy": accuracy(predictions, gold)}
+
+
+def primary_metric(task: Task) -> str:
+    return "spearman" if task.spec.regression else "accuracy"
+
+
+@torch.no_grad()
+def predict(model: TaskModel, enc: Encoded, cfg: FinetuneConfig, regression: bool, device: torch.device) -> list:
+    model.eval()
+    out: list = []
+    with model.encoder.seeded_hashing(cfg.hash_seed):
+        for batch in batches(enc, cfg.eval_batch_size, regression):
+            batch = to_device(batch, device)
+            batch.pop("labels")
+            with autocast(device):
+                _, logits = model(**batch)
+            out += (logits.float() if regression else logits.argmax(-1)).tolist()
+    model.train()
+    return out
+
+
+def _task_model(pretrained: PretrainingModel, task: Task, cfg: FinetuneConfig, device: torch.device) -> TaskModel:
+    torch.manual_seed(cfg.seed)
+    encoder = PretrainingModel(pretrained.cfg)
+    encoder.load_state_dict(pretrained.state_dict())
+    model = TaskModel(encoder, task.num_labels, cfg.dropout).to(device)
+    return model.train()
+
+
+def _optimizer(model: TaskModel, cfg: FinetuneConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    return adamw([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+                 lr=cfg.lr, eps=1e-6)
+
+
+def _train_batches(enc: Encoded, cfg: FinetuneConfig, regression: bool):
+    rng = np.random.default_rng(cfg.seed)
+    while True:
+        yield from batches(enc, cfg.batch_size, regression, rng.permutation(len(enc.ids)).tolist())
+
+
+def finetune(pretrained: PretrainingModel, tokenizer: Tokenizer, task: Task, cfg: FinetuneConfig) -> FinetuneResult:
+    """Fine-tune a copy of `pretrained` on `task`; the test score of the best dev checkpoint."""
+    device, t0 = pick_device(cfg.device), time.perf_counter()
+    regression, metric = task.spec.regression, primary_metric(task)
+    type_ids = pretrained.cfg.type_vocab_size > 1
+    max_len = min(cfg.max_length, pretrained.cfg.max_position_embeddings)
+    enc = {s: encode_examples(ex, tokenizer, max_len, type_ids) for s, ex in task.splits.items()}
+    if cfg.max_train_examples:
+        enc["train"] = Encoded(*(x[: cfg.max_train_examples] for x in (enc["train"].ids, enc["train"].types,
+                                                                       enc["train"].labels)))
+    model = _task_model(pretrained, task, cfg, device)
+    optimizer = _optimizer(model, cfg)
+    train = _train_batches(enc["train"], cfg, regression)
+    best, best_step, best_state, curve, stale, step = -float("inf"), 0, None, [], 0, 0
+    while step < cfg.max_steps:
+        _step(model, optimizer, to_device(next(train), device), cfg, warmup_linear_decay(step / cfg.max_steps, cfg.warmup),
+              device)
+        step += 1
+        if step % cfg.eval_interval and step != cfg.max_steps:
+            continue
+        value = scores(task, predict(model, enc["dev"], cfg, regression, device), enc["dev"].labels)[metric].value
+        curve.append((step, value))
+        if value > best:
+            best, best_step, stale = value, step, 0
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        else:
+            stale += 1
+            if cfg.patience and stale >= cfg.patience and step >= cfg.max_steps // 2:
+                break  # never in the first half: a plateau while the learning rate is high is common
+    model.load_state_dict(best_state)
+    test = scores(task, predict(model, enc["test"], cfg, regression, device), enc["test"].labels)
+    return FinetuneResult(task.name, metric, cfg.seed, test[metric], best, test, best_step, step,
+                          time.perf_counter() - t0, curve)
+
+
+def _step(model: TaskModel, optimizer: torch.optim.Optimizer, batch: dict, cfg: FinetuneConfig, lr_factor: float,
+          device: torch.device) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    with autocast(device):
+        loss, _ = model(**batch)
+    loss.backward()
+    if cfg.clip_norm:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+    for group in optimizer.param_groups:
+        group["lr"] = cfg.lr * lr_factor
+    optimizer.step()
+
+
+@dataclass
+class SeedSummary:
+    task: str
+    metric: str
+    mean: float                    # over seeds
+    se: float                      # standard error over seeds
+    n: int                         # test examples
+    results: list[FinetuneResult]
+
+    def to_dict(self) -> dict:
+        first = self.results[0].test
+        return {"task": self.task, "metric": self.metric, "mean": self.mean, "se": self.se, "n": self.n,
+                "seeds": [r.seed for r in self.results], "values": [r.test.value for r in self.results],
+                "ci95_seed0": [first.low, first.high], "best_steps": [r.best_step for r in self.results],
+                "test_all": {k: [r.test_all[k].value for r in self.results] for k in self.results[0].test_all}}
+
+    def __str__(self) -> str:
+        first = self.results[0].test
+        return (f"{self.task} {self.metric} {self.mean:.4f} ± {self.se:.4f} (mean ± se over {len(self.results)} "
+                f"seeds; n={self.n}, seed-{self.results[0].seed} 95% CI {first.low:.4f}-{first.high:.4f})")
+
+
+def finetune_seeds(pretrained: PretrainingModel, tokenizer: Tokenizer, task: Task, cfg: FinetuneConfig,
+                   seeds: int = 3) -> SeedSummary:
+    results = [finetune(pretrained, tokenizer, task, cfg.replace(seed=cfg.seed + i)) for i in range(seeds)]
+    mean, se = mean_and_se([r.test.value for r in results])
+    return SeedSummary(task.name, results[0].metric, mean, se, results[0].test.n, results)

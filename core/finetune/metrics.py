@@ -1,0 +1,93 @@
+"""Scores with their sampling noise: every downstream number carries n and a 95% interval.
+
+Accuracy: Wilson's score interval (sound near 0 and 1, unlike the normal approximation).
+Pearson: Fisher's z, se = 1/sqrt(n-3). Spearman: Fisher's z with Fieller et al.'s
+se = sqrt(1.06/(n-3)), the usual correction for rank correlations.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+Z95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class Score:
+    metric: str          # accuracy | pearson | spearman
+    value: float
+    n: int
+    low: float           # 95% interval
+    high: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.value:.4f} (n={self.n}, 95% CI {self.low:.4f}-{self.high:.4f})"
+
+
+def wilson(correct: int, n: int) -> tuple[float, float]:
+    if n == 0:
+        return (float("nan"), float("nan"))
+    p, z2 = correct / n, Z95 ** 2
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def accuracy(pred: Sequence[int], gold: Sequence[int]) -> Score:
+    n = len(gold)
+    correct = int(np.sum(np.asarray(pred) == np.asarray(gold)))
+    return Score("accuracy", correct / n if n else float("nan"), n, *wilson(correct, n))
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks with ties averaged (what Spearman's rho needs)."""
+    order = np.argsort(x, kind="mergesort")
+    ranks = np.empty(len(x), dtype=float)
+    sorted_x = x[order]
+    i = 0
+    while i < len(x):
+        j = i
+        while j + 1 < len(x) and sorted_x[j + 1] == sorted_x[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2
+        i = j + 1
+    return ranks
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    denom = math.sqrt(float(a @ a) * float(b @ b))
+    return float(a @ b) / denom if denom else 0.0
+
+
+def fisher_interval(r: float, n: int, var_factor: float = 1.0) -> tuple[float, float]:
+    if n <= 3:
+        return (-1.0, 1.0)
+    z = math.atanh(max(min(r, 1 - 1e-12), -1 + 1e-12))
+    half = Z95 * math.sqrt(var_factor / (n - 3))
+    return math.tanh(z - half), math.tanh(z + half)
+
+
+def correlations(pred: Sequence[float], gold: Sequence[float]) -> dict[str, Score]:
+    a, b = np.asarray(pred, dtype=float), np.asarray(gold, dtype=float)
+    n = len(a)
+    r = _pearson(a, b)
+    rho = _pearson(_ranks(a), _ranks(b))
+    return {"pearson": Score("pearson", r, n, *fisher_interval(r, n)),
+            "spearman": Score("spearman", rho, n, *fisher_interval(rho, n, 1.06))}
+
+
+def mean_and_se(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and standard error over fine-tuning seeds (se = sd / sqrt(k); 0 for one seed)."""
+    k = len(values)
+    mean = sum(values) / k
+    if k < 2:
+        return mean, 0.0
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (k - 1))
+    return mean, sd / math.sqrt(k)

@@ -1,0 +1,36 @@
+"""A task head on any pretrained arm: pooled [CLS] -> dropout -> linear (classes, or one
+score for regression). The arm's own pooler is reused when it has one (BERT/ALBERT
+pretrained it with NSP/SOP); RoBERTa-style arms get a fresh one, as fairseq does."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.model import PretrainingModel
+
+
+class TaskModel(nn.Module):
+    def __init__(self, encoder: PretrainingModel, num_labels: int, dropout: float = 0.1):
+        super().__init__()
+        H = encoder.cfg.hidden_size
+        self.encoder = encoder
+        self.pooler = encoder.sentence_head.pooler if encoder.sentence_head is not None else nn.Linear(H, H)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(H, num_labels)
+        nn.init.normal_(self.classifier.weight, std=encoder.cfg.initializer_range)
+        nn.init.zeros_(self.classifier.bias)
+        self.num_labels = num_labels
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None) -> tuple[torch.Tensor | None, torch.Tensor]:
+        if not self.encoder.cfg.type_vocab_size:
+            token_type_ids = None
+        h = self.encoder.encode(input_ids, attention_mask, token_type_ids)
+        logits = self.classifier(self.dropout(torch.tanh(self.pooler(h[:, 0]))))
+        if self.num_labels == 1:
+            logits = logits.squeeze(-1)
+        loss = None
+        if labels is not None:
+            loss = F.mse_loss(logits.float(), labels) if self.num_labels == 1 else F.cross_entropy(logits.float(), labels)
+        return loss, logits

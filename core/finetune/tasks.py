@@ -1,0 +1,114 @@
+"""Downstream tasks: TSV splits read into examples, with errors that name file and column.
+
+A task is a kind, the columns that hold its texts and label, and train/dev/test files.
+Built in: `korsts` (pair regression, score 0..5) and `question_pair` (pair classification;
+the source's is_duplicate 0 means SAME meaning, so classes are named, not numbered).
+Anything else: `tsv:DIR:text_a=COL,text_b=COL,label=COL,kind=KIND`.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.registry import unknown_name_error
+
+KINDS = ("classification", "pair-classification", "pair-regression")
+SPLITS = ("train", "dev", "test")
+_SPLIT_NAMES = {"train": ("train",), "dev": ("dev", "valid", "validation", "val"), "test": ("test",)}
+SHARED_DATA_ENV = "BERT_ABLATE_TASK_DATA"   # where the built-in tasks' folders live
+
+
+class TaskError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Example:
+    text_a: str
+    text_b: str | None
+    label: float | int            # class index, or a score for regression
+
+
+@dataclass
+class TaskSpec:
+    name: str
+    directory: Path
+    kind: str
+    text_a: str
+    text_b: str | None
+    label: str
+    label_names: dict[str, str] = field(default_factory=dict)   # raw value -> class name (fixed order)
+    files: dict[str, str] = field(default_factory=dict)         # split -> file name (else found by name)
+
+    @property
+    def regression(self) -> bool:
+        return self.kind.endswith("regression")
+
+
+@dataclass
+class Task:
+    spec: TaskSpec
+    splits: dict[str, list[Example]]
+    classes: list[str]            # class names by index ([] for regression)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def num_labels(self) -> int:
+        return 1 if self.spec.regression else len(self.classes)
+
+
+def _default_root() -> Path:
+    env = os.environ.get(SHARED_DATA_ENV)
+    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+def builtin_spec(name: str, root: str | Path | None = None) -> TaskSpec:
+    root = Path(root) if root else _default_root()
+    if name == "korsts":
+        return TaskSpec("korsts", root / "korsts", "pair-regression", "sentence1", "sentence2", "score")
+    if name == "question_pair":
+        # songys/Question_pair: is_duplicate 0 = the same meaning, 1 = different
+        return TaskSpec("question_pair", root / "question_pair", "pair-classification", "question1", "question2",
+                        "is_duplicate", label_names={"1": "different", "0": "same"})
+    raise unknown_name_error("task", name, ["korsts", "question_pair", "tsv:DIR:text_a=...,label=...,kind=..."])
+
+
+def parse_task(text: str, root: str | Path | None = None) -> TaskSpec:
+    """'korsts', 'question_pair' or 'tsv:DIR:text_a=s1,text_b=s2,label=y,kind=pair-classification'."""
+    if not text.startswith("tsv:"):
+        return builtin_spec(text, root)
+    directory, sep, options = text[4:].rpartition(":")
+    if not sep or not directory:
+        raise TaskError(f"task {text!r}: expected tsv:DIR:text_a=COL,text_b=COL,label=COL,kind=KIND")
+    keys = ("text_a", "text_b", "label", "kind", "train", "dev", "test")
+    fields: dict[str, str] = {}
+    for part in filter(None, options.split(",")):
+        key, eq, value = part.partition("=")
+        if not eq or key not in keys:
+            raise unknown_name_error(f"option in task {text!r}:", key, keys)
+        fields[key] = value
+    kind = fields.get("kind", "pair-classification" if "text_b" in fields else "classification")
+    if kind not in KINDS:
+        raise unknown_name_error("task kind", kind, KINDS)
+    for need in ("text_a", "label") + (("text_b",) if kind.startswith("pair") else ()):
+        if need not in fields:
+            raise TaskError(f"task {text!r} needs {need}=COLUMN (kind {kind})")
+    files = {s: fields[s] for s in SPLITS if s in fields}
+    return TaskSpec(Path(directory).name or directory, Path(directory), kind, fields["text_a"],
+                    fields.get("text_b"), fields["label"], files=files)
+
+
+def split_tasks(text: str) -> list[str]:
+    """'korsts,tsv:D:text_a=a,label=y,question_pair' -> the three specs: a comma starts a new
+    task unless what follows is one of a tsv spec's key=value options."""
+    out: list[str] = []
+    for piece in filter(None, text.split(",")):
+        if out and out[-1].startswith("tsv:") and "=" in piece and not piece.startswith("tsv:"):
+            out[-1] += "," + piece
+        else:
+            out.append(piece)
+    return out

@@ -1,0 +1,90 @@
+"""The CLI end to end: pretrain with --downstream, kept weights, export, finetune, init_from paths."""
+import json
+
+import pytest
+
+from ablations.__main__ import main as cli
+from ablations.export import resolve_source
+from ablations.results import read_rows
+from tests.test_finetune import keyword_task
+
+TOML = '''
+name = "ds"
+description = "unshared vs shared attention, fine-tuned"
+base = "roberta"
+
+[[arms]]
+name = "base"
+
+[[arms]]
+name = "shared"
+description = "attention shared across layers"
+overrides = { "model.sharing" = "attention", "model.num_groups" = 1 }
+'''
+
+
+@pytest.mark.slow
+def test_run_with_downstream_then_export_finetune_and_warm_start(tmp_path, corpus_file, cache_dir, monkeypatch,
+                                                                  capsys):
+    monkeypatch.setenv("BERT_ABLATE_CACHE", str(cache_dir))
+    # memory is measured in a subprocess (test_measure.py covers it); here it would only cost time
+    monkeypatch.setattr("ablations.runner.measure", lambda *a, **k: {"status": "ok", "peak_mem_bytes": 2**20})
+    said = lambda stream="out": " ".join(getattr(capsys.readouterr(), stream).split())  # rich wraps lines
+    task = f"tsv:{keyword_task(tmp_path / 'task', sizes=(100, 40, 60))}:text_a=s1,text_b=s2,label=y,kind=pair-classification"
+    (tmp_path / "ds.toml").write_text(TOML, encoding="utf-8")
+    run = tmp_path / "run"
+    common = ["--quick", "--corpus", str(corpus_file), "--no-progress"]
+    assert cli(["run", str(tmp_path / "ds.toml"), "--out", str(run), *common, "--downstream", "korst"]) == 2
+    assert "unknown task 'korst'. Did you mean 'korsts'" in said("err")  # checked before pretraining
+    assert cli(["run", str(tmp_path / "ds.toml"), "--out", str(run), *common, "--downstream", task,
+                "--downstream-steps", "6", "--downstream-seeds", "2"]) == 0
+    rows = {r["arm"]: r for r in read_rows(run / "results.jsonl")}
+    for arm in ("base", "shared"):
+        r = rows[arm]
+        assert r["status"] == "ok" and r["downstream_task_n"] == 60 and r["downstream_task_metric"] == "accuracy"
+        assert len(r["downstream_task_seeds"]["values"]) == 2 and r["downstream_task_se"] >= 0
+        lo, hi = r["downstream_task_ci"]
+        assert lo <= r["downstream_task_seeds"]["values"][0] <= hi
+        assert (run / "arms" / arm / "model.safetensors").is_file() and not (run / "arms" / arm / "checkpoint.pt").exists()
+    report = (run / "report.md").read_text()
+    assert "## Downstream" in report and "(shared vs base)" in report and "noise" in report
+
+    capsys.readouterr()
+    assert cli(["export", str(run), "base", "--out", str(tmp_path / "hf")]) == 0
+    assert "in hf format" in said() and (tmp_path / "hf" / "tokenizer.json").is_file()
+    assert cli(["export", str(run), "shared", "--out", str(tmp_path / "native")]) == 0
+    assert "native format: HF transformers cannot represent sharing='attention'" in said()
+    assert cli(["export", str(run), "shared", "--format", "hf", "--out", str(tmp_path / "x")]) == 2
+    assert "cannot be exported in HF format" in said("err")
+    assert cli(["finetune", str(run), "shared", "--task", task, "--steps", "3", "--seeds", "1", "--eval-every", "1",
+                "--max-length", "32", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert got["n"] == 60 and got["metric"] == "accuracy" and len(got["values"]) == 1 and got["best_steps"][0] >= 1
+
+    # train.init_from = "RUN_DIR/ARM" names a finished arm's kept weights (Trainer.warm_start: test_export.py)
+    assert resolve_source(f"{run}/base") == str(run / "arms" / "base")
+    with pytest.raises(FileNotFoundError, match="neither an exported arm nor RUN_DIR/ARM"):
+        resolve_source(str(tmp_path / "nowhere"))
+    with pytest.raises(ValueError, match="unknown arm in .* 'bsae'. Did you mean 'base'"):
+        resolve_source(f"{run}/bsae")
+
+
+def test_downstream_verdicts_weigh_seed_and_test_set_noise():
+    from ablations.downstream import compare_downstream, downstream_markdown
+
+    def row(arm, score, se, ci, **kw):
+        return {"arm": arm, "status": "ok", "eval_mlm_loss": 5.0, "params_unique": 10e6, "peak_mem_bytes": 2**30,
+                "downstream_qp": score, "downstream_qp_se": se, "downstream_qp_n": 758, "downstream_qp_ci": ci,
+                "downstream_qp_metric": "accuracy", **kw}
+
+    base = row("base", 0.80, 0.005, [0.77, 0.83])
+    worse = row("shared", 0.70, 0.005, [0.67, 0.73], compare_to="base", component="attention sharing",
+                params_unique=4e6)
+    close = row("close", 0.79, 0.005, [0.76, 0.82], compare_to="base")
+    # noise = 2 * sqrt(2 * (0.005^2 + (0.06 / 3.92)^2)) = 0.0455
+    assert compare_downstream(worse, base, "qp") == "qp accuracy -0.100: costs downstream quality beyond noise (±0.046)"
+    assert compare_downstream(close, base, "qp") == "qp accuracy -0.010: within noise (±0.046)"
+    md = downstream_markdown([base, worse, close])
+    assert "| shared | 5.000 | 4.00M | 1,024 MiB | 0.700 ± 0.005 (n=758, CI 0.670–0.730) |" in md
+    assert "- **attention sharing** (shared vs base): saves parameters ×0.40; qp accuracy -0.100: costs" in md
+    assert downstream_markdown([{"arm": "x", "status": "ok"}]) == ""
