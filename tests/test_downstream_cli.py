@@ -28,7 +28,7 @@ def test_run_with_downstream_then_export_finetune_and_warm_start(tmp_path, corpu
                                                                   capsys):
     monkeypatch.setenv("BERT_ABLATE_CACHE", str(cache_dir))
     # memory is measured in a subprocess (test_measure.py covers it); here it would only cost time
-    monkeypatch.setattr("ablations.runner.measure", lambda *a, **k: {"status": "ok", "peak_mem_bytes": 2**20})
+    monkeypatch.setattr("ablations.arm.measure", lambda *a, **k: {"status": "ok", "peak_mem_bytes": 2**20})
     said = lambda stream="out": " ".join(getattr(capsys.readouterr(), stream).split())  # rich wraps lines
     task = f"tsv:{keyword_task(tmp_path / 'task', sizes=(100, 40, 60))}:text_a=s1,text_b=s2,label=y,kind=pair-classification"
     (tmp_path / "ds.toml").write_text(TOML, encoding="utf-8")
@@ -45,7 +45,8 @@ def test_run_with_downstream_then_export_finetune_and_warm_start(tmp_path, corpu
         assert len(r["downstream_task_seeds"]["values"]) == 2 and r["downstream_task_se"] >= 0
         lo, hi = r["downstream_task_ci"]
         assert lo <= r["downstream_task_seeds"]["values"][0] <= hi
-        assert (run / "arms" / arm / "model.safetensors").is_file() and not (run / "arms" / arm / "checkpoint.pt").exists()
+        kept = run / "arms" / arm / "seed-0"
+        assert (kept / "model.safetensors").is_file() and not (kept / "checkpoint.pt").exists()
     report = (run / "report.md").read_text()
     assert "## Downstream" in report and "(shared vs base)" in report and "noise" in report
 
@@ -62,7 +63,7 @@ def test_run_with_downstream_then_export_finetune_and_warm_start(tmp_path, corpu
     assert got["n"] == 60 and got["metric"] == "accuracy" and len(got["values"]) == 1 and got["best_steps"][0] >= 1
 
     # train.init_from = "RUN_DIR/ARM" names a finished arm's kept weights (Trainer.warm_start: test_export.py)
-    assert resolve_source(f"{run}/base") == str(run / "arms" / "base")
+    assert resolve_source(f"{run}/base") == str(run / "arms" / "base" / "seed-0")
     with pytest.raises(FileNotFoundError, match="neither an exported arm nor RUN_DIR/ARM"):
         resolve_source(str(tmp_path / "nowhere"))
     with pytest.raises(ValueError, match="unknown arm in .* 'bsae'. Did you mean 'base'"):
