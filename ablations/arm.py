@@ -75,7 +75,7 @@ class ArmTrainer:
         n = self.opts.nproc_per_node
         if n > 1:  # torchrun's ranks train it; this process keeps the lease and measures
             fields = launch(res.model, res.data, eval_data.cfg if eval_data is not data else None, res.train,
-                            ckpt_dir, self.opts.corpus, self.opts.cache_dir, n)
+                            ckpt_dir, self.opts.corpus, self.opts.cache_dir, n, self.opts.progress)
         else:
             fields = fit(res.model, data, eval_data, res.train, ckpt_dir, self.opts.progress)
         if fields["resume"].get("kind") == "restarted":

@@ -25,8 +25,7 @@ import torch
 from core.data import DataConfig, build_dataset
 from core.files import atomic_write_text
 from core.model import ModelConfig, PretrainingModel
-from core.train import TrainConfig, Trainer
-from core.train.distributed import init_from_env, teardown
+from core.train import TrainConfig, Trainer, init_from_env, teardown
 
 UNIT, RESULT = "unit.json", "result.json"
 
@@ -50,7 +49,7 @@ def fit(model_cfg: ModelConfig, data, eval_data, train_cfg: TrainConfig, ckpt_di
 
 
 def launch(model_cfg: ModelConfig, data_cfg: DataConfig, eval_cfg: DataConfig | None, train_cfg: TrainConfig,
-           ckpt_dir: Path, corpus: str | None, cache_dir: str | None, nproc: int) -> dict:
+           ckpt_dir: Path, corpus: str | None, cache_dir: str | None, nproc: int, progress: bool = True) -> dict:
     """Run `fit` on `nproc` torchrun ranks; the fields rank 0 wrote. A failed launch raises
     with the ranks' last error lines (the runner records the unit as "error")."""
     if train_cfg.batch_size % nproc:
@@ -59,7 +58,7 @@ def launch(model_cfg: ModelConfig, data_cfg: DataConfig, eval_cfg: DataConfig | 
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     unit = {"model": model_cfg.to_json(), "data": data_cfg.to_json(), "eval": eval_cfg.to_json() if eval_cfg else None,
             "train": train_cfg.replace(batch_size=train_cfg.batch_size // nproc).to_json(),
-            "ckpt_dir": str(ckpt_dir), "corpus": corpus, "cache_dir": cache_dir}
+            "ckpt_dir": str(ckpt_dir), "corpus": corpus, "cache_dir": cache_dir, "progress": progress}
     atomic_write_text(ckpt_dir / UNIT, json.dumps(unit, default=str))
     (ckpt_dir / RESULT).unlink(missing_ok=True)
     root = str(Path(__file__).resolve().parents[1])
@@ -83,7 +82,7 @@ def main(unit_path: str) -> None:
             if unit["eval"] else data
         ckpt_dir = Path(unit["ckpt_dir"])
         fields = fit(ModelConfig.from_json(unit["model"]), data, eval_data, train_cfg, ckpt_dir,
-                     progress=world.rank == 0)
+                     progress=unit.get("progress", True) and world.rank == 0)
         if world.rank == 0:
             atomic_write_text(ckpt_dir / RESULT, json.dumps(fields, default=str))
     finally:

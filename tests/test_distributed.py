@@ -14,8 +14,7 @@ import torch.multiprocessing as mp
 
 from core.data import DataConfig, build_dataset
 from core.model import PretrainingModel
-from core.train import TrainConfig, Trainer
-from core.train.distributed import World, average_gradients, init_from_env, wrap_ddp
+from core.train import TrainConfig, Trainer, World, average_gradients, init_from_env, wrap_ddp
 from variants import get_config
 
 DATA = dict(vocab_size=600, max_length=64, dupe_factor=2, max_eval_examples=16)
