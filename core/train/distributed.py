@@ -17,8 +17,8 @@ Design notes for the next engineer:
       "Expected to mark a variable ready only once": reformer-pytorch's
       ReversibleSequence recomputes the forward inside its custom backward;
     * find_unused_parameters=True: the same failure;
-    * static_graph=True: runs, but gradients differed from the mean by ~0.28 for every
-      model (bert included) with the MLM decoder tied to the word embeddings;
+    * static_graph=True: runs, but gradients differed from the mean by up to 0.28 for
+      every model (bert included) in a two-step probe; the cause was not pinned down;
     * no_sync() forward/backward + `average_gradients`: exact (<= 5e-10) for all three.
   So every model takes the last path: one code path, correct with shared and reversible
   layers, and gradient accumulation needs no no_sync bookkeeping. The cost is no overlap
