@@ -83,7 +83,8 @@ def _options(args):
                       seq_len=args.seq_len, batch_size=args.batch_size, device=args.device, seed=args.seed,
                       seeds=args.seeds, out=args.out, quick=args.quick, vocab_size=args.vocab_size, lr=args.lr,
                       keep_checkpoints=args.keep_checkpoints, progress=not args.no_progress, budget=args.budget,
-                      compile=args.compile)
+                      compile=args.compile, arms=args.arms, shard=args.shard,
+                      nproc_per_node=args.nproc_per_node)
 
 
 def _cmd_run(args) -> int:
@@ -282,6 +283,12 @@ def _add_run(r: argparse.ArgumentParser) -> None:
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.add_argument("--compile", action="store_true", help="torch.compile the models (eager fallback with a warning)")
     _add_downstream_flags(r)
+    part = r.add_argument_group("distributed (README: \"Distributed and multi-machine\")")
+    part.add_argument("--arms", help="train only these arms, comma-separated (others may run elsewhere)")
+    part.add_argument("--shard", help="K/N: train only arm i (from 0, in the spec's order) with i %% N + 1 == K; "
+                                      "N processes or machines on one run directory split the arms")
+    part.add_argument("--nproc-per-node", type=int, default=1,
+                      help="train each arm on N torchrun ranks (DDP; --batch-size is split over them)")
     r.set_defaults(fn=_cmd_run)
 
 

@@ -16,6 +16,7 @@ import torch
 
 from ablations.downstream import downstream_lines
 from ablations.export import drop_checkpoint, finish_arm, with_init_from
+from ablations.launch import fit, launch
 from ablations.options import RunOptions
 from ablations.resolve import TRAINING_ONLY, ResolvedArm
 from ablations.results import arm_dir
@@ -23,7 +24,7 @@ from core.data import DataConfig, DataError, build_dataset
 from core.device import is_oom
 from core.measure import flops_per_token, matmul_peak_flops, measure
 from core.model import PretrainingModel
-from core.train import Trainer
+from core.train import CHECKPOINT, load_checkpoint
 
 
 class ArmTrainer:
@@ -74,26 +75,27 @@ class ArmTrainer:
     def _train_into(self, row: dict, res: ResolvedArm, ckpt_dir: Path) -> None:
         data = self.data_for(res.data)
         eval_data, row["eval_set"] = self.eval_data_for(res, data)
-        torch.manual_seed(res.train.seed)
-        model = PretrainingModel(res.model)
-        counts = model.parameter_counts()
-        row.update(params_unique=counts["unique"], params_total=counts["total"],
-                   params_embedding=counts["embedding"], params_encoder_unique=counts["encoder_unique"])
-        trainer = Trainer(model, data, with_init_from(res.train), ckpt_dir, progress_bar=self.opts.progress,
-                          eval_data=eval_data)
-        result = trainer.train(resume=True)
-        if result.resume.get("kind") == "restarted":
-            self.log(f"  [yellow]{result.resume['reason']}[/yellow]")
-        row.update(status=result.status, error=result.error, tokens_seen=result.progress.tokens,
-                   steps=result.progress.step, wall_s=result.progress.seconds, resume=result.resume,
-                   train_loss=result.train_loss, train_loss_time=result.train_loss_time, evals=result.evals,
-                   train_tokens_per_s=result.progress.tokens / max(result.progress.seconds, 1e-9),
-                   **{k: v for k, v in result.final_eval.items() if k.startswith("eval_")})
-        row.update(result.speed(warmup=2), warm_start=result.warm_start)
-        if result.status == "ok":
-            row.update(self._finish(model, data, ckpt_dir, res))
-        del trainer, model
+        n, train_cfg = self.opts.nproc_per_node, with_init_from(res.train)
+        if n > 1:  # torchrun's ranks train it; this process keeps the lease and measures
+            fields = launch(res.model, res.data, eval_data.cfg if eval_data is not data else None, train_cfg,
+                            ckpt_dir, self.opts.corpus, self.opts.cache_dir, n, self.opts.progress)
+            model = None
+        else:
+            fields, model = fit(res.model, data, eval_data, train_cfg, ckpt_dir, self.opts.progress)
+        if fields["resume"].get("kind") == "restarted":
+            self.log(f"  [yellow]{fields['resume']['reason']}[/yellow]")
+        row.update(fields)
+        if row["status"] == "ok":
+            row.update(self._finish(model or self._from_checkpoint(res, ckpt_dir), data, ckpt_dir, res))
+        del model
         self._measure_into(row, res, speed=not row.get("timed_steps") or row["timed_steps"] < 3)
+
+    @staticmethod
+    def _from_checkpoint(res: ResolvedArm, ckpt_dir: Path) -> PretrainingModel:
+        """The final weights that torchrun's rank 0 wrote, for an arm trained on several ranks."""
+        model = PretrainingModel(res.model)
+        model.load_state_dict(load_checkpoint(ckpt_dir / CHECKPOINT)["model"])
+        return model
 
     def _finish(self, model: PretrainingModel, data, ckpt_dir: Path, res: ResolvedArm) -> dict[str, Any]:
         """Keep the final weights (ablations.export) and add downstream scores if asked."""

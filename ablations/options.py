@@ -18,6 +18,7 @@ LIMITS: dict[str, tuple[float, str]] = {
     "time_budget": (1, "seconds"), "seq_len": (8, "tokens per example"), "batch_size": (1, "examples per step"),
     "vocab_size": (16, "SentencePiece pieces"), "seeds": (1, "seeds per arm"), "seed": (0, "the first seed"),
     "long_seq_len": (0, "tokens (0 disables)"), "memory_limit_bytes": (1, "bytes"),
+    "nproc_per_node": (1, "processes (torchrun ranks) per arm"),
 }
 
 
@@ -47,6 +48,9 @@ class RunOptions:
     downstream: tuple[str, ...] = ()   # tasks to fine-tune every ok arm on (ablations.downstream)
     downstream_steps: int = 300
     downstream_seeds: int = 1
+    arms: str | None = None           # "a,b": train only these arms (ablations.selection)
+    shard: str | None = None          # "K/N": train only arm i with i % N + 1 == K
+    nproc_per_node: int = 1           # > 1: each arm runs under torchrun on this many ranks
 
     def __post_init__(self) -> None:
         """Every number is checked here, before any data is built: a bad value is one line
@@ -57,12 +61,36 @@ class RunOptions:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= {low} ({what}), got {value}")
         if self.budget not in ("cpu", "gpu"):
             raise unknown_name_error("--budget", self.budget, ("cpu", "gpu"))
+        parse_shard(self.shard)
+        parse_arm_names(self.arms)
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"--lr must be > 0 (the peak learning rate), got {self.lr}")
 
     @property
     def seed_list(self) -> list[int]:
         return [self.seed + k for k in range(self.seeds)]
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """'2/4' -> (2, 4); shards count from 1."""
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
+    if not m:
+        raise ValueError(f"--shard {text!r}: write K/N, e.g. --shard 1/2 (this process takes shard K of N)")
+    k, n = int(m.group(1)), int(m.group(2))
+    if not 1 <= k <= n:
+        raise ValueError(f"--shard {text}: K must be between 1 and N (got K={k}, N={n})")
+    return k, n
+
+
+def parse_arm_names(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    names = tuple(n.strip() for n in str(text).split(",") if n.strip())
+    if not names:
+        raise ValueError("--arms is empty: give arm names separated by commas (see `python -m ablations show NAME`)")
+    return names
 
 
 def parse_duration(text: str) -> float:

@@ -206,6 +206,7 @@ def _training_report(rows: list[dict], out: Path, console) -> str:
                "", "## Verdicts", ""] + verdicts + [""]
     md += _expectation_lines(name, arms, speed)
     md += _failures(arms)
+    md += _missing(arms, spec_info, seeds)
     plots = plot_losses(arms, out) + plot_eval_curves(arms, out)
     if plots:
         md += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
@@ -241,6 +242,22 @@ def _failures(arms: dict[str, ArmStats]) -> list[str]:
         lines += ["Arms with the same configuration as another were trained once: "
                   + ", ".join(f"{a} = {b}" for a, b in twins) + ".", ""]
     return lines
+
+
+def _missing(arms: dict[str, ArmStats], spec_info: dict, seeds: list[int]) -> list[str]:
+    """Arms (and seeds) of the ablation with no row yet: parts still running elsewhere
+    (--shard, --arms), or never started. spec.json lists the ablation's arms."""
+    missing = []
+    for name in spec_info.get("arms", []):
+        st = arms.get(name)
+        have = set(st.rows) | {r.get("seed", 0) for r in st.failed} if st else set()
+        lacking = [s for s in seeds if s not in have]
+        if lacking:
+            missing.append(f"- {name}" + (f" (seeds {', '.join(map(str, lacking))})" if len(seeds) > 1 else ""))
+    if not missing:
+        return []
+    return ["## Missing arms", "", f"{len(missing)} of {len(spec_info['arms'])} arms have no result yet (still "
+            "training elsewhere, or in a part not yet run); re-run `report` once they finish:", ""] + missing + [""]
 
 
 def _bench_report(rows: list[dict], out: Path, console) -> str:

@@ -26,6 +26,7 @@ from ablations.options import RunOptions, effective_options
 from ablations.report import render_report
 from ablations.resolve import ResolvedArm, resolve_arm
 from ablations.results import RESULTS, SPEC, SPEED, append_row, arm_dir, ensure_run_dir, read_rows, write_text
+from ablations.selection import is_partial, select_arms
 from ablations.specs import AblationSpec, Arm
 from core.data import corpus_source, vocab_for_corpus
 from core.device import device_name, pick_device
@@ -54,6 +55,7 @@ class Runner:
         self.out = Path(opts.out) if opts.out else default_out(spec)
         self.device = pick_device(opts.device)
         self._eff = effective_options(spec, opts)  # size, lengths, budget: resolved once
+        self.selected = select_arms(spec, opts)  # --arms / --shard: the arms this process trains
         self.arms = ArmTrainer(self.out, opts, self._eff, self.device, self.log)
         self.summary = RunSummary(self.out)
         self.rounds = 5  # interleaved timing rounds: enough for a min-max range of the ratios
@@ -79,10 +81,19 @@ class Runner:
         self._done_keys: dict[str, dict] = {}
         self._finished: set[tuple[str, str]] = set()
         self._refresh()
+        units = [u for u in units if u[1] in self.selected]  # resolved all, trains its selection
+        if is_partial(self.opts):
+            self.log(f"this process trains {len(self.selected)} of {len(self.spec.arms)} arms: "
+                     + (", ".join(a.name for a in self.selected) or "none (an empty shard)"))
         waiting = [u for u in units if self._run_one(*u, src.name) == "held"]
         self._wait_for(waiting, src.name)
-        self._time_side_by_side([r for _, _, r in units if isinstance(r, ResolvedArm)])
-        render_report(self.out, self.console)
+        if is_partial(self.opts):
+            self.log("side-by-side timing skipped (--arms/--shard): it needs every arm in one process; "
+                     "run once more without them after all parts finish (it trains nothing, only times)")
+        else:
+            self._time_side_by_side([r for _, _, r in units if isinstance(r, ResolvedArm)])
+        if (self.out / RESULTS).is_file():
+            render_report(self.out, self.console)
         return self.summary
 
     def _time_side_by_side(self, resolved: list[ResolvedArm]) -> None:
@@ -145,6 +156,7 @@ class Runner:
                   if first is not None and getattr(first.train, k)}
         write_text(self.out / SPEC, json.dumps({"ablation": self.spec.name, "options": eff,
                                                 "budget_per_arm": budget, "corpus": corpus,
+                                                "arms": [a.name for a in self.spec.arms],
                                                 "seeds": self.opts.seed_list}, indent=1, default=str))
         self.log(f"[bold]{self.spec.name}[/bold]: {len(self.spec.arms)} arms × {self.opts.seeds} seed(s) "
                  f"({distinct} distinct runs), size {eff['size']}, seq {eff['seq_len']}, batch {eff['batch_size']}, "

@@ -256,17 +256,32 @@ class PretrainingData:
 
     # batches -----------------------------------------------------------------------------------
     def epoch_order(self, epoch: int) -> np.ndarray:
-        return np.random.default_rng([self.cfg.seed, 7, epoch]).permutation(len(self.train))
+        # the last epoch's order is kept: a distributed trainer asks for single batches
+        cached = getattr(self, "_order", None)
+        if cached is None or cached[0] != epoch:
+            self._order = cached = (epoch, np.random.default_rng([self.cfg.seed, 7, epoch]).permutation(len(self.train)))
+        return cached[1]
+
+    def train_batch(self, batch_size: int, index: int) -> dict:
+        """Batch `index` of the endless stream that `train_batches` yields (epochs laid end
+        to end), without building the batches before it."""
+        epoch, b = divmod(index, self._per_epoch(batch_size))
+        order = self.epoch_order(epoch)
+        return self.collate(self.train, order[b * batch_size:(b + 1) * batch_size], epoch=epoch)
 
     def batches_per_epoch(self, batch_size: int) -> int:
         return len(self.train) // batch_size
 
-    def train_batches(self, batch_size: int, epoch: int = 0, start: int = 0) -> Iterator[tuple[int, int, dict]]:
-        """Endless (epoch, index_in_epoch, batch); resume by passing the saved position."""
+    def _per_epoch(self, batch_size: int) -> int:
         per_epoch = self.batches_per_epoch(batch_size)
         if per_epoch == 0:
             raise ValueError(f"batch_size={batch_size} exceeds the {len(self.train)} training examples; "
                              "lower --batch-size or use a larger corpus")
+        return per_epoch
+
+    def train_batches(self, batch_size: int, epoch: int = 0, start: int = 0) -> Iterator[tuple[int, int, dict]]:
+        """Endless (epoch, index_in_epoch, batch); resume by passing the saved position."""
+        per_epoch = self._per_epoch(batch_size)
         while True:
             order = self.epoch_order(epoch)
             for b in range(start, per_epoch):

@@ -46,11 +46,15 @@ BOOKKEEPING_FIELDS = ("eval_every", "checkpoint_every", "log_every", "device", "
                       "curve_examples", "compile")
 
 
-def trajectory_identity(model_cfg, train_cfg, data, eval_data=None) -> dict:
+def trajectory_identity(model_cfg, train_cfg, data, eval_data=None, world_size: int = 1) -> dict:
     """Everything that shapes the training trajectory: the model, data and train configs,
     the seed, and the corpus/tokenizer identity (`data.fingerprint` covers both, and the
-    data config). The budget is kept apart: extending it may continue a run."""
+    data config). The budget is kept apart: extending it may continue a run.
+    The world size is not part of it: `grad_accum` is recorded as batches per optimizer
+    step over all ranks (grad_accum x world_size), so 2 ranks with grad_accum 1 and one
+    process with grad_accum 2 make, and continue, the same run."""
     train = {k: v for k, v in train_cfg.to_dict().items() if k not in BUDGET_FIELDS + BOOKKEEPING_FIELDS}
+    train["grad_accum"] = train_cfg.grad_accum * world_size
     ident = {"model": model_cfg.to_dict(), "train": train,
              "data": getattr(data, "fingerprint", None) or data.cfg.to_dict()}
     if eval_data is not None and eval_data is not data:

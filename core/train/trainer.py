@@ -6,8 +6,11 @@ Design notes for the next engineer:
   Step and token budgets are exactly reproducible; a time budget is not (by nature).
 - Checkpoints (`core.train.checkpoint`) hold everything a resume needs; resuming
   reproduces an uninterrupted run exactly on CPU.
-- Only rank 0 writes, so the same code can run under torchrun/DDP: each rank takes every
-  world_size-th batch.
+- Under torchrun (`core.train.distributed`) every rank takes its share of each step's
+  batches and gradients are averaged: global batch = batch_size x world_size x
+  grad_accum. The data position, losses, tokens and seconds are global, so a checkpoint
+  resumes at any world size. Only rank 0 evaluates and writes; the others wait for it in
+  the next step's all-reduce. Rank 0 decides whether to resume and tells the others.
 - A non-finite loss stops the run with status "nan" before the optimizer touches the
   weights, so the last checkpoint on disk is the last good one.
 """
@@ -15,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import statistics
 import sys
 import time
@@ -38,6 +40,13 @@ from core.train.checkpoint import (
     trajectory_identity,
 )
 from core.train.config import TrainConfig
+from core.train.distributed import (
+    all_reduce_sum,
+    average_gradients,
+    broadcast_object,
+    broadcast_parameters,
+    init_from_env,
+)
 from core.train.evaluate import evaluate
 from core.train.progress_bar import ProgressBar
 
@@ -74,10 +83,6 @@ class TrainResult:
                 "tokens_per_s_max": max(rates), "timed_steps": len(rates)}
 
 
-def _rank() -> tuple[int, int]:
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-
-
 class Trainer:
     def __init__(self, model: PretrainingModel, data, cfg: TrainConfig, out_dir: str | Path | None = None,
                  progress_bar: bool = True, on_step=None, eval_data=None):
@@ -86,12 +91,14 @@ class Trainer:
         # different masking or packing are still scored on identical examples and masks
         self.eval_data = eval_data if eval_data is not None else data
         self.out_dir = Path(out_dir) if out_dir else None
-        self.device = pick_device(cfg.device)
-        self.rank, self.world = _rank()
+        pick_device(cfg.device)  # a bad name fails here, before any process group
+        self.dist, self.device = init_from_env(cfg.device)
+        self.rank, self.world = self.dist.rank, self.dist.size
         self.progress_bar = progress_bar and self.rank == 0
         self.on_step = on_step  # called after every optimizer step (runner progress, tests)
         torch.manual_seed(cfg.seed)
         model.to(self.device)
+        broadcast_parameters(model, self.dist)
         if cfg.compile:
             compile_model(model)
         decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
@@ -104,7 +111,7 @@ class Trainer:
         self.evals: list[dict] = []
         self.step_times: list[tuple[int, float]] = []
         # what this checkpoint must match to be continued (the budget apart)
-        self.identity = trajectory_identity(model.cfg, cfg, data, self.eval_data)
+        self.identity = trajectory_identity(model.cfg, cfg, data, self.eval_data, self.world)
         self.fingerprint = fingerprint_of(self.identity)
         self.resume_info: dict = {"kind": "fresh"}
         self.warm_start_line: str | None = None
@@ -151,15 +158,11 @@ class Trainer:
         """Continue from the checkpoint only if the same configuration made it. A checkpoint
         of another configuration is never continued: the run starts over and says why
         (`resume_info`). A larger budget may continue a run, recorded as "extended"."""
-        path = self.checkpoint_path
-        if path is None or not path.is_file():
-            return False
-        state = load_checkpoint(path)
-        if state.get("fingerprint") != self.fingerprint:
-            old = json.loads(state["identity"]) if "identity" in state else None
-            self.resume_info = {"kind": "restarted", "reason": f"checkpoint {path} (step {state['progress']['step']}) "
-                                f"was made under another configuration: {describe_changes(old, self.identity)}; "
-                                "starting over"}
+        state, info = self._resumable() if self.rank == 0 else (None, None)
+        state, info = broadcast_object((state, info), self.dist)  # every rank makes rank 0's choice
+        if info is not None:
+            self.resume_info = info
+        if state is None:
             return False
         self._load_state(state)
         old_budget = state.get("budget") or {}
@@ -168,6 +171,19 @@ class Trainer:
             self.resume_info.update(kind="extended" if self._done_under(old_budget) else "resumed",
                                     budget_before=old_budget)
         return True
+
+    def _resumable(self) -> tuple[dict | None, dict | None]:
+        """The checkpoint to continue (or None), and why not when one is refused."""
+        path = self.checkpoint_path
+        if path is None or not path.is_file():
+            return None, None
+        state = load_checkpoint(path)
+        if state.get("fingerprint") != self.fingerprint:
+            old = json.loads(state["identity"]) if "identity" in state else None
+            return None, {"kind": "restarted", "reason": f"checkpoint {path} (step {state['progress']['step']}) "
+                          f"was made under another configuration: {describe_changes(old, self.identity)}; "
+                          "starting over"}
+        return state, None
 
     def _load_state(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -190,11 +206,15 @@ class Trainer:
         return self._done_under(self._budget())
 
     def _batches(self):
+        """Rank r's micro-batch j of a step is global batch start + j x world + r. The saved
+        position is the next step's start, the same on every rank and for any world size."""
         c, p = self.cfg, self.progress
-        for epoch, b, batch in self.data.train_batches(c.batch_size, p.epoch, p.batch):
-            p.epoch, p.batch = epoch, b + 1
-            if b % self.world == self.rank:
-                yield batch
+        per_epoch = self.data.batches_per_epoch(c.batch_size)
+        while True:
+            start = p.epoch * per_epoch + p.batch
+            p.epoch, p.batch = divmod(start + self.world * c.grad_accum, per_epoch)
+            for j in range(c.grad_accum):
+                yield self.data.train_batch(c.batch_size, start + j * self.world + self.rank)
 
     def warm_start(self) -> str | None:
         """Copy `cfg.init_from`'s weights where shapes allow (a fresh run only: a resumed one
@@ -221,7 +241,8 @@ class Trainer:
                     status, error = "nan", self._nan_message(loss, grad_norm)
                     break
                 self._update()
-                self._record(losses, tokens, time.perf_counter() - t0, data_s)
+                elapsed, data_s = self._agreed_seconds(time.perf_counter() - t0, data_s)
+                self._record(losses, tokens, elapsed, data_s)
                 bar.update(loss, tokens / max(time.perf_counter() - t0, 1e-9))
                 self._after_step()
         return self._finish(status, error)
@@ -244,8 +265,19 @@ class Trainer:
             sentence = out.sentence_loss if out.sentence_loss is not None else torch.zeros((), device=self.device)
             parts += torch.stack([out.loss, out.mlm_loss, sentence]).detach().float() / c.grad_accum
             tokens += int(batch["attention_mask"].sum())
+        average_gradients(model.parameters(), self.dist)
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), c.clip_norm or float("inf"))
+        if self.world > 1:  # global mean losses and token count: every rank logs and stops alike
+            summed = all_reduce_sum(torch.cat([parts.double(), parts.new_tensor([tokens]).double()]), self.dist)
+            parts, tokens = summed[:3] / self.world, int(summed[3])
         return parts.tolist(), tokens, data_s, grad_norm
+
+    def _agreed_seconds(self, elapsed: float, data_s: float) -> tuple[float, float]:
+        """The ranks' mean step time: a time budget must end on the same step everywhere."""
+        if self.world == 1:
+            return elapsed, data_s
+        t = all_reduce_sum(torch.tensor([elapsed, data_s], dtype=torch.float64, device=self.device), self.dist)
+        return float(t[0]) / self.world, float(t[1]) / self.world
 
     def _nan_message(self, loss: float, grad_norm: torch.Tensor) -> str:
         return (f"loss {loss} / gradient norm {float(grad_norm)} at step {self.progress.step + 1}: training "
@@ -262,10 +294,10 @@ class Trainer:
         """Progress, step time, and the curve points: [x, loss, MLM loss, sentence loss]."""
         c, p = self.cfg, self.progress
         p.step += 1
-        p.tokens += tokens * self.world
+        p.tokens += tokens  # all ranks' tokens
         p.seconds += elapsed
         # (tokens, seconds of forward+backward+optimizer) per step, batch loading excluded
-        self.step_times.append((tokens * self.world, elapsed - data_s))
+        self.step_times.append((tokens, elapsed - data_s))
         if p.step % c.log_every == 0 or p.step == 1 or self._done():
             self.train_loss.append([p.tokens, *losses])
             self.train_loss_time.append([round(p.seconds, 4), *losses])
@@ -280,6 +312,10 @@ class Trainer:
 
     def _after_step(self) -> None:
         c, p = self.cfg, self.progress
+        if self.rank != 0:  # rank 0 evaluates and writes alone
+            if self.on_step is not None:
+                self.on_step(self)
+            return
         if c.eval_every and p.step % c.eval_every == 0 and not self._done():
             self._evaluate()
         if c.eval_points and not self._done() and \
@@ -299,7 +335,7 @@ class Trainer:
 
     def _finish(self, status: str, error: str | None) -> TrainResult:
         final = {}
-        if status == "ok":
+        if status == "ok" and self.rank == 0:
             if self.cfg.eval_points:
                 self._curve_point()  # the curve ends where training ends
             final = self._evaluate(per_example=True)

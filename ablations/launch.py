@@ -1,0 +1,95 @@
+"""Training one resolved unit, in this process or on torchrun's ranks.
+
+`fit` is what every unit runs: model, Trainer, the row's training fields. With
+`--nproc-per-node N` the runner keeps the unit's lease and launches
+
+    python -m torch.distributed.run --standalone --nproc-per-node N -m ablations.launch UNIT.json
+
+UNIT.json holds the unit's configs; each rank joins the group (`core.train.distributed`),
+builds the same data from the cache the runner has already filled, and trains its share
+of every step; rank 0 writes the fields to RESULT.json, which the runner folds into the
+row. `--batch-size` stays the examples per optimizer step: each rank takes
+batch_size / N of them, so a unit's global batch does not depend on N.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core.data import DataConfig, build_dataset
+from core.files import atomic_write_text
+from core.model import ModelConfig, PretrainingModel
+from core.train import TrainConfig, Trainer, init_from_env, teardown
+
+UNIT, RESULT = "unit.json", "result.json"
+
+
+def fit(model_cfg: ModelConfig, data, eval_data, train_cfg: TrainConfig, ckpt_dir: Path,
+        progress: bool) -> tuple[dict, PretrainingModel]:
+    """Train (or resume) one unit: the row's training fields (`resume` included) and the model."""
+    torch.manual_seed(train_cfg.seed)
+    model = PretrainingModel(model_cfg)
+    counts = model.parameter_counts()
+    trainer = Trainer(model, data, train_cfg, ckpt_dir, progress_bar=progress, eval_data=eval_data)
+    result = trainer.train(resume=True)
+    p = result.progress
+    fields = dict(params_unique=counts["unique"], params_total=counts["total"], params_embedding=counts["embedding"],
+                  params_encoder_unique=counts["encoder_unique"], status=result.status, error=result.error,
+                  tokens_seen=p.tokens, steps=p.step, wall_s=p.seconds, resume=result.resume,
+                  train_loss=result.train_loss, train_loss_time=result.train_loss_time, evals=result.evals,
+                  train_tokens_per_s=p.tokens / max(p.seconds, 1e-9), world_size=trainer.world,
+                  warm_start=result.warm_start,
+                  **{k: v for k, v in result.final_eval.items() if k.startswith("eval_")})
+    fields.update(result.speed(warmup=2))
+    return fields, model
+
+
+def launch(model_cfg: ModelConfig, data_cfg: DataConfig, eval_cfg: DataConfig | None, train_cfg: TrainConfig,
+           ckpt_dir: Path, corpus: str | None, cache_dir: str | None, nproc: int, progress: bool = True) -> dict:
+    """Run `fit` on `nproc` torchrun ranks; the fields rank 0 wrote. A failed launch raises
+    with the ranks' last error lines (the runner records the unit as "error")."""
+    if train_cfg.batch_size % nproc:
+        raise ValueError(f"--batch-size {train_cfg.batch_size} is not divisible by --nproc-per-node {nproc}: "
+                         "every rank takes an equal share of each step's examples")
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    unit = {"model": model_cfg.to_json(), "data": data_cfg.to_json(), "eval": eval_cfg.to_json() if eval_cfg else None,
+            "train": train_cfg.replace(batch_size=train_cfg.batch_size // nproc).to_json(),
+            "ckpt_dir": str(ckpt_dir), "corpus": corpus, "cache_dir": cache_dir, "progress": progress}
+    atomic_write_text(ckpt_dir / UNIT, json.dumps(unit, default=str))
+    (ckpt_dir / RESULT).unlink(missing_ok=True)
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           "-m", "ablations.launch", str(ckpt_dir / UNIT)]
+    done = subprocess.run(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0 or not (ckpt_dir / RESULT).is_file():
+        tail = " / ".join(line for line in done.stderr.strip().splitlines()[-4:])
+        raise RuntimeError(f"torchrun with {nproc} ranks exited with {done.returncode}: {tail[-800:]}")
+    return json.loads((ckpt_dir / RESULT).read_text())
+
+
+def main(unit_path: str) -> None:
+    unit: dict[str, Any] = json.loads(Path(unit_path).read_text())
+    train_cfg = TrainConfig.from_json(unit["train"])
+    world, _ = init_from_env(train_cfg.device)
+    try:
+        data = build_dataset(DataConfig.from_json(unit["data"]), unit["corpus"], unit["cache_dir"])
+        eval_data = build_dataset(DataConfig.from_json(unit["eval"]), unit["corpus"], unit["cache_dir"]) \
+            if unit["eval"] else data
+        ckpt_dir = Path(unit["ckpt_dir"])
+        fields, _ = fit(ModelConfig.from_json(unit["model"]), data, eval_data, train_cfg, ckpt_dir,
+                     progress=unit.get("progress", True) and world.rank == 0)
+        if world.rank == 0:
+            atomic_write_text(ckpt_dir / RESULT, json.dumps(fields, default=str))
+    finally:
+        teardown()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,91 @@
+"""Arms spread over processes (--shard, --arms) on one run directory, a merged report that
+names what is missing, and an arm trained on torchrun's ranks (--nproc-per-node)."""
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from ablations.__main__ import main as cli
+from ablations.options import RunOptions, parse_shard
+from ablations.report import render_report
+from ablations.results import append_row, read_rows
+from ablations.selection import select_arms
+from ablations.specs import get_ablation
+
+ROOT = Path(__file__).resolve().parents[1]
+ARMS = """
+[[arms]]
+name = "shared"
+overrides = { "model.sharing" = "all", "model.num_groups" = 1 }
+"""
+
+
+def spec(tmp_path: Path, extra: str = ARMS) -> Path:
+    path = tmp_path / "spec.toml"
+    path.write_text('name = "dist"\nbase = "bert"\n[[arms]]\nname = "base"\n' + extra, encoding="utf-8")
+    return path
+
+
+def test_shards_split_the_arms_disjointly_and_cover_them_all():
+    spec_ = get_ablation("albert_reformer")
+    names = [a.name for a in spec_.arms]
+    parts = [[a.name for a in select_arms(spec_, RunOptions(shard=f"{k}/3"))] for k in (1, 2, 3)]
+    assert sorted(sum(parts, [])) == sorted(names) and parts[0] == names[0::3]
+    picked = select_arms(spec_, RunOptions(arms=f"{names[2]},{names[1]},{names[0]}", shard="1/2"))
+    assert [a.name for a in picked] == [names[0], names[2]]  # both in shard 1 of 2; the spec's order
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--shard", "3/2"], "K must be between 1 and N"), (["--shard", "1-2"], "write K/N"),
+    (["--arms", "shraed"], "Did you mean 'shared'?"), (["--nproc-per-node", "0"], "--nproc-per-node must be >= 1"),
+])
+def test_bad_selections_are_one_line_errors(tmp_path, capsys, flags, message):
+    assert cli(["run", str(spec(tmp_path)), "--quick", "--out", str(tmp_path / "r"), *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert parse_shard("2/2") == (2, 2)
+
+
+def test_the_merged_report_names_the_missing_arms(tmp_path):
+    (tmp_path / "spec.json").write_text(json.dumps({"ablation": "dist", "arms": ["base", "lsh", "shared"],
+                                                    "seeds": [0]}))
+    row = {"ablation": "dist", "arm": "base", "seed": 0, "status": "ok", "eval_mlm_loss": 5.0, "train_loss": []}
+    append_row(tmp_path / "results.jsonl", row)
+    text = render_report(tmp_path).read_text()
+    assert "## Missing arms" in text and "- lsh\n- shared" in text and "2 of 3 arms" in text
+    for arm in ("lsh", "shared"):
+        append_row(tmp_path / "results.jsonl", {**row, "arm": arm})
+    assert "Missing arms" not in render_report(tmp_path).read_text()
+
+
+def test_two_shards_on_one_directory_train_every_arm_once(tmp_path, corpus_file, cache_dir):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "ablations", "run", str(spec(tmp_path)), "--quick", "--no-progress", "--out",
+           str(out), "--corpus", str(corpus_file), "--steps", "2"]
+    env = {**os.environ, "BERT_ABLATE_CACHE": str(cache_dir), "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen(cmd + ["--shard", f"{k}/2"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for k in (1, 2)]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert "trains 1 of 2 arms: base" in outputs[0] and "trains 1 of 2 arms: shared" in outputs[1]
+    rows = read_rows(out / "results.jsonl")
+    assert Counter(r["arm"] for r in rows) == {"base": 1, "shared": 1}
+    assert all(r["status"] == "ok" for r in rows)
+    assert cli(["report", str(out)]) in (0, None)
+    report = (out / "report.md").read_text()
+    assert "Missing arms" not in report and all(f"| {a} " in report for a in ("base", "shared"))
+
+
+def test_an_arm_trains_on_two_torchrun_ranks(tmp_path, corpus_file, cache_dir, monkeypatch):
+    monkeypatch.setenv("BERT_ABLATE_CACHE", str(cache_dir))
+    out = tmp_path / "run"
+    assert cli(["run", str(spec(tmp_path, "")), "--quick", "--no-progress", "--out", str(out), "--corpus",
+                str(corpus_file), "--steps", "2", "--arms", "base", "--nproc-per-node", "2",
+                ]) == 0
+    (row,) = read_rows(out / "results.jsonl")
+    assert row["status"] == "ok" and row["world_size"] == 2 and row["steps"] == 2
+    assert row["eval_mlm_loss"] is not None and len(row["train_loss"]) == 2
