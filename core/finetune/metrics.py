@@ -12,7 +12,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-Z95 = 1.959963984540054
+from core import stats
+
+Z95 = stats.Z95
 
 
 @dataclass(frozen=True)
@@ -31,12 +33,8 @@ class Score:
 
 
 def wilson(correct: int, n: int) -> tuple[float, float]:
-    if n == 0:
-        return (float("nan"), float("nan"))
-    p, z2 = correct / n, Z95 ** 2
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    """core.stats' Wilson interval; (nan, nan) for an empty test set."""
+    return (float("nan"), float("nan")) if n == 0 else stats.wilson(correct, n)
 
 
 def accuracy(pred: Sequence[int], gold: Sequence[int]) -> Score:
@@ -84,10 +82,6 @@ def correlations(pred: Sequence[float], gold: Sequence[float]) -> dict[str, Scor
 
 
 def mean_and_se(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and standard error over fine-tuning seeds (se = sd / sqrt(k); 0 for one seed)."""
-    k = len(values)
-    mean = sum(values) / k
-    if k < 2:
-        return mean, 0.0
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (k - 1))
-    return mean, sd / math.sqrt(k)
+    """Mean and standard error over fine-tuning seeds (core.stats; 0 for one seed)."""
+    mean, se = stats.mean_se(values)
+    return mean, se or 0.0
