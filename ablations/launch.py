@@ -67,11 +67,16 @@ def launch(model_cfg: ModelConfig, data_cfg: DataConfig, eval_cfg: DataConfig | 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
            "-m", "ablations.launch", str(ckpt_dir / UNIT)]
-    done = subprocess.run(cmd, env=env, stderr=subprocess.PIPE, text=True)
-    if done.returncode != 0 or not (ckpt_dir / RESULT).is_file():
-        tail = " / ".join(line for line in done.stderr.strip().splitlines()[-4:])
-        raise RuntimeError(f"torchrun with {nproc} ranks exited with {done.returncode}: {tail[-800:]}")
-    return json.loads((ckpt_dir / RESULT).read_text())
+    for attempt in (1, 2):
+        done = subprocess.run(cmd, env=env, stderr=subprocess.PIPE, text=True)
+        (ckpt_dir / f"torchrun-{attempt}.log").write_text(done.stderr)
+        if (ckpt_dir / RESULT).is_file():  # rank 0 finished the unit (a crash at teardown loses nothing)
+            return json.loads((ckpt_dir / RESULT).read_text())
+        # a rank that dies before the unit ends (seen once: SIGABRT at start-up on a loaded
+        # machine) is retried once; the checkpoint makes the retry resume, not restart
+    tail = " / ".join(line for line in done.stderr.strip().splitlines()[-4:])
+    raise RuntimeError(f"torchrun with {nproc} ranks exited with {done.returncode} twice (logs: "
+                       f"{ckpt_dir}/torchrun-*.log): {tail[-600:]}")
 
 
 def main(unit_path: str) -> None:
