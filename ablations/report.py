@@ -182,7 +182,8 @@ def _training_report(rows: list[dict], out: Path, console) -> str:
     speed = json.loads((out / SPEED).read_text()) if (out / SPEED).is_file() else {}
     opts = spec_info.get("options", {})
     first = next(iter(arms.values())).first
-    md = [f"# Ablation `{name}`", ""] + _warnings(arms, spec_info, name) + [""]
+    warnings = _warnings(arms, spec_info, name)
+    md = [f"# Ablation `{name}`", ""] + warnings + [""]
     if name in ABLATIONS:
         md += [ABLATIONS[name].description, ""]
     seeds = spec_info.get("seeds") or sorted({s for st in arms.values() for s in st.rows})
@@ -214,7 +215,7 @@ def _training_report(rows: list[dict], out: Path, console) -> str:
     if console is not None:
         keep = [0, 1, 2, 3, 4, 8, 9, 10, 11]
         _print_table(console, name, [headers[i] for i in keep], [[r[i] for i in keep] for r in table])
-        for line in md[2:2 + len(_warnings(arms, spec_info, name))] + verdicts:
+        for line in warnings + verdicts:
             console.print(line.replace("**", "").removeprefix("> "))
     return "\n".join(md)
 

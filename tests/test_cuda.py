@@ -39,10 +39,9 @@ def test_bf16_autocast_loss_is_close_to_fp32(variant):
 
 
 def test_peak_memory_comes_from_the_cuda_allocator():
-    row = measure(get_config("bert", size="mini", vocab_size=1000), 8, 128, "cuda", speed=True, memory=True,
-                  warmup=1, steps=2)
+    row = measure(get_config("bert", size="mini", vocab_size=1000), 8, 128, "cuda", speed=False, memory=True)
     assert row["status"] == "ok" and row["memory_method"] == "cuda.max_memory_allocated"
-    assert row["peak_mem_bytes"] > 0 and row["tokens_per_s"] > 0
+    assert row["peak_mem_bytes"] > 0 and row["saved_bytes"] > 0
 
 
 def test_seeded_hashing_fixes_lsh_buckets_on_cuda():
