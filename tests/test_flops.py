@@ -157,3 +157,71 @@ def test_flops_survive_a_resume_and_a_larger_flop_budget_extends_the_run(data, t
                    progress_bar=False).train()
     assert more.resume["kind"] == "extended" and more.resume["budget_before"]["max_flops"] == 3000.0
     assert more.progress.step == 4 and more.progress.flops == 4500.0
+
+
+# -- run --flops ----------------------------------------------------------------------------------
+def test_flops_option_excludes_steps_and_tokens_and_names_them(capsys):
+    from ablations.__main__ import main as cli
+    from ablations.options import RunOptions, budget_kind, effective_options
+    from ablations.specs import get_ablation
+
+    with pytest.raises(ValueError, match="--flops cannot be combined with --tokens"):
+        RunOptions(flops=3e12, tokens=1000)
+    with pytest.raises(ValueError, match="--flops cannot be combined with --steps or --tokens"):
+        RunOptions(flops=3e12, steps=5, tokens=1000)
+    assert cli(["run", "objective", "--flops", "3e12", "--steps", "5"]) == 2
+    assert "--flops cannot be combined with --steps" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="--flops must be >= 1"):
+        RunOptions(flops=0.5)
+    with pytest.raises(ValueError, match="finite"):
+        RunOptions(flops=float("nan"))
+    # a time budget may stand beside it, as a safety limit; the arms are matched on FLOPs
+    budget = effective_options(get_ablation("objective"), RunOptions(flops=3e12, time_budget=600))["budget"]
+    assert budget == {"max_flops": 3e12, "max_seconds": 600} and budget_kind(budget) == "flops"
+    assert budget_kind({"max_tokens": 10, "max_seconds": 5}) == "tokens"
+
+
+@pytest.mark.slow
+def test_run_with_a_flop_budget_gives_every_arm_the_same_compute(tmp_path, corpus_file, cache_dir, monkeypatch):
+    import json
+
+    from ablations.__main__ import main as cli
+    from ablations.results import read_rows
+
+    toml = tmp_path / "compute.toml"
+    toml.write_text('name = "compute"\ndescription = "FLOP-matched"\nbase = "bert"\n[[arms]]\nname = "base"\n'
+                    '[[arms]]\nname = "narrow"\noverrides = { "model.intermediate_size" = 128 }\n', encoding="utf-8")
+    out, N = tmp_path / "run", 2.5e9
+    monkeypatch.setenv("BERT_ABLATE_CACHE", str(cache_dir))
+    assert cli(["run", str(toml), "--quick", "--flops", "2.5e9", "--out", str(out), "--corpus", str(corpus_file),
+                "--no-progress"]) == 0
+    rows = {r["arm"]: r for r in read_rows(out / "results.jsonl")}
+    for r in rows.values():
+        assert r["status"] == "ok" and r["budget_kind"] == "flops"
+        assert r["steps"] == math.ceil(N / r["flops_per_step"]) >= 2
+        assert r["train_flops"] == r["steps"] * r["flops_per_step"] >= N > r["train_flops"] - r["flops_per_step"]
+        assert r["config"]["train.max_flops"] == N and r["config"]["train.flops_per_step"] == r["flops_per_step"]
+        # one step at the arm's shape (4 x 64) measured: per token and per step agree
+        assert r["flops_per_token_measured"] * 4 * 64 == r["flops_per_step"]
+        assert abs(r["flops_per_token_measured"] / r["flops_per_token_analytic"] - 1) < TOLERANCE
+        assert all(e["flops"] == e["step"] * r["flops_per_step"] for e in r["evals"])
+    # the narrower FFN costs less per step, so it takes more steps for the same compute
+    assert rows["narrow"]["flops_per_step"] < rows["base"]["flops_per_step"]
+    assert rows["narrow"]["steps"] > rows["base"]["steps"]
+    assert json.loads((out / "spec.json").read_text())["budget_kind"] == "flops"
+    assert "(arms matched on flops)" in (out / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_every_run_records_its_training_flops(tmp_path, corpus_file, cache_dir):
+    from ablations.options import RunOptions
+    from ablations.results import read_rows
+    from ablations.runner import run_ablation
+    from ablations.specs import AblationSpec, Arm
+
+    spec = AblationSpec("steps", "", "bert", (Arm("base"),))
+    run_ablation(spec, RunOptions(corpus=str(corpus_file), quick=True, out=str(tmp_path), cache_dir=str(cache_dir),
+                                  progress=False, steps=2))
+    (row,) = read_rows(tmp_path / "results.jsonl")
+    assert row["budget_kind"] == "steps" and row["steps"] == 2
+    assert row["flops_per_step"] > 0 and row["train_flops"] == 2 * row["flops_per_step"]

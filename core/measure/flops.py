@@ -103,6 +103,9 @@ def measured_flops(model_cfg: ModelConfig, batch_size: int, seq_len: int, device
         model = PretrainingModel(model_cfg).to(device)
         batch = flops_batch(model_cfg, batch_size, seq_len, mask_fraction, seed, device)
         by_op = count_step_flops(model, batch, device)
+    del model, batch
+    if device.type == "cuda":  # a runner measures before training: leave the memory to the arm
+        torch.cuda.empty_cache()
     total = sum(by_op.values())
     fraction = max(1, round(mask_fraction * seq_len)) / seq_len
     analytic = flops_per_token(model_cfg, seq_len, fraction)
