@@ -24,7 +24,7 @@ from core.data import DataConfig, DataError, build_dataset
 from core.device import is_oom
 from core.measure import flops_per_token, matmul_peak_flops, measure
 from core.model import PretrainingModel
-from core.train import CHECKPOINT, load_checkpoint
+from core.train import CHECKPOINT, TrainConfig, load_checkpoint
 
 
 class ArmTrainer:
@@ -90,7 +90,7 @@ class ArmTrainer:
         del model
         self._measure_into(row, res, speed=not row.get("timed_steps") or row["timed_steps"] < 3)
 
-    def _with_flops(self, row: dict, res: ResolvedArm, train_cfg):
+    def _with_flops(self, row: dict, res: ResolvedArm, train_cfg: TrainConfig) -> TrainConfig:
         """Every arm counts its training FLOPs (measured per step, so that any run can be
         plotted against compute); a FLOP budget has measured them already (`resolve`)."""
         m = step_flops(res.model, res.data, train_cfg.batch_size, train_cfg.grad_accum, self.device)
