@@ -84,7 +84,7 @@ def _options(args):
                       seeds=args.seeds, out=args.out, quick=args.quick, vocab_size=args.vocab_size, lr=args.lr,
                       keep_checkpoints=args.keep_checkpoints, progress=not args.no_progress, budget=args.budget,
                       compile=args.compile, arms=args.arms, shard=args.shard,
-                      nproc_per_node=args.nproc_per_node)
+                      nproc_per_node=args.nproc_per_node, flops=args.flops)
 
 
 def _cmd_run(args) -> int:
@@ -269,6 +269,9 @@ def _add_run(r: argparse.ArgumentParser) -> None:
     budget.add_argument("--steps", type=int, help="optimizer steps per arm (>= 1)")
     budget.add_argument("--tokens", type=int, help="training tokens (non-padding) per arm (>= 1)")
     budget.add_argument("--time-budget", help="wall-clock for all arms together, split equally, e.g. 10m, 1h")
+    budget.add_argument("--flops", type=float, help="training FLOPs per arm, e.g. 3e12: every arm gets the same "
+                                                    "compute, counted per step by torch's FlopCounterMode on one "
+                                                    "measured step (not with --steps/--tokens)")
     r.add_argument("--seq-len", type=int, help="tokens per example (default 128; the attention ablation 1024)")
     r.add_argument("--batch-size", type=int, help="examples per optimizer step (default 16)")
     r.add_argument("--vocab-size", type=int, help="SentencePiece vocabulary (default 8000)")

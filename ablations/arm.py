@@ -18,13 +18,13 @@ from ablations.downstream import downstream_lines
 from ablations.export import drop_checkpoint, finish_arm, with_init_from
 from ablations.launch import fit, launch
 from ablations.options import RunOptions
-from ablations.resolve import TRAINING_ONLY, ResolvedArm
+from ablations.resolve import TRAINING_ONLY, ResolvedArm, step_flops
 from ablations.results import arm_dir
 from core.data import DataConfig, DataError, build_dataset
 from core.device import is_oom
 from core.measure import flops_per_token, matmul_peak_flops, measure
 from core.model import PretrainingModel
-from core.train import CHECKPOINT, load_checkpoint
+from core.train import CHECKPOINT, TrainConfig, load_checkpoint
 
 
 class ArmTrainer:
@@ -75,7 +75,7 @@ class ArmTrainer:
     def _train_into(self, row: dict, res: ResolvedArm, ckpt_dir: Path) -> None:
         data = self.data_for(res.data)
         eval_data, row["eval_set"] = self.eval_data_for(res, data)
-        n, train_cfg = self.opts.nproc_per_node, with_init_from(res.train)
+        n, train_cfg = self.opts.nproc_per_node, self._with_flops(row, res, with_init_from(res.train))
         if n > 1:  # torchrun's ranks train it; this process keeps the lease and measures
             fields = launch(res.model, res.data, eval_data.cfg if eval_data is not data else None, train_cfg,
                             ckpt_dir, self.opts.corpus, self.opts.cache_dir, n, self.opts.progress)
@@ -89,6 +89,16 @@ class ArmTrainer:
             row.update(self._finish(model or self._from_checkpoint(res, ckpt_dir), data, ckpt_dir, res))
         del model
         self._measure_into(row, res, speed=not row.get("timed_steps") or row["timed_steps"] < 3)
+
+    def _with_flops(self, row: dict, res: ResolvedArm, train_cfg: TrainConfig) -> TrainConfig:
+        """Every arm counts its training FLOPs (measured per step, so that any run can be
+        plotted against compute); a FLOP budget has measured them already (`resolve`)."""
+        m = step_flops(res.model, res.data, train_cfg.batch_size, train_cfg.grad_accum, self.device)
+        fps = train_cfg.flops_per_step or m["flops_per_step"]
+        row.update(flops_per_step=fps, flops_per_token_measured=m["flops_per_token"],
+                   flops_per_token_analytic=m["flops_per_token_analytic"])
+        row["config"] = {**row["config"], "train.flops_per_step": fps}
+        return train_cfg.replace(flops_per_step=fps)
 
     @staticmethod
     def _from_checkpoint(res: ResolvedArm, ckpt_dir: Path) -> PretrainingModel:

@@ -44,6 +44,7 @@ def fit(model_cfg: ModelConfig, data, eval_data, train_cfg: TrainConfig, ckpt_di
                   tokens_seen=p.tokens, steps=p.step, wall_s=p.seconds, resume=result.resume,
                   train_loss=result.train_loss, train_loss_time=result.train_loss_time, evals=result.evals,
                   train_tokens_per_s=p.tokens / max(p.seconds, 1e-9), world_size=trainer.world,
+                  train_flops=p.flops,
                   warm_start=result.warm_start,
                   **{k: v for k, v in result.final_eval.items() if k.startswith("eval_")})
     fields.update(result.speed(warmup=2))

@@ -1,6 +1,7 @@
 """Run options (the CLI's flags) and how they resolve against an ablation's defaults."""
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,10 @@ LIMITS: dict[str, tuple[float, str]] = {
     "vocab_size": (16, "SentencePiece pieces"), "seeds": (1, "seeds per arm"), "seed": (0, "the first seed"),
     "long_seq_len": (0, "tokens (0 disables)"), "memory_limit_bytes": (1, "bytes"),
     "nproc_per_node": (1, "processes (torchrun ranks) per arm"),
+    "flops": (1, "training FLOPs per arm, measured"),
 }
+# what a run's arms are matched on, the first set of: FLOPs, tokens, steps, seconds
+BUDGET_KINDS = {"max_flops": "flops", "max_tokens": "tokens", "max_steps": "steps", "max_seconds": "seconds"}
 
 
 @dataclass
@@ -51,6 +55,7 @@ class RunOptions:
     arms: str | None = None           # "a,b": train only these arms (ablations.selection)
     shard: str | None = None          # "K/N": train only arm i with i % N + 1 == K
     nproc_per_node: int = 1           # > 1: each arm runs under torchrun on this many ranks
+    flops: float | None = None        # training FLOPs per arm (measured per step); excludes steps/tokens
 
     def __post_init__(self) -> None:
         """Every number is checked here, before any data is built: a bad value is one line
@@ -65,6 +70,18 @@ class RunOptions:
         parse_arm_names(self.arms)
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"--lr must be > 0 (the peak learning rate), got {self.lr}")
+        self._check_flops()
+
+    def _check_flops(self) -> None:
+        if self.flops is None:
+            return
+        if not math.isfinite(self.flops):
+            raise ValueError(f"--flops must be a finite number of FLOPs, e.g. 3e12, got {self.flops}")
+        clash = [flag for flag, value in (("--steps", self.steps), ("--tokens", self.tokens)) if value is not None]
+        if clash:
+            raise ValueError(f"--flops cannot be combined with {' or '.join(clash)}: a FLOP budget gives every "
+                             "arm the same compute, a step or token budget the same data; choose one "
+                             "(--time-budget may stand beside either)")
 
     @property
     def seed_list(self) -> list[int]:
@@ -120,6 +137,8 @@ def effective_options(spec: AblationSpec, opts: RunOptions) -> dict[str, Any]:
         budget["max_tokens"] = opts.tokens
     if opts.time_budget is not None:
         budget["max_seconds"] = opts.time_budget  # divided among trained arms by the runner
+    if opts.flops is not None:
+        budget["max_flops"] = float(opts.flops)  # each arm's flops_per_step is measured (ablations.resolve)
     if not budget:
         budget = {"max_steps": 3} if quick else {"max_tokens": d.get("tokens", 60_000)}
     eff = {"size": size, "seq_len": seq_len, "batch_size": batch, "budget": budget,
@@ -140,3 +159,9 @@ def _check_defaults_values(eff: dict[str, Any], where: str) -> None:
             raise ValueError(f"{where}: {name} must be >= {low} ({what}), got {value!r}")
     if not isinstance(eff["lr"], int | float) or eff["lr"] <= 0:
         raise ValueError(f"{where}: lr must be > 0, got {eff['lr']!r}")
+
+
+def budget_kind(budget: dict[str, Any]) -> str:
+    """What the arms of a run are matched on: "flops", "tokens", "steps" or "seconds" (the
+    first set, in that order; a time budget beside another is a safety limit)."""
+    return next((kind for key, kind in BUDGET_KINDS.items() if budget.get(key)), "steps")

@@ -189,7 +189,9 @@ def _training_report(rows: list[dict], out: Path, console) -> str:
     seeds = spec_info.get("seeds") or sorted({s for st in arms.values() for s in st.rows})
     md += [f"- Corpus: {first.get('corpus')}; device: {first.get('device')}",
            f"- Size {opts.get('size', '?')}, sequence length {opts.get('seq_len', '?')}, batch "
-           f"{opts.get('batch_size', '?')}, budget per arm {spec_info.get('budget_per_arm', '?')}, seeds {seeds}",
+           f"{opts.get('batch_size', '?')}, budget per arm {spec_info.get('budget_per_arm', '?')}"
+           + (f" (arms matched on {spec_info['budget_kind']})" if spec_info.get("budget_kind") else "")
+           + f", seeds {seeds}",
            _eval_sets(arms),
            "- Figures are means over seeds ± their standard error; accuracies carry a Wilson 95% interval pooled "
            "over seeds. See the README's \"How to read a report\".", ""]

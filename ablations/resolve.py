@@ -14,6 +14,8 @@ from typing import Any
 from ablations.options import RunOptions
 from ablations.specs import AblationSpec, Arm
 from core.data import DataConfig
+from core.device import is_oom, pick_device
+from core.measure import measured_flops_cached
 from core.model import ModelConfig
 from core.train import TrainConfig
 from variants import SIZES, get_config, get_variant
@@ -73,12 +75,36 @@ def resolve_arm(spec: AblationSpec, arm: Arm, eff: dict[str, Any], opts: RunOpti
     train_fields = {"batch_size": eff["batch_size"], "lr": eff["lr"], "device": opts.device, "seed": seed,
                     "checkpoint_every": 50, "log_every": 1, "eval_points": 8, "compile": opts.compile, **budget,
                     **over["train"]}
+    if train_fields.get("max_flops"):
+        train_fields["flops_per_step"] = _budget_flops_per_step(model, data, train_fields, pick_device(opts.device))
     train = TrainConfig(**train_fields)
     flat = {**{f"model.{k}": v for k, v in model.to_dict().items()},
             **{f"data.{k}": v for k, v in data.to_dict().items()},
             **{f"train.{k}": v for k, v in train.to_dict().items()}}
     bookkeeping = ("train.checkpoint_every", "train.log_every", "train.eval_points", "train.curve_examples",
-                   "train.compile")
+                   "train.compile", "train.flops_per_step")
     key_src = {k: v for k, v in flat.items() if k not in bookkeeping}
     key = hashlib.sha1(json.dumps([key_src, corpus_fp], sort_keys=True, default=str).encode()).hexdigest()[:16]
     return ResolvedArm(arm, spec.base, model, data, train, flat, key, seed)
+
+
+def step_flops(model: ModelConfig, data: DataConfig, batch_size: int, grad_accum: int, device) -> dict:
+    """The measured FLOPs of one optimizer step of an arm (`core.measure.measured_flops`
+    at its batch shape and mask fraction, times its micro-batches), once per configuration
+    and shape in a process. `flops_per_step` covers the whole step: with torchrun, every
+    rank's share of the batch."""
+    m = measured_flops_cached(model, batch_size, data.max_length, device, data.mask_prob)
+    return {**m, "flops_per_step": m["flops_per_step"] * grad_accum}
+
+
+def _budget_flops_per_step(model: ModelConfig, data: DataConfig, train_fields: dict, device) -> float:
+    """A FLOP budget counts measured FLOPs per step; an arm that cannot take one step is
+    an invalid arm (its error row says so) rather than a crash of the whole run."""
+    try:
+        return step_flops(model, data, train_fields["batch_size"], train_fields.get("grad_accum", 1),
+                          device)["flops_per_step"]
+    except Exception as err:  # noqa: BLE001
+        if not is_oom(err):
+            raise
+        raise ValueError(f"measuring one training step's FLOPs (batch {train_fields['batch_size']} x "
+                         f"{data.max_length}) ran out of memory on {device}: {str(err).splitlines()[0][:200]}") from None

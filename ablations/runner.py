@@ -22,7 +22,7 @@ from typing import Any
 
 from ablations.arm import ArmTrainer
 from ablations.bench import run_bench
-from ablations.options import RunOptions, effective_options
+from ablations.options import RunOptions, budget_kind, effective_options
 from ablations.report import render_report
 from ablations.resolve import ResolvedArm, resolve_arm
 from ablations.results import RESULTS, SPEC, SPEED, append_row, arm_dir, ensure_run_dir, read_rows, write_text
@@ -152,10 +152,11 @@ class Runner:
 
     def _write_spec(self, first: ResolvedArm | None, corpus: str, distinct: int) -> None:
         eff = self._eff
-        budget = {k: getattr(first.train, k) for k in ("max_steps", "max_tokens", "max_seconds")
+        budget = {k: getattr(first.train, k) for k in ("max_steps", "max_tokens", "max_seconds", "max_flops")
                   if first is not None and getattr(first.train, k)}
         write_text(self.out / SPEC, json.dumps({"ablation": self.spec.name, "options": eff,
-                                                "budget_per_arm": budget, "corpus": corpus,
+                                                "budget_per_arm": budget, "budget_kind": budget_kind(budget or eff["budget"]),
+                                                "corpus": corpus,
                                                 "arms": [a.name for a in self.spec.arms],
                                                 "seeds": self.opts.seed_list}, indent=1, default=str))
         self.log(f"[bold]{self.spec.name}[/bold]: {len(self.spec.arms)} arms × {self.opts.seeds} seed(s) "
@@ -255,6 +256,8 @@ class Runner:
             "tokens_per_s": None, "infer_tokens_per_s": None, "train_tokens_per_s": None,
             "peak_mem_bytes": None, "saved_bytes": None, "saved_bytes_long": None, "long_seq_len": None,
             "flops_per_token": None, "utilisation": None, "flops_label": None,
+            "flops_per_step": None, "flops_per_token_measured": None, "flops_per_token_analytic": None,
+            "train_flops": None, "budget_kind": budget_kind(res.train.to_dict() if res else self._eff["budget"]),
         }
 
 def run_ablation(spec: AblationSpec, opts: RunOptions, console=None) -> RunSummary:

@@ -98,7 +98,8 @@ def test_a_larger_budget_continues_a_finished_run_and_says_so(data, tmp_path):
     Trainer(model_for(), data, cfg, tmp_path, progress_bar=False).train()
     more = Trainer(model_for(), data, cfg.replace(max_steps=3), tmp_path, progress_bar=False).train()
     assert more.resume == {"kind": "extended", "from_step": 2,
-                           "budget_before": {"max_steps": 2, "max_tokens": 0, "max_seconds": 0.0}}
+                           "budget_before": {"max_steps": 2, "max_tokens": 0, "max_seconds": 0.0,
+                                              "max_flops": 0.0}}
     assert more.progress.step == 3
 
 

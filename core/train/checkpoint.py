@@ -40,10 +40,13 @@ def load_checkpoint(path: Path) -> dict:
 
 
 # -- what made a checkpoint ---------------------------------------------------------------------
-BUDGET_FIELDS = ("max_steps", "max_tokens", "max_seconds")
-# TrainConfig fields that change neither the weights nor the recorded scores
+BUDGET_FIELDS = ("max_steps", "max_tokens", "max_seconds", "max_flops")
+# TrainConfig fields that change neither the weights nor the recorded scores; flops_per_step
+# is a measurement of the configuration, not a choice (it may differ slightly between devices,
+# e.g. fused attention recomputes its scores): a run resumed elsewhere goes on counting at the
+# new rate (Progress.flops holds what was spent)
 BOOKKEEPING_FIELDS = ("eval_every", "checkpoint_every", "log_every", "device", "eval_batch_size", "eval_points",
-                      "curve_examples", "compile")
+                      "curve_examples", "compile", "flops_per_step")
 
 
 def trajectory_identity(model_cfg, train_cfg, data, eval_data=None, world_size: int = 1) -> dict:

@@ -21,6 +21,12 @@ class TrainConfig(StrictConfig):
     max_steps: int = 0
     max_tokens: int = 0               # non-padding tokens
     max_seconds: float = 0.0
+    max_flops: float = 0.0            # training FLOPs, counted as flops_per_step per optimizer step
+    # the measured FLOPs of ONE OPTIMIZER STEP: forward and backward of every micro-batch on
+    # every rank (grad_accum x world_size batches), set by the caller from
+    # core.measure.measured_flops; the trainer adds it up in Progress.flops (and in every
+    # evaluation's "flops"), so it is also worth setting without max_flops
+    flops_per_step: float = 0.0
     eval_every: int = 0               # steps; 0 evaluates only at the end
     # a held-out MLM loss curve: this many evaluations spread evenly over the budget (by
     # the fraction used, so it works for step, token and time budgets), each on the first
@@ -38,8 +44,14 @@ class TrainConfig(StrictConfig):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(self.betas))
-        if not (self.max_steps or self.max_tokens or self.max_seconds):
-            raise ValueError("set a budget: max_steps, max_tokens or max_seconds (> 0)")
+        if not (self.max_steps or self.max_tokens or self.max_seconds or self.max_flops):
+            raise ValueError("set a budget: max_steps, max_tokens, max_seconds or max_flops (> 0)")
+        if self.max_flops < 0 or self.flops_per_step < 0:
+            raise ValueError(f"max_flops and flops_per_step must be >= 0, got {self.max_flops} and "
+                             f"{self.flops_per_step}")
+        if self.max_flops and not self.flops_per_step:
+            raise ValueError(f"max_flops={self.max_flops:g} needs flops_per_step > 0: the measured FLOPs of one "
+                             "optimizer step (core.measure.measured_flops(...)['flops_per_step'] x grad_accum)")
         if self.batch_size < 1 or self.grad_accum < 1:
             raise ValueError("batch_size and grad_accum must be >= 1")
         if self.eval_points < 0 or self.curve_examples < 0:

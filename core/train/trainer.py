@@ -2,8 +2,10 @@
 
 Design notes for the next engineer:
 - The learning-rate schedule is a function of *progress*, the largest fraction of any
-  budget used so far, so the same schedule serves step, token and wall-clock budgets.
-  Step and token budgets are exactly reproducible; a time budget is not (by nature).
+  budget used so far, so the same schedule serves step, token, FLOP and wall-clock budgets.
+  Step, token and FLOP budgets are exactly reproducible; a time budget is not (by nature).
+  FLOPs are counted, not timed: `cfg.flops_per_step` (measured by the caller) per
+  optimizer step, so a FLOP budget of N stops at step ceil(N / flops_per_step).
 - Checkpoints (`core.train.checkpoint`) hold everything a resume needs; resuming
   reproduces an uninterrupted run exactly on CPU.
 - Under torchrun (`core.train.distributed`) every rank takes its share of each step's
@@ -58,6 +60,7 @@ class Progress:
     seconds: float = 0.0
     epoch: int = 0
     batch: int = 0        # next batch index within the epoch
+    flops: float = 0.0    # training FLOPs: cfg.flops_per_step per optimizer step
 
 
 @dataclass
@@ -121,7 +124,8 @@ class Trainer:
         c, p = self.cfg, self.progress
         parts = [p.step / c.max_steps if c.max_steps else 0.0,
                  p.tokens / c.max_tokens if c.max_tokens else 0.0,
-                 p.seconds / c.max_seconds if c.max_seconds else 0.0]
+                 p.seconds / c.max_seconds if c.max_seconds else 0.0,
+                 p.flops / c.max_flops if c.max_flops else 0.0]
         return min(1.0, max(parts))
 
     def lr_factor(self) -> float:
@@ -166,6 +170,8 @@ class Trainer:
             return False
         self._load_state(state)
         old_budget = state.get("budget") or {}
+        if old_budget:  # written before FLOP budgets existed: it had none
+            old_budget.setdefault("max_flops", 0.0)
         self.resume_info = {"kind": "resumed", "from_step": self.progress.step}
         if old_budget != self._budget():
             self.resume_info.update(kind="extended" if self._done_under(old_budget) else "resumed",
@@ -189,6 +195,8 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.progress = Progress(**state["progress"])
+        if "flops" not in state["progress"]:  # written before FLOPs were counted
+            self.progress.flops = self.progress.step * self.cfg.flops_per_step
         self.train_loss, self.train_loss_time = state["train_loss"], state["train_loss_time"]
         self.evals = state["evals"]
         torch.set_rng_state(state["rng"]["torch"])
@@ -199,7 +207,8 @@ class Trainer:
         p = self.progress
         return bool((budget.get("max_steps") and p.step >= budget["max_steps"])
                     or (budget.get("max_tokens") and p.tokens >= budget["max_tokens"])
-                    or (budget.get("max_seconds") and p.seconds >= budget["max_seconds"]))
+                    or (budget.get("max_seconds") and p.seconds >= budget["max_seconds"])
+                    or (budget.get("max_flops") and p.flops >= budget["max_flops"]))
 
     # -- the loop -----------------------------------------------------------------------------
     def _done(self) -> bool:
@@ -296,6 +305,7 @@ class Trainer:
         p.step += 1
         p.tokens += tokens  # all ranks' tokens
         p.seconds += elapsed
+        p.flops += c.flops_per_step  # all ranks' micro-batches: flops_per_step is per optimizer step
         # (tokens, seconds of forward+backward+optimizer) per step, batch loading excluded
         self.step_times.append((tokens, elapsed - data_s))
         if p.step % c.log_every == 0 or p.step == 1 or self._done():
@@ -304,11 +314,16 @@ class Trainer:
 
     def _evaluate(self, per_example: bool = False) -> dict:
         """Scores now; the curve keeps the summaries, the final scores also per example."""
-        c, p = self.cfg, self.progress
+        c = self.cfg
         scores = evaluate(self.model, self.eval_data, self.device, c.eval_batch_size, c.hash_seed, per_example)
         summary = {k: v for k, v in scores.items() if not isinstance(v, list | str)}
-        self.evals.append({"step": p.step, "tokens": p.tokens, "seconds": p.seconds, **summary})
+        self.evals.append({**self._where(), **summary})
         return scores
+
+    def _where(self) -> dict:
+        """Where training stands, for an evaluation point: the x of every curve."""
+        p = self.progress
+        return {"step": p.step, "tokens": p.tokens, "seconds": p.seconds, "flops": p.flops}
 
     def _after_step(self) -> None:
         c, p = self.cfg, self.progress
@@ -327,11 +342,17 @@ class Trainer:
             self.on_step(self)
 
     def _curve_point(self) -> None:
-        c, p = self.cfg, self.progress
+        """A cheap point of the held-out curve. `mlm_example_losses` is each curve example's
+        MLM loss summed over its predicted tokens, as the final `eval_mlm_example_loss` (5
+        significant digits); its token counts are the final `eval_mlm_example_tokens[:n]`
+        (the same first examples, the same fixed masks). Two arms can so be paired example
+        by example at any point of the curve, e.g. at equal FLOPs."""
+        c = self.cfg
         scores = evaluate(self.model, self.eval_data, self.device, c.eval_batch_size, c.hash_seed,
-                          mlm_limit=c.curve_examples or None)
-        self.evals.append({"step": p.step, "tokens": p.tokens, "seconds": p.seconds, "curve": True,
-                           "eval_mlm_loss": scores["eval_mlm_loss"], "eval_mlm_acc": scores["eval_mlm_acc"]})
+                          per_example=True, mlm_limit=c.curve_examples or None)
+        losses = [float(f"{x:.5g}") for x in scores.get("eval_mlm_example_loss", [])]
+        self.evals.append({**self._where(), "curve": True, "eval_mlm_loss": scores["eval_mlm_loss"],
+                           "eval_mlm_acc": scores["eval_mlm_acc"], "mlm_example_losses": losses})
 
     def _finish(self, status: str, error: str | None) -> TrainResult:
         final = {}
