@@ -22,6 +22,7 @@ EPILOG = """examples:
   python -m ablations bench memory --variants bert,reformer --seq-lens 512,1024,2048
   python -m ablations data --corpus ../shared/data/kowiki --masking dynamic --json
   python -m ablations run albert_reformer --downstream korsts,question_pair --downstream-steps 300
+  python -m ablations run objective --tokens 400000 --ladder 4       # each arm at 4 budgets: where curves cross
   python -m ablations export runs/albert_reformer bert --format hf --out exported/bert
   python -m ablations finetune runs/albert_reformer bert --task korsts --seeds 3
 """
@@ -84,7 +85,7 @@ def _options(args):
                       seeds=args.seeds, out=args.out, quick=args.quick, vocab_size=args.vocab_size, lr=args.lr,
                       keep_checkpoints=args.keep_checkpoints, progress=not args.no_progress, budget=args.budget,
                       compile=args.compile, arms=args.arms, shard=args.shard,
-                      nproc_per_node=args.nproc_per_node)
+                      nproc_per_node=args.nproc_per_node, ladder=args.ladder, ladder_ratio=args.ladder_ratio)
 
 
 def _cmd_run(args) -> int:
@@ -269,6 +270,11 @@ def _add_run(r: argparse.ArgumentParser) -> None:
     budget.add_argument("--steps", type=int, help="optimizer steps per arm (>= 1)")
     budget.add_argument("--tokens", type=int, help="training tokens (non-padding) per arm (>= 1)")
     budget.add_argument("--time-budget", help="wall-clock for all arms together, split equally, e.g. 10m, 1h")
+    budget.add_argument("--ladder", type=int, default=0, metavar="K",
+                        help="train every arm at K >= 3 budgets (the budget x ratio**-j), one row each, for about "
+                             "the price of one run: a warmup-stable-decay run branched into K cooldowns")
+    budget.add_argument("--ladder-ratio", type=float, default=2.0,
+                        help="each ladder budget over the previous one (default 2)")
     r.add_argument("--seq-len", type=int, help="tokens per example (default 128; the attention ablation 1024)")
     r.add_argument("--batch-size", type=int, help="examples per optimizer step (default 16)")
     r.add_argument("--vocab-size", type=int, help="SentencePiece vocabulary (default 8000)")
