@@ -22,6 +22,7 @@ EPILOG = """examples:
   python -m ablations bench memory --variants bert,reformer --seq-lens 512,1024,2048
   python -m ablations data --corpus ../shared/data/kowiki --masking dynamic --json
   python -m ablations run albert_reformer --downstream korsts,question_pair --downstream-steps 300
+  python -m ablations run objective --tokens 400000 --ladder 4       # each arm at 4 budgets: where curves cross
   python -m ablations export runs/albert_reformer bert --format hf --out exported/bert
   python -m ablations finetune runs/albert_reformer bert --task korsts --seeds 3
 """
@@ -84,7 +85,8 @@ def _options(args):
                       seeds=args.seeds, out=args.out, quick=args.quick, vocab_size=args.vocab_size, lr=args.lr,
                       keep_checkpoints=args.keep_checkpoints, progress=not args.no_progress, budget=args.budget,
                       compile=args.compile, arms=args.arms, shard=args.shard,
-                      nproc_per_node=args.nproc_per_node, flops=args.flops)
+                      nproc_per_node=args.nproc_per_node, ladder=args.ladder, ladder_ratio=args.ladder_ratio,
+                      flops=args.flops)
 
 
 def _cmd_run(args) -> int:
@@ -272,6 +274,11 @@ def _add_run(r: argparse.ArgumentParser) -> None:
     budget.add_argument("--flops", type=float, help="training FLOPs per arm, e.g. 3e12: every arm gets the same "
                                                     "compute, counted per step by torch's FlopCounterMode on one "
                                                     "measured step (not with --steps/--tokens)")
+    budget.add_argument("--ladder", type=int, default=0, metavar="K",
+                        help="train every arm at K >= 3 budgets (the budget x ratio**-j), one row each, for about "
+                             "the price of one run: a warmup-stable-decay run branched into K cooldowns")
+    budget.add_argument("--ladder-ratio", type=float, default=2.0,
+                        help="each ladder budget over the previous one (default 2)")
     r.add_argument("--seq-len", type=int, help="tokens per example (default 128; the attention ablation 1024)")
     r.add_argument("--batch-size", type=int, help="examples per optimizer step (default 16)")
     r.add_argument("--vocab-size", type=int, help="SentencePiece vocabulary (default 8000)")

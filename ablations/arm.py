@@ -4,11 +4,19 @@ trainer, then the measurements that stand beside the losses.
 Failures are results: OOM is recorded as "oom", a NaN stop as "nan", any other exception
 in the arm as "error" with its message, and the run goes on. A data problem (corpus,
 tokenizer) is not an arm's failure: every arm would meet it, so it stops the run at once.
+
+With `--ladder K` one (arm, seed) yields K rows (`train_ladder`): one long wsd run in the
+unit's directory, paused at each rung's cooldown start, and each rung's cooldown in
+`rung-k/` from a copy of that checkpoint (`ablations.ladder`).
 """
 from __future__ import annotations
 
+import json
+import shutil
 import time
 import traceback
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +24,19 @@ import torch
 
 from ablations.downstream import downstream_lines
 from ablations.export import drop_checkpoint, finish_arm, with_init_from
+from ablations.ladder import Ladder, unit_of
 from ablations.launch import fit, launch
 from ablations.options import RunOptions
 from ablations.resolve import TRAINING_ONLY, ResolvedArm, step_flops
-from ablations.results import arm_dir
+from ablations.results import arm_dir, rung_dir
 from core.data import DataConfig, DataError, build_dataset
 from core.device import is_oom
+from core.files import atomic_path, atomic_write_text
 from core.measure import flops_per_token, matmul_peak_flops, measure
 from core.model import PretrainingModel
 from core.train import CHECKPOINT, TrainConfig, load_checkpoint
+
+BRANCH = "branch.json"  # in a rung's directory: the stable run's progress its cooldown branched from
 
 
 class ArmTrainer:
@@ -54,9 +66,16 @@ class ArmTrainer:
     # -- one arm --------------------------------------------------------------------------------
     def train(self, res: ResolvedArm, row: dict[str, Any]) -> dict[str, Any]:
         ckpt_dir = arm_dir(self.out, res.arm.name, res.seed)
+        self._guarded(row, lambda: self._train_into(row, res, ckpt_dir))
+        if row["status"] == "ok" and not self.opts.keep_checkpoints:
+            drop_checkpoint(ckpt_dir)  # the final weights stay (export, finetune, init_from)
+        return row
+
+    def _guarded(self, row: dict[str, Any], work: Callable[[], None]) -> None:
+        """Run `work` (which fills `row`); a failure becomes the row's status."""
         t0 = time.perf_counter()
         try:
-            self._train_into(row, res, ckpt_dir)
+            work()
         except (KeyboardInterrupt, DataError):
             raise
         except Exception as err:  # noqa: BLE001 - a failed arm is a result; the run goes on
@@ -68,22 +87,12 @@ class ArmTrainer:
                 tb = traceback.format_exc(limit=3).strip().splitlines()
                 row.update(status="error", error=f"{type(err).__name__}: {err} | {' / '.join(tb[-3:])}"[:1200])
         row["wall_s_total"] = time.perf_counter() - t0
-        if row["status"] == "ok" and not self.opts.keep_checkpoints:
-            drop_checkpoint(ckpt_dir)  # the final weights stay (export, finetune, init_from)
-        return row
 
     def _train_into(self, row: dict, res: ResolvedArm, ckpt_dir: Path) -> None:
         data = self.data_for(res.data)
         eval_data, row["eval_set"] = self.eval_data_for(res, data)
-        n, train_cfg = self.opts.nproc_per_node, self._with_flops(row, res, with_init_from(res.train))
-        if n > 1:  # torchrun's ranks train it; this process keeps the lease and measures
-            fields = launch(res.model, res.data, eval_data.cfg if eval_data is not data else None, train_cfg,
-                            ckpt_dir, self.opts.corpus, self.opts.cache_dir, n, self.opts.progress)
-            model = None
-        else:
-            fields, model = fit(res.model, data, eval_data, train_cfg, ckpt_dir, self.opts.progress)
-        if fields["resume"].get("kind") == "restarted":
-            self.log(f"  [yellow]{fields['resume']['reason']}[/yellow]")
+        fields, model = self._fit(res, data, eval_data, self._with_flops(row, res, with_init_from(res.train)),
+                                 ckpt_dir)
         row.update(fields)
         if row["status"] == "ok":
             row.update(self._finish(model or self._from_checkpoint(res, ckpt_dir), data, ckpt_dir, res))
@@ -99,6 +108,82 @@ class ArmTrainer:
                    flops_per_token_analytic=m["flops_per_token_analytic"])
         row["config"] = {**row["config"], "train.flops_per_step": fps}
         return train_cfg.replace(flops_per_step=fps)
+
+    def _fit(self, res: ResolvedArm, data, eval_data, train_cfg: TrainConfig, ckpt_dir: Path,
+             until: dict | None = None) -> tuple[dict, PretrainingModel | None]:
+        """Train in this process, or on torchrun's ranks (then no model: rank 0 wrote it)."""
+        n = self.opts.nproc_per_node
+        if n > 1:  # torchrun's ranks train it; this process keeps the lease and measures
+            fields = launch(res.model, res.data, eval_data.cfg if eval_data is not data else None, train_cfg,
+                            ckpt_dir, self.opts.corpus, self.opts.cache_dir, n, self.opts.progress, until)
+            model = None
+        else:
+            fields, model = fit(res.model, data, eval_data, train_cfg, ckpt_dir, self.opts.progress, until)
+        if fields["resume"].get("kind") == "restarted":
+            self.log(f"  [yellow]{fields['resume']['reason']}[/yellow]")
+        return fields, model
+
+    # -- a ladder: K rows per (arm, seed) ------------------------------------------------------
+    def train_ladder(self, res: ResolvedArm, base: dict[str, Any], done: dict[int, dict]) -> Iterator[dict]:
+        """Rung rows, smallest budget first, each yielded as soon as it is finished (so an
+        interrupted ladder keeps them); rungs in `done` (rung -> its row) are skipped."""
+        flops = {"config": base["config"]}  # every rung counts its training FLOPs
+        ladder = Ladder.of(self._with_flops(flops, res, with_init_from(res.train)), self.opts.ladder,
+                           self.opts.ladder_ratio)
+        unit = arm_dir(self.out, res.arm.name, res.seed)
+        measured: dict[str, Any] = {}
+        rows = dict(done)
+        for k in range(len(ladder)):
+            if k in done:
+                continue
+            kind, amount = unit_of(ladder.budgets[k])
+            row = {**base, **flops, "ladder": len(ladder), "rung": k, "rung_budget": amount, "rung_budget_unit": kind,
+                   "ladder_ratio": ladder.ratio}
+            self._guarded(row, partial(self._rung_into, row, res, ladder, k, unit, measured))
+            rows[k] = row
+            yield row
+        if all(r.get("status") == "ok" and r.get("branch_step") is not None for r in rows.values()):
+            self.log("  " + ladder.cost([(rows[k]["branch_step"], rows[k]["steps"]) for k in sorted(rows)]))
+        if rows[len(ladder) - 1].get("status") == "ok" and not self.opts.keep_checkpoints:
+            drop_checkpoint(unit)  # the stable run's; the largest rung's final weights stay
+
+    def _rung_into(self, row: dict, res: ResolvedArm, ladder: Ladder, k: int, unit: Path, measured: dict) -> None:
+        """Rung k: bring the stable run to the rung's cooldown start (once: a copy in the
+        rung's directory marks it done), then cool down to the rung's budget there."""
+        data = self.data_for(res.data)
+        eval_data, row["eval_set"] = self.eval_data_for(res, data)
+        rdir = rung_dir(unit, k)
+        if not (rdir / CHECKPOINT).is_file():
+            fields, _ = self._fit(res, data, eval_data, ladder.stable, unit, until=ladder.branch_point(k))
+            # "ok": the branch point rounded up to the stable run's own budget (tiny budgets)
+            if fields["status"] not in ("paused", "ok"):  # the stable run failed (nan): so does this rung
+                row.update(fields)
+                return
+            self._branch(unit, rdir)
+        branch = json.loads((rdir / BRANCH).read_text())
+        self.log(f"  rung {k + 1}/{len(ladder)} ({row['rung_budget']:,} {row['rung_budget_unit']}): cooldown from the "
+                 f"stable run's step {branch['step']:,}")
+        fields, model = self._fit(res, data, eval_data, ladder.rung(k), rdir)
+        row.update(fields, branch_step=branch["step"], branch_tokens=branch["tokens"])
+        if row["status"] == "ok" and k == len(ladder) - 1:  # the arm's usual result: weights kept, downstream
+            row.update(self._finish(model or self._from_checkpoint(res, rdir), data, unit, res))
+        del model
+        if row["status"] == "ok" and not self.opts.keep_checkpoints:
+            (rdir / BRANCH).unlink(missing_ok=True)
+            drop_checkpoint(rdir)
+        if not measured:
+            measured.update(self._measurements(res, speed=True))
+        row.update(measured)
+
+    @staticmethod
+    def _branch(unit: Path, rdir: Path) -> None:
+        """Copy the paused stable checkpoint into the rung's directory (the copy, written
+        last and atomically, is what says the branch exists)."""
+        rdir.mkdir(parents=True, exist_ok=True)
+        state = load_checkpoint(unit / CHECKPOINT)
+        atomic_write_text(rdir / BRANCH, json.dumps(state["progress"]))
+        with atomic_path(rdir / CHECKPOINT) as tmp:
+            shutil.copyfile(unit / CHECKPOINT, tmp)
 
     @staticmethod
     def _from_checkpoint(res: ResolvedArm, ckpt_dir: Path) -> PretrainingModel:
@@ -120,24 +205,28 @@ class ArmTrainer:
         return fields
 
     def _measure_into(self, row: dict, res: ResolvedArm, speed: bool) -> None:
+        row.update(self._measurements(res, speed, row.get("tokens_per_s")))
+
+    def _measurements(self, res: ResolvedArm, speed: bool, tokens_per_s: float | None = None) -> dict[str, Any]:
         """Memory (isolated) and saved bytes at the training shape; speed comes from the
-        training steps themselves unless too few were timed (then warm-up + timed steps)."""
+        training steps themselves (`tokens_per_s`) unless too few were timed (then warm-up +
+        timed steps). A ladder measures once and gives every rung the same figures."""
         m = measure(res.model, res.train.batch_size, res.data.max_length, self.device, speed=speed, memory=True,
                     warmup=1, steps=3, memory_limit_bytes=self.opts.memory_limit_bytes, compile=self.opts.compile)
         if m["status"] == "oom":
-            row.update(status="oom", error=f"measurement: {m['error']}")
-            return
+            return {"status": "oom", "error": f"measurement: {m['error']}"}
         keys = ["peak_mem_bytes", "saved_bytes", "memory_method"]
         if speed:
             keys += ["tokens_per_s", "infer_tokens_per_s", "tokens_per_s_min", "tokens_per_s_max"]
-        for k in keys:
-            row[k] = m.get(k)
+        out = {k: m.get(k) for k in keys}
+        rate = out["tokens_per_s"] if speed else tokens_per_s
         cost = flops_per_token(res.model, res.data.max_length)
-        row.update(cost, utilisation=cost["flops_per_token"] * row["tokens_per_s"] / matmul_peak_flops(str(self.device))
-                   if row.get("tokens_per_s") else None)
+        out.update(cost, utilisation=cost["flops_per_token"] * rate / matmul_peak_flops(str(self.device))
+                   if rate else None)
         long_len = self.eff["long_seq_len"]
         if long_len:
             lm = measure(res.model, 1, long_len, self.device, speed=False, memory=False)
-            row.update(saved_bytes_long=lm.get("saved_bytes"), long_seq_len=long_len)
+            out.update(saved_bytes_long=lm.get("saved_bytes"), long_seq_len=long_len)
+        return out
 
 

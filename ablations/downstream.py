@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ablations.results import latest_by
 from core.data import Tokenizer
 from core.finetune import FinetuneConfig, SeedSummary, Task, finetune_seeds, load_task
 from core.model import PretrainingModel
@@ -103,7 +104,7 @@ def _savings(row: dict, ref: dict) -> str:
 
 def downstream_markdown(rows: list[dict]) -> str:
     """The report's downstream section ("" when no arm was fine-tuned)."""
-    latest = {r["arm"]: r for r in rows}
+    latest = latest_by(rows, "arm")  # a ladder: its largest rung
     tasks = tasks_in(list(latest.values()))
     if not tasks:
         return ""

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ablations.downstream import finetune_config, load_tasks
-from ablations.results import ARMS, RESULTS, arm_dir, read_rows
+from ablations.results import ARMS, RESULTS, arm_dir, latest_by, read_rows
 from core.finetune import SeedSummary, finetune_seeds
 from core.interop import MARKER, ExportResult, LoadedArm, export_arm, load_arm, save_native
 from core.model import PretrainingModel
@@ -41,7 +41,7 @@ def locate_arm(run_dir: str | Path, arm: str) -> Path:
     if not (run_dir / RESULTS).is_file():
         raise FileNotFoundError(f"{run_dir} is not a run directory (no {RESULTS}); give the --out of an "
                                 "`ablations run`")
-    rows = {r["arm"]: r for r in read_rows(run_dir / RESULTS)}
+    rows = latest_by(read_rows(run_dir / RESULTS), "arm")
     if arm not in rows:
         raise unknown_name_error(f"arm in {run_dir}", arm, rows)
     directory = arm_dir(run_dir, rows[arm].get("same_as") or arm)

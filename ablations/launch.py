@@ -31,13 +31,14 @@ UNIT, RESULT = "unit.json", "result.json"
 
 
 def fit(model_cfg: ModelConfig, data, eval_data, train_cfg: TrainConfig, ckpt_dir: Path,
-        progress: bool) -> tuple[dict, PretrainingModel]:
-    """Train (or resume) one unit: the row's training fields (`resume` included) and the model."""
+        progress: bool, until: dict | None = None) -> tuple[dict, PretrainingModel]:
+    """Train (or resume) one unit: the row's training fields (`resume` included) and the
+    model. With `until`, only that far (status "paused": a ladder's stable run)."""
     torch.manual_seed(train_cfg.seed)
     model = PretrainingModel(model_cfg)
     counts = model.parameter_counts()
     trainer = Trainer(model, data, train_cfg, ckpt_dir, progress_bar=progress, eval_data=eval_data)
-    result = trainer.train(resume=True)
+    result = trainer.train(resume=True, until=until)
     p = result.progress
     fields = dict(params_unique=counts["unique"], params_total=counts["total"], params_embedding=counts["embedding"],
                   params_encoder_unique=counts["encoder_unique"], status=result.status, error=result.error,
@@ -52,7 +53,8 @@ def fit(model_cfg: ModelConfig, data, eval_data, train_cfg: TrainConfig, ckpt_di
 
 
 def launch(model_cfg: ModelConfig, data_cfg: DataConfig, eval_cfg: DataConfig | None, train_cfg: TrainConfig,
-           ckpt_dir: Path, corpus: str | None, cache_dir: str | None, nproc: int, progress: bool = True) -> dict:
+           ckpt_dir: Path, corpus: str | None, cache_dir: str | None, nproc: int, progress: bool = True,
+           until: dict | None = None) -> dict:
     """Run `fit` on `nproc` torchrun ranks; the fields rank 0 wrote. A failed launch raises
     with the ranks' last error lines (the runner records the unit as "error")."""
     if train_cfg.batch_size % nproc:
@@ -61,7 +63,8 @@ def launch(model_cfg: ModelConfig, data_cfg: DataConfig, eval_cfg: DataConfig | 
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     unit = {"model": model_cfg.to_json(), "data": data_cfg.to_json(), "eval": eval_cfg.to_json() if eval_cfg else None,
             "train": train_cfg.replace(batch_size=train_cfg.batch_size // nproc).to_json(),
-            "ckpt_dir": str(ckpt_dir), "corpus": corpus, "cache_dir": cache_dir, "progress": progress}
+            "ckpt_dir": str(ckpt_dir), "corpus": corpus, "cache_dir": cache_dir, "progress": progress,
+            "until": until}
     atomic_write_text(ckpt_dir / UNIT, json.dumps(unit, default=str))
     (ckpt_dir / RESULT).unlink(missing_ok=True)
     root = str(Path(__file__).resolve().parents[1])
@@ -90,7 +93,7 @@ def main(unit_path: str) -> None:
             if unit["eval"] else data
         ckpt_dir = Path(unit["ckpt_dir"])
         fields, _ = fit(ModelConfig.from_json(unit["model"]), data, eval_data, train_cfg, ckpt_dir,
-                     progress=unit.get("progress", True) and world.rank == 0)
+                     progress=unit.get("progress", True) and world.rank == 0, until=unit.get("until"))
         if world.rank == 0:
             atomic_write_text(ckpt_dir / RESULT, json.dumps(fields, default=str))
     finally:

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ablations.ladder import check_ladder
 from ablations.specs import AblationSpec
 from core.registry import unknown_name_error
 from variants import SIZES
@@ -56,6 +57,8 @@ class RunOptions:
     shard: str | None = None          # "K/N": train only arm i with i % N + 1 == K
     nproc_per_node: int = 1           # > 1: each arm runs under torchrun on this many ranks
     flops: float | None = None        # training FLOPs per arm (measured per step); excludes steps/tokens
+    ladder: int = 0                   # K >= 3: every arm at K budgets, branched from one wsd run (ablations.ladder)
+    ladder_ratio: float = 2.0         # each rung's budget over the previous one's
 
     def __post_init__(self) -> None:
         """Every number is checked here, before any data is built: a bad value is one line
@@ -70,6 +73,9 @@ class RunOptions:
         parse_arm_names(self.arms)
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"--lr must be > 0 (the peak learning rate), got {self.lr}")
+        if isinstance(self.ladder, bool) or self.ladder < 0:
+            raise ValueError(f"--ladder must be a whole number >= 3 (budgets per arm), got {self.ladder}")
+        check_ladder(self.ladder, self.ladder_ratio)
         self._check_flops()
 
     def _check_flops(self) -> None:

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ablations.ladder import warmup_steps_for
 from ablations.options import RunOptions
 from ablations.specs import AblationSpec, Arm
 from core.data import DataConfig
@@ -18,6 +19,7 @@ from core.device import is_oom, pick_device
 from core.measure import measured_flops_cached
 from core.model import ModelConfig
 from core.train import TrainConfig
+from core.train.checkpoint import LATER_DEFAULTS
 from variants import SIZES, get_config, get_variant
 
 # DataConfig fields that only shape training examples and masks; arms that differ from the
@@ -74,16 +76,21 @@ def resolve_arm(spec: AblationSpec, arm: Arm, eff: dict[str, Any], opts: RunOpti
         budget["max_seconds"] = budget["max_seconds"] / max(1, n_trained)
     train_fields = {"batch_size": eff["batch_size"], "lr": eff["lr"], "device": opts.device, "seed": seed,
                     "checkpoint_every": 50, "log_every": 1, "eval_points": 8, "compile": opts.compile, **budget,
-                    **over["train"]}
+                    **({"schedule": "wsd"} if opts.ladder else {}), **over["train"]}
     if train_fields.get("max_flops"):
         train_fields["flops_per_step"] = _budget_flops_per_step(model, data, train_fields, pick_device(opts.device))
     train = TrainConfig(**train_fields)
+    if opts.ladder:
+        train = _for_ladder(train, arm.name, seq_len, opts)
     flat = {**{f"model.{k}": v for k, v in model.to_dict().items()},
             **{f"data.{k}": v for k, v in data.to_dict().items()},
             **{f"train.{k}": v for k, v in train.to_dict().items()}}
     bookkeeping = ("train.checkpoint_every", "train.log_every", "train.eval_points", "train.curve_examples",
                    "train.compile", "train.flops_per_step")
-    key_src = {k: v for k, v in flat.items() if k not in bookkeeping}
+    key_src = {k: v for k, v in flat.items() if k not in bookkeeping
+               and not (k.startswith("train.") and LATER_DEFAULTS.get(k[6:], object()) == v)}
+    if opts.ladder:  # the rungs' budgets: a ladder is another unit than one run of the same config
+        key_src["ladder"] = [opts.ladder, opts.ladder_ratio]
     key = hashlib.sha1(json.dumps([key_src, corpus_fp], sort_keys=True, default=str).encode()).hexdigest()[:16]
     return ResolvedArm(arm, spec.base, model, data, train, flat, key, seed)
 
@@ -108,3 +115,12 @@ def _budget_flops_per_step(model: ModelConfig, data: DataConfig, train_fields: d
             raise
         raise ValueError(f"measuring one training step's FLOPs (batch {train_fields['batch_size']} x "
                          f"{data.max_length}) ran out of memory on {device}: {str(err).splitlines()[0][:200]}") from None
+
+
+def _for_ladder(train: TrainConfig, name: str, seq_len: int, opts: RunOptions) -> TrainConfig:
+    """A ladder's unit trains wsd with a warm-up in steps (ablations.ladder)."""
+    if train.schedule != "wsd":
+        raise ValueError(f"arm {name!r}: --ladder branches the rungs from one warmup-stable-decay run; "
+                         f"train.schedule={train.schedule!r} cannot branch (drop the override or --ladder)")
+    tokens_per_step = train.batch_size * train.grad_accum * seq_len
+    return train.replace(warmup_steps=warmup_steps_for(train, tokens_per_step, opts.ladder, opts.ladder_ratio))

@@ -7,6 +7,8 @@
       speed.json       the arms' training steps timed side by side, round by round
       report.md, results.csv, bench.csv, *.png    rendered from the rows
       arms/NAME/seed-K/  an (arm, seed)'s lease while it trains, and its checkpoint
+                         (with --ladder: the long stable-phase run's), then its final weights
+      arms/NAME/seed-K/rung-k/  --ladder: rung k's cooldown, branched from the stable run
 
 The runner and the bench append rows; the report reads them. A row is one line, appended
 under an exclusive file lock in a single write, so several processes (or machines on one
@@ -32,6 +34,17 @@ ARMS = "arms"
 def arm_dir(run_dir: Path, arm: str, seed: int = 0) -> Path:
     """Where an (arm, seed) keeps its lease and checkpoint while it trains (file-system-safe)."""
     return run_dir / ARMS / re.sub(r"[^A-Za-z0-9_.+=-]+", "_", arm) / f"seed-{seed}"
+
+
+def rung_dir(unit_dir: Path, rung: int) -> Path:
+    """Where a ladder's rung k cools down, inside its (arm, seed) directory."""
+    return unit_dir / f"rung-{rung}"
+
+
+def is_headline(row: dict[str, Any]) -> bool:
+    """A run's one result per (arm, seed): every row, except a ladder's lower rungs (the
+    largest rung is the arm's usual row; the others feed budget curves)."""
+    return not row.get("ladder") or row.get("rung") == row["ladder"] - 1
 
 
 def ensure_run_dir(path: Path) -> None:
@@ -75,8 +88,9 @@ def write_text(path: Path, text: str) -> None:
 
 
 def latest_by(rows: list[dict], key: str) -> dict[str, dict]:
-    """The last row for each value of `key` (a re-run arm replaces its earlier row)."""
+    """The last row for each value of `key` (a re-run arm replaces its earlier row); a
+    ladder's lower rungs are not an arm's row."""
     out: dict[str, dict] = {}
-    for row in rows:
+    for row in filter(is_headline, rows):
         out[row[key]] = row
     return out

@@ -11,6 +11,9 @@
   others skip it and wait for it before writing the report. No row is lost or doubled.
 - Failures are results (`ablations.arm`); the summary lists the errors so that the CLI's
   exit code can tell a script that something failed.
+- `--ladder K`: a unit yields K rows (rungs, smallest budget first), each appended as soon
+  as it is finished; a re-run skips finished rungs and the unit is finished with its
+  largest rung, the row every report reads (`results.is_headline`).
 """
 from __future__ import annotations
 
@@ -22,10 +25,21 @@ from typing import Any
 
 from ablations.arm import ArmTrainer
 from ablations.bench import run_bench
+from ablations.ladder import rung_budgets
 from ablations.options import RunOptions, budget_kind, effective_options
 from ablations.report import render_report
 from ablations.resolve import ResolvedArm, resolve_arm
-from ablations.results import RESULTS, SPEC, SPEED, append_row, arm_dir, ensure_run_dir, read_rows, write_text
+from ablations.results import (
+    RESULTS,
+    SPEC,
+    SPEED,
+    append_row,
+    arm_dir,
+    ensure_run_dir,
+    is_headline,
+    read_rows,
+    write_text,
+)
 from ablations.selection import is_partial, select_arms
 from ablations.specs import AblationSpec, Arm
 from core.data import corpus_source, vocab_for_corpus
@@ -80,6 +94,7 @@ class Runner:
         self._write_spec(valid[0] if valid else None, src.name, len({r.key for r in valid}))
         self._done_keys: dict[str, dict] = {}
         self._finished: set[tuple[str, str]] = set()
+        self._rungs: dict[tuple[str, str], dict[int, dict]] = {}  # (key, arm) -> a ladder's finished lower rungs
         self._refresh()
         units = [u for u in units if u[1] in self.selected]  # resolved all, trains its selection
         if is_partial(self.opts):
@@ -126,7 +141,9 @@ class Runner:
     def _refresh(self) -> None:
         """What the results file says is finished (by this or any other process)."""
         for r in read_rows(self.out / RESULTS):
-            if r.get("status") in FINISHED and r.get("key"):
+            if r.get("status") in FINISHED and r.get("key") and not is_headline(r):
+                self._rungs.setdefault((r["key"], r["arm"]), {})[r["rung"]] = r
+            elif r.get("status") in FINISHED and r.get("key"):
                 self._done_keys.setdefault(r["key"], r)
                 self._finished.add((r["key"], r["arm"]))
 
@@ -154,14 +171,19 @@ class Runner:
         eff = self._eff
         budget = {k: getattr(first.train, k) for k in ("max_steps", "max_tokens", "max_seconds", "max_flops")
                   if first is not None and getattr(first.train, k)}
+        ladder = {"rungs": self.opts.ladder, "ratio": self.opts.ladder_ratio,
+                  "budgets": rung_budgets(budget, self.opts.ladder, self.opts.ladder_ratio)} if self.opts.ladder else None
         write_text(self.out / SPEC, json.dumps({"ablation": self.spec.name, "options": eff,
                                                 "budget_per_arm": budget, "budget_kind": budget_kind(budget or eff["budget"]),
                                                 "corpus": corpus,
                                                 "arms": [a.name for a in self.spec.arms],
-                                                "seeds": self.opts.seed_list}, indent=1, default=str))
+                                                "seeds": self.opts.seed_list, "ladder": ladder}, indent=1, default=str))
         self.log(f"[bold]{self.spec.name}[/bold]: {len(self.spec.arms)} arms × {self.opts.seeds} seed(s) "
                  f"({distinct} distinct runs), size {eff['size']}, seq {eff['seq_len']}, batch {eff['batch_size']}, "
                  f"budget {budget} per arm, corpus: {corpus}, device: {device_name(self.device)}; results in {self.out}")
+        if ladder:
+            self.log(f"ladder: every arm at {ladder['rungs']} budgets {ladder['budgets']}, cooled down (wsd) from one "
+                     "constant-rate run per arm and seed")
 
     # -- one (arm, seed) --------------------------------------------------------------------------
     def _run_one(self, head: str, arm: Arm, res: ResolvedArm | Exception, corpus: str) -> str:
@@ -193,22 +215,46 @@ class Runner:
         if res.key in self._done_keys:
             return self._run_one(head, arm, res, corpus)
         self.log(f"{head}: {arm.description or ''}")
-        row = self.arms.train(res, self._row_base(arm, res, corpus))
-        if row["status"] in FINISHED:
+        if self.opts.ladder:
+            return self._train_ladder(head, arm, res, corpus)
+        return self._finished_row(head, arm, res, self.arms.train(res, self._row_base(arm, res, corpus)))
+
+    def _train_ladder(self, head: str, arm: Arm, res: ResolvedArm, corpus: str) -> str:
+        done = self._rungs.get((res.key, arm.name), {})
+        if done:
+            self.log(f"  rungs {', '.join(str(k + 1) for k in sorted(done))} finished earlier, kept")
+        status = "ok"
+        for row in self.arms.train_ladder(res, self._row_base(arm, res, corpus), done):
+            status = self._finished_row(head, arm, res, row)
+        return status
+
+    def _finished_row(self, head: str, arm: Arm, res: ResolvedArm, row: dict) -> str:
+        if row["status"] in FINISHED and not is_headline(row):
+            self._rungs.setdefault((res.key, arm.name), {})[row["rung"]] = row
+        elif row["status"] in FINISHED:
             self._done_keys[res.key] = row
             self._finished.add((res.key, arm.name))
         colour = {"ok": "green", "oom": "yellow"}.get(row["status"], "red")
+        rung = f"rung {row['rung'] + 1}/{row['ladder']}: " if row.get("ladder") else ""
         summary = f"eval MLM loss {row['eval_mlm_loss']:.3f}, " if row.get("eval_mlm_loss") is not None else ""
-        self.log(f"  [{colour}]{row['status']}[/{colour}] {summary}{row.get('wall_s', 0):.0f}s"
+        self.log(f"  [{colour}]{row['status']}[/{colour}] {rung}{summary}{row.get('wall_s', 0):.0f}s"
                  + (f" — {row['error']}" if row.get("error") else ""))
         return self._record(head, row)
 
     def _record_twin(self, head: str, arm: Arm, res: ResolvedArm, twin: dict) -> str:
-        row = {**twin, "arm": arm.name, "description": arm.description, "component": arm.component,
-               "compare_to": self._ref(arm), "overrides": dict(arm.overrides), "same_as": twin["arm"]}
+        """The twin's row (a ladder: its rungs too, smallest first) recorded under this arm."""
         self.log(f"{head}: same configuration as {twin['arm']}; its result is recorded for this arm too")
+        mine = self._rungs.setdefault((res.key, arm.name), {})
+        for k, rung in sorted(self._rungs.get((res.key, twin["arm"]), {}).items()):
+            if k not in mine:
+                mine[k] = self._as_arm(rung, arm)
+                self._record(head, mine[k], quiet=True)
         self._finished.add((res.key, arm.name))
-        return self._record(head, row, quiet=True)
+        return self._record(head, self._as_arm(twin, arm), quiet=True)
+
+    def _as_arm(self, twin: dict, arm: Arm) -> dict:
+        return {**twin, "arm": arm.name, "description": arm.description, "component": arm.component,
+                "compare_to": self._ref(arm), "overrides": dict(arm.overrides), "same_as": twin["arm"]}
 
     def _record(self, head: str, row: dict, log_prefix: str = "", quiet: bool = False) -> str:
         append_row(self.out / RESULTS, row)

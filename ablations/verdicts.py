@@ -16,6 +16,7 @@ import math
 import statistics
 from dataclasses import dataclass, field
 
+from ablations.results import is_headline
 from core.stats import judge, mean_se, paired_eval_se, speed_ratio, wilson
 
 LOSSES = ("eval_mlm_loss", "eval_sentence_loss")
@@ -51,9 +52,10 @@ class ArmStats:
 
 
 def collect(rows: list[dict]) -> dict[str, ArmStats]:
-    """The latest row of every (arm, seed), grouped by arm in first-seen order."""
+    """The latest row of every (arm, seed), grouped by arm in first-seen order (a ladder's
+    largest rung: its lower rungs are budget points, not the arm's result)."""
     latest: dict[tuple[str, int], dict] = {}
-    for r in rows:
+    for r in filter(is_headline, rows):
         latest[(r["arm"], r.get("seed", 0))] = r
     arms: dict[str, ArmStats] = {}
     for (name, seed), r in latest.items():

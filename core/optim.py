@@ -1,8 +1,12 @@
 """The optimizer every training step in this project uses, so that measured steps and
-trained steps are the same computation."""
+trained steps are the same computation, and the learning-rate schedules it follows."""
 from __future__ import annotations
 
+import math
+
 import torch
+
+from core.registry import unknown_name_error
 
 
 def adamw(params, **kwargs) -> torch.optim.AdamW:
@@ -20,3 +24,45 @@ def warmup_linear_decay(fraction: float, warmup: float) -> float:
     if warmup and fraction < warmup:
         return max(fraction / warmup, 1e-3)
     return max(0.0, (1.0 - fraction) / (1.0 - warmup)) if warmup < 1 else 1.0
+
+
+def warmup_stable_decay(fraction: float, warmup: float, decay: float) -> float:
+    """Warmup-stable-decay (WSD; MiniCPM, Hu et al. 2024; Hägele et al. 2024): linear
+    warm-up over the first `warmup` fraction, the peak rate until `1 - decay`, then a
+    cooldown to 0 over the last `decay` fraction.
+
+    Why WSD: up to its cooldown the rate does not depend on the budget, so one long
+    constant-rate run is every shorter run's trajectory too, and each budget costs only
+    its cooldown (the ablations' `--ladder`). The cooldown is 1 - sqrt, not linear: Hägele
+    et al. find it reaches a lower final loss than a linear cooldown of the same length,
+    on par with a cosine schedule tuned to the budget."""
+    if warmup and fraction < warmup:
+        return max(fraction / warmup, 1e-3)
+    start = 1.0 - decay
+    if fraction <= start:
+        return 1.0
+    left = max(0.0, 1.0 - fraction) / decay  # of the cooldown, from 1 to 0 (exact at both ends)
+    return 1.0 - math.sqrt(max(0.0, 1.0 - left))
+
+
+SCHEDULES = {
+    "linear": lambda fraction, warmup, decay: warmup_linear_decay(fraction, warmup),
+    "wsd": warmup_stable_decay,
+}
+
+
+def check_schedule(name: str) -> None:
+    if name not in SCHEDULES:
+        raise unknown_name_error("schedule", name, SCHEDULES)
+
+
+def lr_factor(schedule: str, fraction: float, warmup: float, decay: float, step: int = 0,
+              warmup_steps: int = 0) -> float:
+    """The factor for the step about to be taken (`step` steps done, `fraction` of the
+    budget used). `warmup_steps` > 0 replaces the fractional warm-up by a ramp over that
+    many steps, whatever the budget: then a WSD run's rates up to its cooldown are the same
+    for every budget (a linear schedule still decays over the whole budget, ramp applied)."""
+    check_schedule(schedule)
+    if warmup_steps > 0:
+        return min(1.0, max(step / warmup_steps, 1e-3)) * SCHEDULES[schedule](fraction, 0.0, decay)
+    return SCHEDULES[schedule](fraction, warmup, decay)

@@ -47,6 +47,12 @@ BUDGET_FIELDS = ("max_steps", "max_tokens", "max_seconds", "max_flops")
 # new rate (Progress.flops holds what was spent)
 BOOKKEEPING_FIELDS = ("eval_every", "checkpoint_every", "log_every", "device", "eval_batch_size", "eval_points",
                       "curve_examples", "compile", "flops_per_step")
+# trajectory fields added after checkpoints (and results rows) existed: left out of the
+# identity at these defaults, so that older checkpoints and finished rows keep theirs
+LATER_DEFAULTS = {"schedule": "linear", "decay": 0.2, "warmup_steps": 0, "max_flops": 0.0}
+# which Progress counter each budget field is measured by
+BUDGET_PROGRESS = {"max_steps": "step", "max_tokens": "tokens", "max_seconds": "seconds",
+                   "max_flops": "flops"}
 
 
 def trajectory_identity(model_cfg, train_cfg, data, eval_data=None, world_size: int = 1) -> dict:
@@ -56,13 +62,47 @@ def trajectory_identity(model_cfg, train_cfg, data, eval_data=None, world_size: 
     The world size is not part of it: `grad_accum` is recorded as batches per optimizer
     step over all ranks (grad_accum x world_size), so 2 ranks with grad_accum 1 and one
     process with grad_accum 2 make, and continue, the same run."""
-    train = {k: v for k, v in train_cfg.to_dict().items() if k not in BUDGET_FIELDS + BOOKKEEPING_FIELDS}
+    train = {k: v for k, v in train_cfg.to_dict().items() if k not in BUDGET_FIELDS + BOOKKEEPING_FIELDS
+             and not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])}
     train["grad_accum"] = train_cfg.grad_accum * world_size
     ident = {"model": model_cfg.to_dict(), "train": train,
              "data": getattr(data, "fingerprint", None) or data.cfg.to_dict()}
     if eval_data is not None and eval_data is not data:
         ident["eval_data"] = getattr(eval_data, "fingerprint", None) or eval_data.cfg.to_dict()
     return json.loads(json.dumps(ident, default=str))
+
+
+def fraction_under(progress: dict, budget: dict) -> float:
+    """The largest fraction of any set budget that `progress` (Progress fields) has used."""
+    parts = [progress.get(counter, 0) / budget[field] for field, counter in BUDGET_PROGRESS.items()
+             if budget.get(field)]
+    return min(1.0, max(parts, default=0.0))
+
+
+def budget_change_refusal(train_cfg, state: dict, budget: dict) -> str | None:
+    """Why a checkpoint of this configuration, made under another budget, must not be
+    continued under `budget` (None: it may).
+
+    A linear schedule keeps the rule it always had: a changed budget continues the run.
+    A wsd run is continued only where it stays one trajectory: every step already taken
+    must have had the same learning rate under both budgets. So the warm-up must not depend
+    on the budget (`warmup_steps`, or no warm-up), and the last step taken (at
+    `lr_position`, the progress when its rate was set) must lie before the cooldown under
+    both. A stable-phase checkpoint therefore continues under a larger budget (or branches
+    a shorter run's cooldown: the ladder); one that has begun to cool down restarts."""
+    old = state.get("budget") or {}
+    if train_cfg.schedule != "wsd" or old == budget:
+        return None
+    if train_cfg.warmup and not train_cfg.warmup_steps:
+        return (f"was made under the budget {old} with a warm-up of {train_cfg.warmup} of the budget, which "
+                "changes with the budget (set warmup_steps to share warm-ups across budgets)")
+    at = state.get("lr_position") or state["progress"]
+    stable_end = 1.0 - train_cfg.decay
+    for which, b in (("its budget", old), ("the new budget", budget)):
+        if fraction_under(at, b) > stable_end:
+            return (f"has entered its cooldown (the last {train_cfg.decay} of {which}), so it is not on the "
+                    f"trajectory of a run with the budget {budget} (it was made under {old})")
+    return None
 
 
 def fingerprint_of(identity: dict) -> str:

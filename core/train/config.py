@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.config_base import StrictConfig
+from core.optim import check_schedule
 from core.train.evaluate import DEFAULT_HASH_SEED
 
 
@@ -41,6 +42,11 @@ class TrainConfig(StrictConfig):
     hash_seed: int = DEFAULT_HASH_SEED  # LSH hashing seed for evaluation
     compile: bool = False             # torch.compile the model (core.model.compile_model); eager fallback
     init_from: str = ""               # warm start: an exported arm or a run's arm directory
+    # the learning-rate schedule (core.optim): linear (warm-up, linear decay to 0) or wsd
+    # (warm-up, constant, then a 1 - sqrt cooldown over the last `decay` of the budget)
+    schedule: str = "linear"
+    decay: float = 0.2                # wsd: the cooldown's fraction of the budget
+    warmup_steps: int = 0             # > 0: warm up over this many steps, not a fraction of the budget
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(self.betas))
@@ -58,3 +64,11 @@ class TrainConfig(StrictConfig):
             raise ValueError("eval_points and curve_examples must be >= 0")
         if not 0 <= self.warmup < 1:
             raise ValueError(f"warmup is a fraction of the budget in [0, 1), got {self.warmup}")
+        check_schedule(self.schedule)
+        if not 0 < self.decay < 1:
+            raise ValueError(f"decay is the cooldown's fraction of the budget in (0, 1), got {self.decay}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0 (0: the fractional warmup), got {self.warmup_steps}")
+        if self.schedule == "wsd" and not self.warmup_steps and self.warmup + self.decay >= 1:
+            raise ValueError(f"schedule 'wsd': warmup {self.warmup} + decay {self.decay} >= 1, so the warm-up "
+                             "runs into the cooldown; lower warmup or decay (or set warmup_steps)")

@@ -1,4 +1,5 @@
-"""The trainer: AdamW, warm-up and linear decay over a budget in steps, tokens or seconds.
+"""The trainer: AdamW, a learning-rate schedule (warm-up, then linear decay or
+warmup-stable-decay) over a budget in steps, tokens, FLOPs or seconds.
 
 Design notes for the next engineer:
 - The learning-rate schedule is a function of *progress*, the largest fraction of any
@@ -6,6 +7,8 @@ Design notes for the next engineer:
   Step, token and FLOP budgets are exactly reproducible; a time budget is not (by nature).
   FLOPs are counted, not timed: `cfg.flops_per_step` (measured by the caller) per
   optimizer step, so a FLOP budget of N stops at step ceil(N / flops_per_step).
+- `train(until=...)` pauses a run part-way along its budget (checkpoint written, no final
+  evaluation): the ladder pauses one long wsd run at each shorter budget's cooldown start.
 - Checkpoints (`core.train.checkpoint`) hold everything a resume needs; resuming
   reproduces an uninterrupted run exactly on CPU.
 - Under torchrun (`core.train.distributed`) every rank takes its share of each step's
@@ -31,13 +34,15 @@ import torch
 from core.device import autocast, pick_device, synchronize, to_device
 from core.interop import load_arm, warm_start
 from core.model import PretrainingModel, compile_model
-from core.optim import adamw, warmup_linear_decay
+from core.optim import adamw, lr_factor
 from core.train.checkpoint import (
     BUDGET_FIELDS,
     CHECKPOINT,
     atomic_save,
+    budget_change_refusal,
     describe_changes,
     fingerprint_of,
+    fraction_under,
     load_checkpoint,
     trajectory_identity,
 )
@@ -65,7 +70,7 @@ class Progress:
 
 @dataclass
 class TrainResult:
-    status: str                          # ok | nan | oom | error
+    status: str                          # ok | nan | oom | error | paused (stopped at `until`, not evaluated)
     error: str | None
     progress: Progress
     train_loss: list[list[float]]        # [tokens, loss] points
@@ -73,7 +78,9 @@ class TrainResult:
     evals: list[dict] = field(default_factory=list)
     final_eval: dict = field(default_factory=dict)
     step_times: list[tuple[int, float]] = field(default_factory=list)  # this session's steps
-    resume: dict = field(default_factory=dict)  # how this run began: fresh, resumed, restarted, extended
+    # how this run began: fresh, resumed, restarted, extended, branched (a wsd run resumed
+    # from the stable phase of a longer one: the ladder's rungs)
+    resume: dict = field(default_factory=dict)
     warm_start: str | None = None        # what init_from carried over, in one line
 
     def speed(self, warmup: int = 2) -> dict:
@@ -118,18 +125,15 @@ class Trainer:
         self.fingerprint = fingerprint_of(self.identity)
         self.resume_info: dict = {"kind": "fresh"}
         self.warm_start_line: str | None = None
+        self.lr_position: dict | None = None  # the progress at which the last step's rate was set
 
     # -- schedule ---------------------------------------------------------------------------
     def fraction_done(self) -> float:
-        c, p = self.cfg, self.progress
-        parts = [p.step / c.max_steps if c.max_steps else 0.0,
-                 p.tokens / c.max_tokens if c.max_tokens else 0.0,
-                 p.seconds / c.max_seconds if c.max_seconds else 0.0,
-                 p.flops / c.max_flops if c.max_flops else 0.0]
-        return min(1.0, max(parts))
+        return fraction_under(self.progress.__dict__, self._budget())
 
     def lr_factor(self) -> float:
-        return warmup_linear_decay(self.fraction_done(), self.cfg.warmup)
+        c = self.cfg
+        return lr_factor(c.schedule, self.fraction_done(), c.warmup, c.decay, self.progress.step, c.warmup_steps)
 
     # -- checkpoints ------------------------------------------------------------------------
     @property
@@ -152,6 +156,7 @@ class Trainer:
             "identity": json.dumps(self.identity),
             "fingerprint": self.fingerprint,
             "budget": self._budget(),
+            "lr_position": self.lr_position,
         }
         atomic_save(state, self.checkpoint_path)
 
@@ -174,8 +179,12 @@ class Trainer:
             old_budget.setdefault("max_flops", 0.0)
         self.resume_info = {"kind": "resumed", "from_step": self.progress.step}
         if old_budget != self._budget():
-            self.resume_info.update(kind="extended" if self._done_under(old_budget) else "resumed",
-                                    budget_before=old_budget)
+            kind = "extended" if self._done_under(old_budget) else "resumed"
+            if self.cfg.schedule == "wsd":  # allowed only from the stable phase (budget_change_refusal)
+                new = self._budget()
+                kind = "branched" if any(new[k] and old_budget.get(k) and new[k] < old_budget[k] for k in new) \
+                    else "extended"
+            self.resume_info.update(kind=kind, budget_before=old_budget)
         return True
 
     def _resumable(self) -> tuple[dict | None, dict | None]:
@@ -189,6 +198,10 @@ class Trainer:
             return None, {"kind": "restarted", "reason": f"checkpoint {path} (step {state['progress']['step']}) "
                           f"was made under another configuration: {describe_changes(old, self.identity)}; "
                           "starting over"}
+        refusal = budget_change_refusal(self.cfg, state, self._budget())
+        if refusal:
+            return None, {"kind": "restarted", "reason": f"checkpoint {path} (step {state['progress']['step']}) "
+                          f"{refusal}; starting over"}
         return state, None
 
     def _load_state(self, state: dict) -> None:
@@ -199,6 +212,7 @@ class Trainer:
             self.progress.flops = self.progress.step * self.cfg.flops_per_step
         self.train_loss, self.train_loss_time = state["train_loss"], state["train_loss_time"]
         self.evals = state["evals"]
+        self.lr_position = state.get("lr_position")
         torch.set_rng_state(state["rng"]["torch"])
         if state["rng"]["cuda"]:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
@@ -235,7 +249,9 @@ class Trainer:
             print(report.line(), file=sys.stderr)
         return report.line()
 
-    def train(self, resume: bool = True) -> TrainResult:
+    def train(self, resume: bool = True, until: dict | None = None) -> TrainResult:
+        """Train to the budget, or with `until` (a budget dict, e.g. {"max_steps": 60}) only
+        until that is reached: status "paused", checkpoint written, no final evaluation."""
         if not (resume and self.resume()):
             self.warm_start_line = self.warm_start()
         self.model.train()
@@ -243,6 +259,9 @@ class Trainer:
         status, error = "ok", None
         with ProgressBar(self, enabled=self.progress_bar) as bar:
             while not self._done():
+                if until is not None and self._done_under(until):
+                    status = "paused"
+                    break
                 t0 = time.perf_counter()
                 losses, tokens, data_s, grad_norm = self._forward_backward(batches)
                 loss = losses[0]
@@ -294,6 +313,7 @@ class Trainer:
                 "is kept. Lower the learning rate or enable gradient clipping")
 
     def _update(self) -> None:
+        self.lr_position = self.progress.__dict__.copy()
         for group in self.optimizer.param_groups:
             group["lr"] = self.cfg.lr * self.lr_factor()
         self.optimizer.step()
@@ -356,6 +376,8 @@ class Trainer:
 
     def _finish(self, status: str, error: str | None) -> TrainResult:
         final = {}
+        if status == "paused" and self.rank == 0:
+            self.save()
         if status == "ok" and self.rank == 0:
             if self.cfg.eval_points:
                 self._curve_point()  # the curve ends where training ends
