@@ -222,13 +222,17 @@ def _training_report(rows: list[dict], out: Path, console, x: str = "tokens") ->
         md += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
     write_csv(rows, out / "results.csv", csv_columns(worth))
     if console is not None:
-        keep = [0, 1, 2, 3, 4, 8, 9, 10, 11]
-        _print_table(console, name, [headers[i] for i in keep], [[r[i] for i in keep] for r in table])
-        for line in warnings + verdicts:
-            console.print(line.replace("**", "").removeprefix("> "))
-        if worth.fronts.axes:
-            console.print(f"Pareto front over {', '.join(worth.fronts.axes)}: {', '.join(worth.fronts.all_axes)}")
+        _print_summary(console, name, headers, table, warnings + verdicts, worth)
     return "\n".join(md)
+
+
+def _print_summary(console, name: str, headers: list[str], table: list[list[str]], lines: list[str], worth) -> None:
+    keep = [0, 1, 2, 3, 4, 8, 9, 10, 11]
+    _print_table(console, name, [headers[i] for i in keep], [[r[i] for i in keep] for r in table])
+    for line in lines:
+        console.print(line.replace("**", "").removeprefix("> "))
+    if worth.fronts.axes:
+        console.print(f"Pareto front over {', '.join(worth.fronts.axes)}: {', '.join(worth.fronts.all_axes)}")
 
 
 def _expectation_lines(name: str, arms: dict[str, ArmStats], speed: dict) -> list[str]:
