@@ -19,6 +19,7 @@ EPILOG = """examples:
   python -m ablations run attention --corpus ../shared/data/kowiki --seq-len 2048 --time-budget 30m
   python -m ablations run my_ablation.toml --quick
   python -m ablations report runs/albert_reformer
+  python -m ablations report runs/attention --x flops        # eval-loss curves against training FLOPs
   python -m ablations bench memory --variants bert,reformer --seq-lens 512,1024,2048
   python -m ablations data --corpus ../shared/data/kowiki --masking dynamic --json
   python -m ablations run albert_reformer --downstream korsts,question_pair --downstream-steps 300
@@ -179,7 +180,7 @@ def _add_downstream_flags(r) -> None:
 def _cmd_report(args) -> None:
     from ablations.report import render_report
 
-    render_report(args.dir, console)
+    render_report(args.dir, console, x=args.x)
 
 
 def _cmd_bench(args) -> int:
@@ -251,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(sub.add_parser("run", help="run an ablation (a name or a .toml file)", epilog=EPILOG, **fmt))
     rep = sub.add_parser("report", help="re-render report.md, results.csv and plots from a run directory", **fmt)
     rep.add_argument("dir")
+    rep.add_argument("--x", choices=["tokens", "flops", "seconds"], default="tokens",
+                     help="the x axis of the held-out loss curves (eval_loss_vs_X.png; default tokens)")
     rep.set_defaults(fn=_cmd_report)
     _add_bench(sub.add_parser("bench", help="memory and/or throughput against sequence length, without training",
                               **fmt))

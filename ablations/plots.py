@@ -1,12 +1,17 @@
 """PNG plots of a run directory: training curves (MLM and sentence loss in separate
 panels, so an arm without a sentence task is not "lower" for lack of a second term),
-held-out MLM loss over training with a ± band over seeds, and benchmark curves on
-log-scaled lengths with out-of-memory points marked."""
+held-out MLM loss over training with a ± band over seeds (against tokens, FLOPs or
+seconds), each arm's final loss against each cost with the Pareto front drawn as a step
+line, and benchmark curves on log-scaled lengths with out-of-memory points marked."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+
+from ablations.costs import AXES, curve
+
+CURVE_LABELS = {"tokens": "training tokens", "flops": "training FLOPs", "seconds": "training seconds"}
 
 
 def _plt():
@@ -75,31 +80,64 @@ def plot_losses(arms: dict, out: Path) -> list[str]:
     return written
 
 
-def plot_eval_curves(arms: dict, out: Path) -> list[str]:
-    """eval_loss_vs_tokens.png: held-out MLM loss at each periodic evaluation, ± SE band."""
+def plot_eval_curves(arms: dict, out: Path, x: str = "tokens") -> list[str]:
+    """eval_loss_vs_X.png: held-out MLM loss at each periodic evaluation, ± SE band, against
+    training tokens, FLOPs or seconds (`ablations.costs.CURVE_AXES`)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 5))
     for i, (arm, stats) in enumerate(arms.items()):
-        curves = [np.asarray([[e["tokens"], e["eval_mlm_loss"]] for e in r.get("evals", [])
-                              if e.get("curve") and e.get("eval_mlm_loss") is not None], dtype=float).reshape(-1, 2)
+        curves = [np.asarray([[cx, e["eval_mlm_loss"]] for cx, e in curve(r, x)], dtype=float).reshape(-1, 2)
                   for r in stats.rows.values()]
         got = _mean_curve([c for c in curves if len(c) >= 2], 1)
         if got is None:
             continue
-        x, y, se = got
-        ax.plot(x, y, marker="o", markersize=3, label=arm, color=_colour(plt, i))
+        cx, y, se = got
+        ax.plot(cx, y, marker="o", markersize=3, label=arm, color=_colour(plt, i))
         if se.any():
-            ax.fill_between(x, y - se, y + se, alpha=0.2, color=_colour(plt, i))
+            ax.fill_between(cx, y - se, y + se, alpha=0.2, color=_colour(plt, i))
     if not ax.lines:
         plt.close(fig)
         return []
-    ax.set_xlabel("training tokens")
+    ax.set_xlabel(CURVE_LABELS[x])
     ax.set_ylabel("held-out MLM loss, first examples (mean over seeds, band ± 1 SE)")
     ax.grid(alpha=0.3), ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    fig.savefig(out / "eval_loss_vs_tokens.png", dpi=110)
+    name = f"eval_loss_vs_{x}.png"
+    fig.savefig(out / name, dpi=110)
     plt.close(fig)
-    return ["eval_loss_vs_tokens.png"]
+    return [name]
+
+
+def plot_pareto(points: dict[str, list[tuple[str, float, float, float | None]]], fronts: dict[str, list[str]],
+                out: Path) -> list[str]:
+    """pareto_AXIS.png per cost axis: each arm's final loss (± SE) against its cost, labelled,
+    and the front (`ablations.pareto`) as a step line. points: axis -> [(arm, cost, loss, se)]."""
+    plt, written = _plt(), []
+    for axis, pts in points.items():
+        if not pts:
+            continue
+        fig, ax = plt.subplots(figsize=(7, 4.8))
+        for i, (arm, cx, y, se) in enumerate(pts):
+            on = arm in fronts.get(axis, [])
+            ax.errorbar(cx, y, yerr=se or 0, fmt="o" if on else "s", color=_colour(plt, i), capsize=3,
+                        markerfacecolor=None if on else "white")
+            ax.annotate(arm, (cx, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        front = sorted((cx, y) for arm, cx, y, _ in pts if arm in fronts.get(axis, []))
+        if front:
+            ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="black", alpha=0.6,
+                    linewidth=1.2, label="front (noise-aware)")
+            ax.legend(fontsize=8)
+        costs = [p[1] for p in pts]
+        if min(costs) > 0 and max(costs) / min(costs) > 10:
+            ax.set_xscale("log")
+        ax.set_xlabel(AXES[axis][1] + " (mean over seeds)"), ax.set_ylabel("final held-out MLM loss (± SE)")
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        name = f"pareto_{axis}.png"
+        fig.savefig(out / name, dpi=110)
+        plt.close(fig)
+        written.append(name)
+    return written
 
 
 def plot_bench(rows: list[dict], out: Path) -> list[str]:

@@ -13,11 +13,13 @@ import json
 import math
 from pathlib import Path
 
+from ablations.costs import final_rows, row_flops
 from ablations.downstream import downstream_markdown
 from ablations.plots import plot_bench, plot_eval_curves, plot_losses
 from ablations.results import BENCH, REPORT, RESULTS, SPEC, SPEED, read_rows, write_text
 from ablations.specs import ABLATIONS
 from ablations.verdicts import MARKS, ArmStats, collect, difference, expectation, ratio, speed_of, verdict
+from ablations.worth import analyse, csv_columns, section
 from core.stats import wilson
 
 PER_EXAMPLE = ("eval_mlm_example_loss", "eval_mlm_example_tokens", "eval_nsp_correct", "eval_sop_correct")
@@ -63,12 +65,18 @@ def _md_table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def write_csv(rows: list[dict], path: Path) -> None:
-    """One line per row, config flattened; per-example arrays stay in results.jsonl."""
-    flat_rows = []
+def write_csv(rows: list[dict], path: Path, per_arm: dict[str, dict] | None = None) -> None:
+    """One line per row, config flattened; per-example arrays stay in results.jsonl. Training
+    rows get `train_flops` (derived from tokens when not measured, flagged `train_flops_derived`)
+    and, on the rows that are results (a ladder's largest rung), the `per_arm` columns."""
+    flat_rows, final = [], {id(r) for r in final_rows(rows)} if per_arm is not None else set()
     for r in rows:
         flat = {k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in r.items()
                 if k != "config" and k not in PER_EXAMPLE}
+        if per_arm is not None:
+            measured = r.get("train_flops") is not None
+            flat.update(train_flops=r["train_flops"] if measured else row_flops(r), train_flops_derived=not measured)
+            flat.update(per_arm.get(r.get("arm"), {}) if id(r) in final else {})
         flat.update({f"config.{k}": v for k, v in (r.get("config") or {}).items()})
         flat_rows.append(flat)
     keys: list[str] = []
@@ -175,15 +183,16 @@ def _eval_sets(arms: dict[str, ArmStats]) -> str:
     return "- Held-out sets (the same for every arm where the data allows): " + "; ".join(parts) + "." + note
 
 
-def _training_report(rows: list[dict], out: Path, console) -> str:
-    arms = collect(rows)
+def _training_report(rows: list[dict], out: Path, console, x: str = "tokens") -> str:
+    arms = collect(final_rows(rows))
     name = rows[0].get("ablation", out.name)
     spec_info = json.loads((out / SPEC).read_text()) if (out / SPEC).is_file() else {}
     speed = json.loads((out / SPEED).read_text()) if (out / SPEED).is_file() else {}
     opts = spec_info.get("options", {})
     first = next(iter(arms.values())).first
     warnings = _warnings(arms, spec_info, name)
-    md = [f"# Ablation `{name}`", ""] + warnings + [""]
+    worth = analyse(rows, arms)
+    md = [f"# Ablation `{name}`", ""] + warnings + [""] + section(arms, worth, out)
     if name in ABLATIONS:
         md += [ABLATIONS[name].description, ""]
     seeds = spec_info.get("seeds") or sorted({s for st in arms.values() for s in st.rows})
@@ -210,16 +219,22 @@ def _training_report(rows: list[dict], out: Path, console) -> str:
     md += _expectation_lines(name, arms, speed)
     md += _failures(arms)
     md += _missing(arms, spec_info, seeds)
-    plots = plot_losses(arms, out) + plot_eval_curves(arms, out)
+    plots = plot_losses(arms, out) + plot_eval_curves(arms, out, x)
     if plots:
         md += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
-    write_csv(rows, out / "results.csv")
+    write_csv(rows, out / "results.csv", csv_columns(worth))
     if console is not None:
-        keep = [0, 1, 2, 3, 4, 8, 9, 10, 11]
-        _print_table(console, name, [headers[i] for i in keep], [[r[i] for i in keep] for r in table])
-        for line in warnings + verdicts:
-            console.print(line.replace("**", "").removeprefix("> "))
+        _print_summary(console, name, headers, table, warnings + verdicts, worth)
     return "\n".join(md)
+
+
+def _print_summary(console, name: str, headers: list[str], table: list[list[str]], lines: list[str], worth) -> None:
+    keep = [0, 1, 2, 3, 4, 8, 9, 10, 11]
+    _print_table(console, name, [headers[i] for i in keep], [[r[i] for i in keep] for r in table])
+    for line in lines:
+        console.print(line.replace("**", "").removeprefix("> "))
+    if worth.fronts.axes:
+        console.print(f"Pareto front over {', '.join(worth.fronts.axes)}: {', '.join(worth.fronts.all_axes)}")
 
 
 def _expectation_lines(name: str, arms: dict[str, ArmStats], speed: dict) -> list[str]:
@@ -293,14 +308,16 @@ def _print_table(console, title: str, headers: list[str], rows: list[list[str]])
     console.print(t)
 
 
-def render_report(out: str | Path, console=None) -> Path:
+def render_report(out: str | Path, console=None, x: str = "tokens") -> Path:
+    """report.md, results.csv and the plots of a run directory; x: the axis of the eval-loss
+    curves (tokens, flops or seconds)."""
     out = Path(out)
     results, bench = read_rows(out / RESULTS), read_rows(out / BENCH)
     if not results and not bench:
         raise FileNotFoundError(f"no {RESULTS} or {BENCH} in {out}: run an ablation or a bench there first")
     parts = []
     if results:
-        parts.append(_training_report(results, out, console))
+        parts.append(_training_report(results, out, console, x))
         parts.append(downstream_markdown(results))  # "" when no arm was fine-tuned
     if bench:
         parts.append(_bench_report(bench, out, console))

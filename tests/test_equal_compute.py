@@ -1,0 +1,78 @@
+"""Equal-compute differences on hand-made curves: interpolation and noise computed by hand."""
+import math
+
+import pytest
+
+from ablations.costs import curve, example_sums
+from ablations.equal_compute import at_budget, bracket, common_budget, equal_compute_all, equal_compute_difference
+from ablations.verdicts import collect
+from core.stats import paired_eval_se
+
+COUNTS = [1, 2, 3]
+
+
+def point(flops, sums, **extra):
+    """A curve point whose loss is its per-example sums over the 6 tokens."""
+    return {"step": 1, "tokens": flops // 10, "seconds": flops / 1000, "flops": flops, "curve": True,
+            "eval_mlm_loss": sum(sums) / sum(COUNTS), "mlm_example_losses": sums, **extra}
+
+
+def row(arm, seed, points, compare_to=None):
+    return {"arm": arm, "seed": seed, "status": "ok", "compare_to": compare_to, "eval_mlm_loss": 0.0,
+            "eval_mlm_example_tokens": COUNTS + [4, 5], "evals": points + [{"step": 9, "tokens": 1, "seconds": 1}]}
+
+
+REF = {0: [point(100, [6.0, 12.0, 18.0]), point(1000, [4.0, 9.0, 12.0]), point(10000, [3.0, 6.0, 9.0])],
+       1: [point(100, [6.6, 12.0, 18.0]), point(1000, [4.2, 9.0, 12.6]), point(10000, [3.0, 6.6, 9.0])]}
+ARM = {0: [point(200, [5.0, 10.0, 15.0]), point(5000, [3.0, 5.0, 8.0])],
+       1: [point(200, [5.0, 10.6, 15.0]), point(6000, [2.4, 6.0, 8.4])]}
+ROWS = [row("ref", s, REF[s]) for s in (0, 1)] + [row("arm", s, ARM[s], "ref") for s in (0, 1)]
+
+
+def test_bracket_is_linear_in_log_c():
+    assert bracket([100.0, 1000.0], 100.0) == (0, 0.0)
+    i, w = bracket([100.0, 1000.0], 316.22776601683796)
+    assert i == 0 and w == pytest.approx(0.5)
+    assert bracket([100.0, 1000.0], 1000.0) == (1, 0.0)
+    assert bracket([100.0, 1000.0], 99.0) is None and bracket([100.0, 1000.0], 1001.0) is None
+
+
+def test_the_common_budget_is_the_smallest_last_point():
+    assert common_budget(collect(ROWS), "flops") == 5000
+
+
+def test_interpolated_difference_by_hand():
+    arms = collect(ROWS)
+    w = math.log(5) / math.log(10)  # 5000 between 1000 and 10000, in log C
+    ref0 = [(1 - w) * a + w * b for a, b in zip([4.0, 9.0, 12.0], [3.0, 6.0, 9.0])]
+    ref1 = [(1 - w) * a + w * b for a, b in zip([4.2, 9.0, 12.6], [3.0, 6.6, 9.0])]
+    v = math.log(5000 / 200) / math.log(6000 / 200)  # arm seed 1: 5000 between 200 and 6000
+    arm0 = [3.0, 5.0, 8.0]
+    arm1 = [(1 - v) * a + v * b for a, b in zip([5.0, 10.6, 15.0], [2.4, 6.0, 8.4])]
+    d0, d1 = (sum(arm0) - sum(ref0)) / 6, (sum(arm1) - sum(ref1)) / 6
+    d = equal_compute_difference(arms["arm"], arms["ref"], "flops", 5000)
+    assert d.diff == pytest.approx((d0 + d1) / 2) and d.seed_se == pytest.approx(abs(d0 - d1) / 2)
+    e0, e1 = paired_eval_se(arm0, ref0, COUNTS), paired_eval_se(arm1, ref1, COUNTS)
+    assert d.paired_eval and d.eval_se == pytest.approx(math.hypot(e0, e1) / 2) and d.seeds == 2
+    got = equal_compute_all(arms, "flops")
+    assert list(got) == ["arm"] and got["arm"].budget == 5000 and got["arm"].difference.diff == pytest.approx(d.diff)
+    assert got["arm"].words().startswith("MLM loss ")
+
+
+def test_no_value_outside_a_curve_and_no_eval_noise_without_per_example_losses():
+    r = row("x", 0, [point(100, [6.0, 12.0, 18.0]), point(1000, [4.0, 9.0, 12.0])])
+    assert at_budget(r, "flops", 50) is None and at_budget(r, "flops", 2000) is None
+    for e in r["evals"]:
+        e.pop("mlm_example_losses", None)
+    got = at_budget(r, "flops", 1000)
+    assert got.loss == pytest.approx(25 / 6) and got.sums is None
+
+
+def test_example_means_are_turned_into_sums_and_flops_derive_from_tokens():
+    e = {"curve": True, "tokens": 10, "eval_mlm_loss": 36 / 6, "mlm_example_losses": [6.0, 6.0, 6.0]}
+    assert example_sums(e, {"eval_mlm_example_tokens": COUNTS}) == ([6.0, 12.0, 18.0], COUNTS)
+    e2 = {**e, "eval_mlm_loss": 3.0, "mlm_example_tokens": COUNTS}  # sums: 18 / 6 = 3
+    assert example_sums(e2, {}) == ([6.0, 6.0, 6.0], COUNTS)
+    old = {"flops_per_token": 7.0, "evals": [e, {**e, "tokens": 20}]}
+    assert [x for x, _ in curve(old, "flops")] == [70.0, 140.0]
+    assert curve({"evals": [e]}, "flops") == []  # no FLOPs figure at all
