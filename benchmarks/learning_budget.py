@@ -33,6 +33,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-3), p.add_argument("--warmup", type=float, default=0.06)
     p.add_argument("--coverage", type=float, default=0.0)
     p.add_argument("--steps", type=int, default=600), p.add_argument("--points", type=int, default=6)
+    p.add_argument("--every", type=int, default=0, help="a full evaluation (NSP/SOP included) every N steps")
     p.add_argument("--threads", type=int, default=0), p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/learning_budget.jsonl")
     return p.parse_args()
@@ -62,16 +63,19 @@ def main() -> None:
     torch.manual_seed(a.seed)
     model = PretrainingModel(get_config(a.variant, a.size, **overrides))
     cfg = TrainConfig(batch_size=a.batch_size, lr=a.lr, warmup=a.warmup, max_steps=a.steps, eval_points=a.points,
+                      eval_every=a.every,
                       seed=a.seed)
     print(f"{a.variant}-{a.size} {overrides}, {a.seq_len}x{a.batch_size}, lr {a.lr}, warmup {a.warmup}, "
           f"{data.corpus_name}", flush=True)
-    print("step  tokens   train_s  MLM loss  MLM acc (512 held-out examples)", flush=True)
+    print("step  tokens   train_s  MLM loss  MLM acc (curve points: 512 held-out examples)", flush=True)
     shown = [0]
 
     def show(trainer: Trainer) -> None:
         for e in trainer.evals[shown[0]:]:
+            full = "" if e.get("curve") else (f"  (all examples; majority {100 * e['eval_mlm_majority_acc']:.1f}%) "
+                                              f"NSP {accuracy_cell(e, 'nsp')}  SOP {accuracy_cell(e, 'sop')}")
             print(f"{e['step']:5d} {e['tokens']:8d} {e['seconds']:7.0f}   {e['eval_mlm_loss']:.3f}   "
-                  f"{100 * e['eval_mlm_acc']:5.1f}%", flush=True)
+                  f"{100 * e['eval_mlm_acc']:5.1f}%{full}", flush=True)
         shown[0] = len(trainer.evals)
 
     t0 = time.perf_counter()

@@ -22,6 +22,9 @@ from core.registry import unknown_name_error
 # name: (layers, hidden). Heads are H / 64 and the FFN 4H, as in BERT and its miniatures.
 SIZES: Mapping[str, tuple[int, int]] = MappingProxyType({
     "tiny": (2, 128),
+    # not one of Google's miniatures: 4 layers (enough for sharing to mean something) at the
+    # width that leaves the unigram stage within a few hundred CPU steps (the CPU budgets)
+    "micro": (4, 128),
     "mini": (4, 256),
     "small": (4, 512),
     "medium": (8, 512),
