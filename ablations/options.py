@@ -131,7 +131,8 @@ def effective_options(spec: AblationSpec, opts: RunOptions) -> dict[str, Any]:
     d = dict(spec.gpu_budget if opts.budget == "gpu" and spec.gpu_budget else spec.defaults)
     d.pop("why", None)
     quick = opts.quick
-    size = opts.size or d.get("size") or ("tiny" if quick else "mini")
+    # --quick is a smoke test: its small shapes win over an ablation's budget, flags over both
+    size = opts.size or ("tiny" if quick else d.get("size", "mini"))
     if size not in SIZES:
         raise unknown_name_error("size", size, SIZES)
     seq_len = opts.seq_len or (64 if quick else d.get("seq_len", 128))
@@ -148,7 +149,7 @@ def effective_options(spec: AblationSpec, opts: RunOptions) -> dict[str, Any]:
     if not budget:
         budget = {"max_steps": 3} if quick else {"max_tokens": d.get("tokens", 60_000)}
     eff = {"size": size, "seq_len": seq_len, "batch_size": batch, "budget": budget,
-           "vocab_size": opts.vocab_size or d.get("vocab_size", QUICK_VOCAB if quick else 8000),
+           "vocab_size": opts.vocab_size or (QUICK_VOCAB if quick else d.get("vocab_size", 8000)),
            "lr": opts.lr or d.get("lr", 1e-3),
            "long_seq_len": opts.long_seq_len if opts.long_seq_len is not None else (128 if quick else 2048)}
     _check_defaults_values(eff, spec.name)

@@ -140,7 +140,8 @@ def describe(d: Difference, label: str, points: bool = False) -> str:
         return f"{text}: noise unknown (no standard error), not judged"
     if not real:
         return f"{text}: within noise (±{scale * noise:.3g}{unit})"
-    return f"{text} (beyond noise ±{scale * noise:.3g}; {'lower' if d.diff < 0 else 'higher'})"
+    alone = "; one seed: seed-to-seed noise not measured, rerun with --seeds 3" if d.seeds < 2 else ""
+    return f"{text} (beyond noise ±{scale * noise:.3g}; {'lower' if d.diff < 0 else 'higher'}{alone})"
 
 
 def speed_words(r: dict | None) -> str | None:
