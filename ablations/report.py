@@ -13,7 +13,7 @@ import json
 import math
 from pathlib import Path
 
-from ablations.costs import final_rows, row_flops
+from ablations.costs import CURVE_AXES, final_rows, row_flops
 from ablations.downstream import downstream_markdown
 from ablations.plots import plot_bench, plot_eval_curves, plot_losses
 from ablations.results import BENCH, REPORT, RESULTS, SPEC, SPEED, read_rows, write_text
@@ -219,7 +219,9 @@ def _training_report(rows: list[dict], out: Path, console, x: str = "tokens") ->
     md += _expectation_lines(name, arms, speed)
     md += _failures(arms)
     md += _missing(arms, spec_info, seeds)
-    plots = plot_losses(arms, out) + plot_eval_curves(arms, out, x)
+    # the held-out curve against every cost axis, the one asked for (`report --x`) first
+    axes = [x] + [a for a in CURVE_AXES if a != x]
+    plots = plot_losses(arms, out) + [p for a in axes for p in plot_eval_curves(arms, out, a)]
     if plots:
         md += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
     write_csv(rows, out / "results.csv", csv_columns(worth))
