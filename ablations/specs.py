@@ -263,6 +263,32 @@ def _packing() -> AblationSpec:
                         defaults={**_CPU, "tokens": 550_000})
 
 
+def _papers() -> AblationSpec:
+    """The three papers' recipes, each a variant's model and data choices applied to `bert`,
+    so that one run compares them at one budget (and, with --downstream, after fine-tuning,
+    as ReforBERT's tables did)."""
+    from variants import get_variant
+
+    def recipe(name: str) -> dict[str, Any]:
+        variant = get_variant(name)
+        return {**{f"model.{k}": v for k, v in variant.model.items()},
+                **{f"data.{k}": v for k, v in variant.data.items()}}
+
+    arms = (Arm("bert", {}, "BERT: NSP, static token masking, separate embeddings and layers"),
+            Arm("albert", recipe("albert"), "ALBERT: factorized E=128, all layers shared, SOP, n-gram masking",
+                component="the ALBERT recipe"),
+            Arm("roberta", recipe("roberta"), "RoBERTa: no sentence task, full-sentences packing, dynamic masking",
+                component="the RoBERTa recipe"))
+    exp = (Expectation("ALBERT has far fewer parameters than BERT", "albert", "params_unique", "lower",
+                       source="ALBERT Table 1"),)
+    return AblationSpec("papers", "BERT vs ALBERT vs RoBERTa recipes at one budget; add --downstream korsts,"
+                        "question_pair for the fine-tuned comparison", "bert", arms,
+                        gpu_budget={"size": "mini", "seq_len": 128, "batch_size": 128, "tokens": 100_000_000,
+                                    "why": "downstream gaps between the recipes need a pretrained encoder: "
+                                           "about 10^8 tokens at mini"},
+                        defaults={**_CPU, "tokens": 550_000}, expectations=exp)
+
+
 def _seq_scaling() -> AblationSpec:
     return AblationSpec("seq_scaling", "Memory and speed against sequence length for bert, reformer and "
                         "albert-reformer (no training)", "bert", (Arm("bert", {}),), kind="bench",
@@ -273,7 +299,7 @@ def _seq_scaling() -> AblationSpec:
 
 ABLATIONS: Mapping[str, AblationSpec] = MappingProxyType({s.name: s for s in (
     _albert_reformer(), _embedding_size(), _sharing(), _attention(), _objective(), _masking(), _packing(),
-    _seq_scaling())})
+    _papers(), _seq_scaling())})
 
 
 def get_ablation(name_or_path: str) -> AblationSpec:

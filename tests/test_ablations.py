@@ -49,6 +49,21 @@ def test_albert_reformer_ladder_ends_at_the_named_variant():
             assert flat_diff(res.flat, top.flat) == set(spec.arm("+reversible").overrides) - set(arm.overrides)
 
 
+@pytest.mark.parametrize("arm", ["albert", "roberta"])
+def test_papers_arms_are_the_named_variants(arm):
+    """`papers` compares the variants themselves: each arm's model and data equal those of
+    build_model(arm) and its paper's data choices, at the run's size and vocabulary."""
+    from core.data import DataConfig
+    from variants import get_config, get_variant
+
+    spec = ABLATIONS["papers"]
+    eff = effective_options(spec, RunOptions())
+    res = resolve_arm(spec, spec.arm(arm), eff, RunOptions(), "fp")
+    assert res.model == get_config(arm, eff["size"], vocab_size=eff["vocab_size"])
+    expected_data = DataConfig(**{**res.data.to_dict(), **get_variant(arm).data})
+    assert res.data == expected_data and res.data.sentence_task == get_variant(arm).data["sentence_task"]
+
+
 def test_parse_duration():
     assert parse_duration("10m") == 600 and parse_duration("1h30m") == 5400 and parse_duration("90") == 90
     with pytest.raises(ValueError, match="10m"):
