@@ -269,10 +269,12 @@ def _papers() -> AblationSpec:
     as ReforBERT's tables did)."""
     from variants import get_variant
 
-    def recipe(name: str) -> dict[str, Any]:
+    bert = get_variant("bert")
+
+    def recipe(name: str) -> dict[str, Any]:  # what the variant changes against bert's choices
         variant = get_variant(name)
-        return {**{f"model.{k}": v for k, v in variant.model.items()},
-                **{f"data.{k}": v for k, v in variant.data.items()}}
+        return {**{f"model.{k}": v for k, v in variant.model.items() if bert.model.get(k) != v},
+                **{f"data.{k}": v for k, v in variant.data.items() if bert.data.get(k) != v}}
 
     arms = (Arm("bert", {}, "BERT: NSP, static token masking, separate embeddings and layers"),
             Arm("albert", recipe("albert"), "ALBERT: factorized E=128, all layers shared, SOP, n-gram masking",
