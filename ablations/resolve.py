@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +80,7 @@ def resolve_arm(spec: AblationSpec, arm: Arm, eff: dict[str, Any], opts: RunOpti
                     **({"schedule": "wsd"} if opts.ladder else {}), **over["train"]}
     if train_fields.get("max_flops"):
         train_fields["flops_per_step"] = _budget_flops_per_step(model, data, train_fields, pick_device(opts.device))
+    train_fields.setdefault("curve_examples", curve_examples(train_fields, seq_len))
     train = TrainConfig(**train_fields)
     if opts.ladder:
         train = _for_ladder(train, arm.name, seq_len, opts)
@@ -93,6 +95,29 @@ def resolve_arm(spec: AblationSpec, arm: Arm, eff: dict[str, Any], opts: RunOpti
         key_src["ladder"] = [opts.ladder, opts.ladder_ratio]
     key = hashlib.sha1(json.dumps([key_src, corpus_fp], sort_keys=True, default=str).encode()).hexdigest()[:16]
     return ResolvedArm(arm, spec.base, model, data, train, flat, key, seed)
+
+
+# The held-out curve (eval_points evaluations during training) may cost at most about a
+# third of the training compute: its points together read no more tokens than training does,
+# and a forward pass is about a third of a training step. At least 32 examples a point keep
+# the per-example paired differences usable. Without the cap, the `attention` ablation
+# (40,000 tokens at 1024 per example) spent 7x its training time on curve points.
+CURVE_MIN_EXAMPLES = 32
+
+
+def curve_examples(train_fields: dict[str, Any], seq_len: int) -> int:
+    """Examples per curve point for this budget (the TrainConfig default where the budget
+    is wall-clock only, since its tokens are not known in advance)."""
+    cap = TrainConfig.curve_examples
+    per_step = train_fields["batch_size"] * train_fields.get("grad_accum", 1) * seq_len
+    tokens = [train_fields.get("max_tokens") or 0, (train_fields.get("max_steps") or 0) * per_step]
+    if train_fields.get("max_flops") and train_fields.get("flops_per_step"):
+        tokens.append(math.ceil(train_fields["max_flops"] / train_fields["flops_per_step"]) * per_step)
+    known = [t for t in tokens if t > 0]
+    points = train_fields.get("eval_points") or 0
+    if not known or not points:
+        return cap
+    return int(min(cap, max(CURVE_MIN_EXAMPLES, min(known) // (points * seq_len))))
 
 
 def step_flops(model: ModelConfig, data: DataConfig, batch_size: int, grad_accum: int, device) -> dict:

@@ -64,6 +64,21 @@ def test_papers_arms_are_the_named_variants(arm):
     assert res.data == expected_data and res.data.sentence_task == get_variant(arm).data["sentence_task"]
 
 
+def test_curve_points_together_read_no_more_tokens_than_training():
+    from ablations.resolve import CURVE_MIN_EXAMPLES, curve_examples
+
+    # the attention ablation's CPU budget: 40,000 tokens at 1024 -> the floor, not 512 examples
+    spec = ABLATIONS["attention"]
+    eff = effective_options(spec, RunOptions())
+    res = resolve_arm(spec, spec.base_arm, eff, RunOptions(), "fp")
+    assert res.train.curve_examples == CURVE_MIN_EXAMPLES
+    assert curve_examples({"batch_size": 16, "max_tokens": 550_000, "eval_points": 8}, 128) == 512  # 537 -> cap
+    assert curve_examples({"batch_size": 16, "max_steps": 100, "eval_points": 8}, 128) == 200      # 204,800 tokens
+    flops = {"batch_size": 16, "max_flops": 1e12, "flops_per_step": 1e10, "eval_points": 4}
+    assert curve_examples(flops, 128) == 400                                                         # 100 steps
+    assert curve_examples({"batch_size": 16, "max_seconds": 60.0, "eval_points": 8}, 128) == 512     # unknown
+
+
 def test_parse_duration():
     assert parse_duration("10m") == 600 and parse_duration("1h30m") == 5400 and parse_duration("90") == 90
     with pytest.raises(ValueError, match="10m"):
