@@ -63,6 +63,18 @@ def at_budget(row: dict, axis: str, c: float) -> AtBudget | None:
     return AtBudget(loss, sums, tuple(per_example[0][1]))
 
 
+def _shared_examples(a: AtBudget, b: AtBudget) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]] | None:
+    """Both arms' per-example sums on the examples they share. Curve points cover the first
+    held-out examples, so two curves of different sizes (a run resumed under another curve
+    size) share the shorter one's examples; their token counts must agree there."""
+    if a.sums is None or b.sums is None:
+        return None
+    n = min(len(a.counts), len(b.counts))
+    if n < 2 or a.counts[:n] != b.counts[:n]:
+        return None
+    return a.sums[:n], b.sums[:n], a.counts[:n]
+
+
 def common_budget(arms: dict[str, ArmStats], axis: str) -> float | None:
     """The largest C every (arm, seed) with a curve reached."""
     ends = [pts[-1][0] for st in arms.values() for r in st.rows.values() if (pts := curve(r, axis))]
@@ -79,11 +91,11 @@ def equal_compute_difference(arm: ArmStats, ref: ArmStats, axis: str, c: float) 
     if not pairs:
         return None
     diff, seed_se = mean_se([a.loss - b.loss for a, b in pairs])
-    paired = all(a.sums is not None and b.sums is not None and a.counts == b.counts and len(a.counts) > 1
-                 for a, b in pairs)
+    shared = [_shared_examples(a, b) for a, b in pairs]
+    paired = all(s is not None for s in shared)
     eval_se = None
     if paired:
-        per_seed = [paired_eval_se(a.sums, b.sums, a.counts) for a, b in pairs]
+        per_seed = [paired_eval_se(*s) for s in shared]
         eval_se = math.sqrt(sum(e * e for e in per_seed)) / len(pairs)
     return Difference(f"eval_mlm_loss@{axis}", diff, seed_se, eval_se, len(pairs), paired)
 

@@ -76,3 +76,19 @@ def test_example_means_are_turned_into_sums_and_flops_derive_from_tokens():
     old = {"flops_per_token": 7.0, "evals": [e, {**e, "tokens": 20}]}
     assert [x for x, _ in curve(old, "flops")] == [70.0, 140.0]
     assert curve({"evals": [e]}, "flops") == []  # no FLOPs figure at all
+
+
+def test_curves_of_different_sizes_pair_on_their_shared_examples():
+    """An arm whose curve points cover 4 examples (another curve size) pairs with a
+    3-example reference on the first 3: the same held-out examples, the same masks."""
+    longer = [{**point(200, [5.0, 10.0, 15.0]), "mlm_example_losses": [5.0, 10.0, 15.0, 8.0], "eval_mlm_loss": 3.8},
+              {**point(5000, [3.0, 5.0, 8.0]), "mlm_example_losses": [3.0, 5.0, 8.0, 6.0], "eval_mlm_loss": 2.2}]
+    arms = collect([row("ref", 0, REF[0]), row("arm", 0, longer, "ref")])
+    w = math.log(5) / math.log(10)
+    ref0 = [(1 - w) * a + w * b for a, b in zip([4.0, 9.0, 12.0], [3.0, 6.0, 9.0])]
+    d = equal_compute_difference(arms["arm"], arms["ref"], "flops", 5000)
+    assert d.paired_eval and d.eval_se == pytest.approx(paired_eval_se([3.0, 5.0, 8.0], ref0, COUNTS))
+    # examples whose token counts disagree are not the same examples: no pairing
+    other = [dict(e, mlm_example_tokens=[2, 1, 3, 4]) for e in longer]
+    arms = collect([row("ref", 0, REF[0]), row("arm", 0, other, "ref")])
+    assert not equal_compute_difference(arms["arm"], arms["ref"], "flops", 5000).paired_eval
