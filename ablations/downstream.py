@@ -6,7 +6,9 @@ downstream quality beyond noise.
 Row fields per task T: `downstream_T` (mean over fine-tuning seeds of the primary metric:
 accuracy, or Spearman for regression), `downstream_T_se` (standard error over seeds),
 `downstream_T_n` (test examples), `downstream_T_ci` (95% interval of the first seed's
-test score) and `downstream_T_seeds` (every seed and metric).
+test score), `downstream_T_seeds` (every seed and metric) and `downstream_T_chance` (what a
+model that learned nothing scores on the test split: the majority class's share, or 0 for
+a correlation; a score whose interval reaches it is marked "at chance").
 """
 from __future__ import annotations
 
@@ -44,7 +46,7 @@ def summary_fields(s: SeedSummary) -> dict[str, Any]:
     first = s.results[0].test
     return {f"downstream_{s.task}": s.mean, f"downstream_{s.task}_se": s.se, f"downstream_{s.task}_n": s.n,
             f"downstream_{s.task}_ci": [first.low, first.high], f"downstream_{s.task}_metric": s.metric,
-            f"downstream_{s.task}_seeds": s.to_dict()}
+            f"downstream_{s.task}_seeds": s.to_dict(), f"downstream_{s.task}_chance": s.chance}
 
 
 def tasks_in(rows: list[dict]) -> list[str]:
@@ -71,13 +73,21 @@ def _total_se(row: dict, task: str) -> float | None:
     return math.sqrt(se ** 2 + ((ci[1] - ci[0]) / (2 * Z95)) ** 2)
 
 
+def at_chance(row: dict, task: str) -> bool:
+    """The first seed's 95% interval reaches what a model that learned nothing scores (the
+    majority class's share, or no correlation): the score says nothing about the encoder."""
+    chance, ci = row.get(f"downstream_{task}_chance"), row.get(f"downstream_{task}_ci")
+    return chance is not None and ci is not None and ci[0] <= chance
+
+
 def fmt_score(row: dict, task: str) -> str:
     v = row.get(f"downstream_{task}")
     if v is None:
         return "–"
     ci = row.get(f"downstream_{task}_ci") or [math.nan, math.nan]
-    return (f"{v:.3f} ± {row.get(f'downstream_{task}_se', 0):.3f} (n={row.get(f'downstream_{task}_n')}, "
+    text = (f"{v:.3f} ± {row.get(f'downstream_{task}_se', 0):.3f} (n={row.get(f'downstream_{task}_n')}, "
             f"CI {ci[0]:.3f}–{ci[1]:.3f})")
+    return text + (f", at chance ({row[f'downstream_{task}_chance']:.3f})" if at_chance(row, task) else "")
 
 
 def compare_downstream(row: dict, ref: dict, task: str) -> str | None:
@@ -89,6 +99,8 @@ def compare_downstream(row: dict, ref: dict, task: str) -> str | None:
     metric = row.get(f"downstream_{task}_metric", "score")
     if abs(d) <= noise:
         return f"{task} {metric} {d:+.3f}: within noise (±{noise:.3f})"
+    if at_chance(row, task) and at_chance(ref, task):
+        return f"{task} {metric} {d:+.3f}: inconclusive (both at chance)"
     return f"{task} {metric} {d:+.3f}: {'better' if d > 0 else 'costs downstream quality'} beyond noise (±{noise:.3f})"
 
 
@@ -129,6 +141,11 @@ def downstream_markdown(rows: list[dict]) -> str:
             what = r.get("component") or r["arm"]
             verdicts.append(f"- **{what}** ({r['arm']} vs {ref['arm']}){': saves ' + saves if saves else ''}; "
                             + "; ".join(found) + ".")
+    stuck = [f"{r['arm']} ({t})" for r in latest.values() for t in tasks if at_chance(r, t)]
+    if stuck:
+        lines += ["", f"At chance (the score's interval reaches what a model that learned nothing scores: the "
+                      f"majority class's share, or no correlation): {', '.join(stuck)}. Such a score says nothing "
+                      "about the pretrained encoder."]
     if verdicts:
         lines += ["", "Verdicts (a difference counts when it exceeds twice the combined seed and test-set noise):",
                   "", *verdicts]

@@ -16,7 +16,9 @@ an axis — training FLOPs by default, or seconds, or tokens:
   paired per-example standard error (`core.stats.paired_eval_se`), combined over seeds as
   in `ablations.verdicts.difference`.
 The verdict is the verdicts' rule: a difference is real only when it clears both noises,
-otherwise "within noise (±size)" (`ablations.verdicts.describe`).
+otherwise "within noise (±size)" (`ablations.verdicts.describe`); and it is not judged at
+all where the two arms are at different points of their learning-rate schedules at C
+(`schedule_mismatch`).
 """
 from __future__ import annotations
 
@@ -100,6 +102,36 @@ def equal_compute_difference(arm: ArmStats, ref: ArmStats, axis: str, c: float) 
     return Difference(f"eval_mlm_loss@{axis}", diff, seed_se, eval_se, len(pairs), paired)
 
 
+SCHEDULE_RTOL = 0.02  # two curves that end within 2% of each other had the same budget
+
+
+def _schedule_fraction(row: dict, axis: str, c: float) -> tuple[float, bool]:
+    """(fraction of the run's budget spent at C, whether C lies in a constant-rate phase:
+    a wsd run's stable phase, before its cooldown)."""
+    points = curve(row, axis)
+    end = points[-1][0] if points else c
+    frac = c / end if end else 1.0
+    cfg = row.get("config") or {}
+    stable = cfg.get("train.schedule") == "wsd" and frac <= 1 - float(cfg.get("train.decay", 0.2)) + 1e-9
+    return frac, stable
+
+
+def schedule_mismatch(arm: ArmStats, ref: ArmStats, axis: str, c: float) -> str | None:
+    """Why the two curves at C are not at the same point of their learning-rate schedules,
+    or None when they are. A curve point of a decaying schedule is not the loss of a run
+    with that budget: at C an arm whose budget ends there has finished its decay, one with a
+    larger budget is still part-way through it, and its loss is higher for that reason
+    alone. The comparison is fair where both spent the same fraction of equal budgets
+    (e.g. `--flops N`), or where both are in a wsd stable phase (constant rate)."""
+    for s in sorted(set(arm.rows) & set(ref.rows)):
+        (fa, sa), (fr, sr) = (_schedule_fraction(r.rows[s], axis, c) for r in (arm, ref))
+        if not (sa and sr) and abs(fa - fr) > SCHEDULE_RTOL:
+            return (f"at this budget {arm.name} is {fa:.0%} and {ref.name} {fr:.0%} through their learning-rate "
+                    "schedules (their budgets differ on this axis); give every arm the same budget on it "
+                    "(`--flops N`) or use `--ladder K`")
+    return None
+
+
 @dataclass(frozen=True)
 class EqualCompute:
     arm: str
@@ -107,10 +139,13 @@ class EqualCompute:
     axis: str
     budget: float
     difference: Difference | None
+    mismatch: str | None = None   # why the schedules make the comparison unfair (not judged)
 
     def words(self) -> str:
         if self.difference is None:
             return "no curve points at this budget"
+        if self.mismatch:
+            return f"MLM loss {self.difference.diff:+.3g}, not judged: {self.mismatch}"
         return describe(self.difference, "MLM loss")
 
 
@@ -121,5 +156,6 @@ def equal_compute_all(arms: dict[str, ArmStats], axis: str = "flops") -> dict[st
     for name, st in arms.items():
         ref = arms.get(st.first.get("compare_to") or "")
         if c is not None and ref is not None and st.rows and ref.rows:
-            out[name] = EqualCompute(name, ref.name, axis, c, equal_compute_difference(st, ref, axis, c))
+            out[name] = EqualCompute(name, ref.name, axis, c, equal_compute_difference(st, ref, axis, c),
+                                     schedule_mismatch(st, ref, axis, c))
     return out

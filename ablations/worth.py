@@ -69,6 +69,15 @@ def _notes(arms: dict[str, ArmStats], worth: Worth) -> list[str]:
     kinds = {r.get("budget_kind") for r in rows} - {None}
     if len(kinds) == 1:
         notes.append(f"Every arm had the same {kinds.pop()} budget: on that axis the arms tie by design.")
+    if any(eq.mismatch for eq in worth.equal.values()):
+        notes.append("Some equal-compute differences are not judged: at the common budget one arm had finished its "
+                     "learning-rate decay and the other had not, which alone makes the second one's loss higher. "
+                     "`--flops N` gives every arm the same compute (they then all end at N); `--ladder K` gives "
+                     "budget-matched points.")
+    if any(xo.source == "curve" and xo.kind != "fit failed" for xo in worth.crossovers.values()):
+        notes.append("Crossovers fitted to curve points are indicative: the points of one run under a decaying "
+                     "schedule are not the losses of runs with those budgets. `--ladder K` fits budget-matched "
+                     "rungs.")
     return notes
 
 
@@ -87,6 +96,8 @@ def _verdict_word(eq: EqualCompute | None) -> tuple[str, str]:
     d = eq.difference if eq else None
     if d is None:
         return "–", "–"
+    if eq.mismatch:
+        return f"{d.diff:+.3g}", "not judged: schedules differ at this budget"
     real, noise = d.verdict
     if math.isnan(noise):
         return f"{d.diff:+.3g}", "not judged (noise unknown)"

@@ -89,3 +89,11 @@ def test_downstream_verdicts_weigh_seed_and_test_set_noise():
     assert "| shared | 5.000 | 4.00M | 1,024 MiB | 0.700 ± 0.005 (n=758, CI 0.670–0.730) |" in md
     assert "- **attention sharing** (shared vs base): saves parameters ×0.40; qp accuracy -0.100: costs" in md
     assert downstream_markdown([{"arm": "x", "status": "ok"}]) == ""
+    # at the majority class's share (508 of 758 "same" pairs): marked, and a gap between two such
+    # arms is not a verdict about the encoders
+    flat = row("flat", 0.670, 0.0, [0.636, 0.703], downstream_qp_chance=508 / 758)
+    flatter = row("flatter", 0.560, 0.0, [0.524, 0.595], downstream_qp_chance=508 / 758, compare_to="flat")
+    assert compare_downstream(flatter, flat, "qp") == "qp accuracy -0.110: inconclusive (both at chance)"
+    md = downstream_markdown([base, flat, flatter])
+    assert "0.670 ± 0.000 (n=758, CI 0.636–0.703), at chance (0.670)" in md
+    assert "At chance" in md and "flat (qp), flatter (qp)" in md and "base (qp)" not in md

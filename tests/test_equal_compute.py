@@ -92,3 +92,22 @@ def test_curves_of_different_sizes_pair_on_their_shared_examples():
     other = [dict(e, mlm_example_tokens=[2, 1, 3, 4]) for e in longer]
     arms = collect([row("ref", 0, REF[0]), row("arm", 0, other, "ref")])
     assert not equal_compute_difference(arms["arm"], arms["ref"], "flops", 5000).paired_eval
+
+
+def test_curves_at_different_points_of_their_schedules_are_not_judged():
+    """REF's runs end at 10,000, ARM's at 5,000-6,000: at C = 5,000 the arm has finished its
+    learning-rate decay and the reference is half-way through it, so the difference is given
+    but not judged. Equal budgets, or both in a wsd stable phase, are judged."""
+    from ablations.equal_compute import schedule_mismatch
+
+    arms = collect(ROWS)
+    got = equal_compute_all(arms, "flops")["arm"]
+    assert got.mismatch and "50%" in got.mismatch and "--flops N" in got.mismatch
+    assert "not judged" in got.words() and "beyond" not in got.words()
+    same_end = collect([row("ref", 0, REF[0]), row("arm", 0, [point(200, [5.0, 10.0, 15.0]),
+                                                                point(10000, [3.0, 5.0, 8.0])], "ref")])
+    assert schedule_mismatch(same_end["arm"], same_end["ref"], "flops", 5000) is None
+    stable = [dict(r, config={"train.schedule": "wsd", "train.decay": 0.2}) for r in ROWS]
+    wsd = collect(stable)
+    assert schedule_mismatch(wsd["arm"], wsd["ref"], "flops", 4000) is None   # 67-80% and 40%: both stable
+    assert schedule_mismatch(wsd["arm"], wsd["ref"], "flops", 5000) is not None  # the arm is cooling down

@@ -144,6 +144,9 @@ def test_scores_and_their_intervals():
     assert c["spearman"].value == pytest.approx(stats.spearmanr(x, y)[0], abs=1e-12)
     assert c["spearman"].low < c["spearman"].value < c["spearman"].high and c["pearson"].n == 60
     assert mean_and_se([1.0, 2.0, 3.0]) == pytest.approx((2.0, 1 / 3 ** 0.5))
+    from core.finetune.metrics import chance_level
+
+    assert chance_level([0, 1, 0, 0, 2], regression=False) == 0.6 and chance_level([0.5, 4.0], regression=True) == 0
 
 
 @pytest.mark.parametrize("variant", ["bert", "roberta", "albert-reformer"])

@@ -17,7 +17,7 @@ from core.data import Tokenizer
 from core.device import autocast, pick_device, to_device
 from core.finetune.config import FinetuneConfig
 from core.finetune.encode import Encoded, batches, encode_examples
-from core.finetune.metrics import Score, accuracy, correlations, mean_and_se
+from core.finetune.metrics import Score, accuracy, chance_level, correlations, mean_and_se
 from core.finetune.model import TaskModel
 from core.finetune.tasks import Task
 from core.model import PretrainingModel
@@ -141,22 +141,26 @@ class SeedSummary:
     se: float                      # standard error over seeds
     n: int                         # test examples
     results: list[FinetuneResult]
+    chance: float | None = None    # the test split's score of a model that learned nothing (metrics.chance_level)
 
     def to_dict(self) -> dict:
         first = self.results[0].test
         return {"task": self.task, "metric": self.metric, "mean": self.mean, "se": self.se, "n": self.n,
                 "seeds": [r.seed for r in self.results], "values": [r.test.value for r in self.results],
                 "ci95_seed0": [first.low, first.high], "best_steps": [r.best_step for r in self.results],
-                "test_all": {k: [r.test_all[k].value for r in self.results] for k in self.results[0].test_all}}
+                "test_all": {k: [r.test_all[k].value for r in self.results] for k in self.results[0].test_all},
+                "chance": self.chance}
 
     def __str__(self) -> str:
         first = self.results[0].test
         return (f"{self.task} {self.metric} {self.mean:.4f} ± {self.se:.4f} (mean ± se over {len(self.results)} "
-                f"seeds; n={self.n}, seed-{self.results[0].seed} 95% CI {first.low:.4f}-{first.high:.4f})")
+                f"seeds; n={self.n}, seed-{self.results[0].seed} 95% CI {first.low:.4f}-{first.high:.4f}"
+                + (f"; a model that learned nothing scores {self.chance:.4f})" if self.chance is not None else ")"))
 
 
 def finetune_seeds(pretrained: PretrainingModel, tokenizer: Tokenizer, task: Task, cfg: FinetuneConfig,
                    seeds: int = 3) -> SeedSummary:
     results = [finetune(pretrained, tokenizer, task, cfg.replace(seed=cfg.seed + i)) for i in range(seeds)]
     mean, se = mean_and_se([r.test.value for r in results])
-    return SeedSummary(task.name, results[0].metric, mean, se, results[0].test.n, results)
+    chance = chance_level([ex.label for ex in task.splits["test"]], task.spec.regression)
+    return SeedSummary(task.name, results[0].metric, mean, se, results[0].test.n, results, chance)

@@ -43,6 +43,16 @@ def accuracy(pred: Sequence[int], gold: Sequence[int]) -> Score:
     return Score("accuracy", correct / n if n else float("nan"), n, *wilson(correct, n))
 
 
+def chance_level(labels: Sequence[float], regression: bool) -> float:
+    """What a model that learned nothing scores on these labels: the majority class's share
+    (always predicting it) for accuracy, 0 for a correlation. A score whose interval
+    reaches it says nothing about the encoder."""
+    if regression or not len(labels):
+        return 0.0
+    _, counts = np.unique(np.asarray(labels), return_counts=True)
+    return float(counts.max() / counts.sum())
+
+
 def _ranks(x: np.ndarray) -> np.ndarray:
     """Ranks with ties averaged (what Spearman's rho needs)."""
     order = np.argsort(x, kind="mergesort")
