@@ -125,7 +125,9 @@ def schedule_mismatch(arm: ArmStats, ref: ArmStats, axis: str, c: float) -> str 
     (e.g. `--flops N`), or where both are in a wsd stable phase (constant rate)."""
     for s in sorted(set(arm.rows) & set(ref.rows)):
         (fa, sa), (fr, sr) = (_schedule_fraction(r.rows[s], axis, c) for r in (arm, ref))
-        if not (sa and sr) and abs(fa - fr) > SCHEDULE_RTOL:
+        # a budget stops an arm within one optimizer step of it: one step of each is no mismatch
+        slack = SCHEDULE_RTOL + sum(1 / r.rows[s]["steps"] for r in (arm, ref) if r.rows[s].get("steps"))
+        if not (sa and sr) and abs(fa - fr) > slack:
             return (f"at this budget {arm.name} is {fa:.0%} and {ref.name} {fr:.0%} through their learning-rate "
                     "schedules (their budgets differ on this axis); give every arm the same budget on it "
                     "(`--flops N`) or use `--ladder K`")

@@ -107,6 +107,10 @@ def test_curves_at_different_points_of_their_schedules_are_not_judged():
     same_end = collect([row("ref", 0, REF[0]), row("arm", 0, [point(200, [5.0, 10.0, 15.0]),
                                                                 point(10000, [3.0, 5.0, 8.0])], "ref")])
     assert schedule_mismatch(same_end["arm"], same_end["ref"], "flops", 5000) is None
+    # a budget stops an arm within one step of it: with 10 steps a run, 50% vs 100% is still a mismatch,
+    # with 2 steps (one step = half the run) it is not
+    assert schedule_mismatch(*[collect([dict(r, steps=10) for r in ROWS])[a] for a in ("arm", "ref")], "flops", 5000)
+    assert not schedule_mismatch(*[collect([dict(r, steps=2) for r in ROWS])[a] for a in ("arm", "ref")], "flops", 5000)
     stable = [dict(r, config={"train.schedule": "wsd", "train.decay": 0.2}) for r in ROWS]
     wsd = collect(stable)
     assert schedule_mismatch(wsd["arm"], wsd["ref"], "flops", 4000) is None   # 67-80% and 40%: both stable
