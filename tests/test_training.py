@@ -135,6 +135,24 @@ def test_model_without_sentence_head_has_no_sentence_scores(corpus_file, cache_d
     assert math.isfinite(result.final_eval["eval_mlm_loss"])
 
 
+def test_a_model_without_segment_embeddings_reads_segment_pair_examples_as_one_sequence(data):
+    """RoBERTa (type_vocab_size 1) scored on BERT's held-out segment pairs (token types 0
+    and 1), as the runner does to keep arms paired: the same loss as with every type 0."""
+    from core.train import evaluate
+
+    model = model_for("roberta")
+    assert any(int(b["token_type_ids"].max()) == 1 for b in data.eval_batches("mlm", 8))
+    got = evaluate(model, data, torch.device("cpu"), per_example=True)
+
+    class Zeroed:  # the same examples with every token type 0
+        def eval_batches(self, task, batch_size, limit=None):
+            for b in data.eval_batches(task, batch_size, limit):
+                yield {**b, "token_type_ids": torch.zeros_like(b["token_type_ids"])}
+
+    want = evaluate(model, Zeroed(), torch.device("cpu"), per_example=True)
+    assert got["eval_mlm_example_loss"] == want["eval_mlm_example_loss"] and got["eval_nsp_acc"] is None
+
+
 def test_evaluation_is_identical_for_lsh_models(data):
     from core.train import evaluate
 

@@ -43,6 +43,15 @@ def evaluate(model: PretrainingModel, data, device: torch.device, batch_size: in
     return out
 
 
+def _readable(model: PretrainingModel, batch: dict) -> dict:
+    """A model without segment embeddings (RoBERTa: type_vocab_size 1) reads held-out
+    examples built for another arm (segment pairs, token types 0 and 1) as one sequence: the
+    same examples and masks, so arms stay paired example by example."""
+    if model.cfg.type_vocab_size < 2:
+        batch.pop("token_type_ids", None)
+    return batch
+
+
 def _mlm_scores(model: PretrainingModel, data, device: torch.device, batch_size: int, per_example: bool,
                 limit: int | None = None) -> dict:
     sums: list[float] = []
@@ -51,7 +60,7 @@ def _mlm_scores(model: PretrainingModel, data, device: torch.device, batch_size:
     correct = s_loss = s_correct = s_count = 0.0
     loss_sq = 0.0
     for batch in data.eval_batches("mlm", batch_size, limit):
-        batch = to_device(batch, device)
+        batch = _readable(model, to_device(batch, device))
         if model.sentence_head is None:
             batch.pop("sentence_labels", None)
         with autocast(device):
@@ -97,9 +106,9 @@ def _pair_scores(model: PretrainingModel, data, task: str, device: torch.device,
                  per_example: bool) -> dict:
     right: list[int] = []
     for batch in data.eval_batches(task, batch_size):
-        batch = to_device(batch, device)
+        batch = _readable(model, to_device(batch, device))
         with autocast(device):
-            logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"],
+            logits = model(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"),
                            mlm_labels=torch.full_like(batch["input_ids"], IGNORE_INDEX),
                            ).sentence_logits  # no MLM rows: sentence head only
         right += (logits.argmax(-1) == batch["sentence_labels"]).int().tolist()
