@@ -216,7 +216,9 @@ def _attention() -> AblationSpec:
                         compare_to="full-shared-qk", component=f"LSH with {n} hash(es) vs shared-QK full attention"))
     exp = (Expectation("LSH with 8 hashes is slower than with 1", "lsh/8", "tokens_per_s", "lower", versus="lsh/1",
                        source="Reformer Table 2"),
-           Expectation("LSH saves activation memory at long lengths", "lsh/4", "saved_bytes", "lower",
+           # at the run's long length (2x the training length), where the claim is made; at the
+           # training length itself 4 hash rounds of 64-token buckets save nothing yet
+           Expectation("LSH saves activation memory at long lengths", "lsh/4", "saved_bytes_long", "lower",
                        versus="full", source="Reformer"))
     return AblationSpec("attention", "Full vs full-shared-QK vs LSH (1, 2, 4, 8 hashes) at a long sequence length",
                         "roberta", tuple(arms), gpu_budget={"size": "mini", "seq_len": 1024, "batch_size": 16, "tokens": 50_000_000, "why": "the Reformer compares hash rounds after about 10^8 tokens; speed and memory show at any budget"},
