@@ -61,7 +61,7 @@ print(json.dumps(out))
 def held_out_lines(path: Path, n: int) -> list[str]:
     lines = []
     for line in path.read_text(encoding="utf-8").splitlines()[1:]:
-        lines += [c for c in line.split("\t") if any(ch.isalpha() for ch in c) and len(c) > 5]
+        lines += [c for c in line.split("\t") if " " in c.strip() and any(ch.isalpha() for ch in c)]  # sentences
     return lines[:n]
 
 
