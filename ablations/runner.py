@@ -141,11 +141,16 @@ class Runner:
     def _refresh(self) -> None:
         """What the results file says is finished (by this or any other process)."""
         for r in read_rows(self.out / RESULTS):
-            if r.get("status") in FINISHED and r.get("key") and not is_headline(r):
-                self._rungs.setdefault((r["key"], r["arm"]), {})[r["rung"]] = r
-            elif r.get("status") in FINISHED and r.get("key"):
-                self._done_keys.setdefault(r["key"], r)
-                self._finished.add((r["key"], r["arm"]))
+            if r.get("status") in FINISHED and r.get("key"):
+                self._remember(r["key"], r["arm"], r)
+
+    def _remember(self, key: str, arm: str, row: dict) -> None:
+        """A finished row: a ladder's lower rung, or the (arm, seed)'s result."""
+        if not is_headline(row):
+            self._rungs.setdefault((key, arm), {})[row["rung"]] = row
+        else:
+            self._done_keys.setdefault(key, row)
+            self._finished.add((key, arm))
 
     def _resolve_units(self, corpus_fp: str) -> list[tuple[str, Arm, ResolvedArm | Exception]]:
         """(head, arm, resolved or its error) for every (seed, arm); a time budget is split
@@ -229,11 +234,8 @@ class Runner:
         return status
 
     def _finished_row(self, head: str, arm: Arm, res: ResolvedArm, row: dict) -> str:
-        if row["status"] in FINISHED and not is_headline(row):
-            self._rungs.setdefault((res.key, arm.name), {})[row["rung"]] = row
-        elif row["status"] in FINISHED:
-            self._done_keys[res.key] = row
-            self._finished.add((res.key, arm.name))
+        if row["status"] in FINISHED:
+            self._remember(res.key, arm.name, row)
         colour = {"ok": "green", "oom": "yellow"}.get(row["status"], "red")
         rung = f"rung {row['rung'] + 1}/{row['ladder']}: " if row.get("ladder") else ""
         summary = f"eval MLM loss {row['eval_mlm_loss']:.3f}, " if row.get("eval_mlm_loss") is not None else ""

@@ -130,7 +130,8 @@ _LSH = {"model.attention": "lsh", "model.lsh_bucket_size": 32}
 # 4 x 128 with an 4,000-piece vocabulary and lr 1e-3 predicts masked tokens clearly better
 # than the most frequent token after about 200 steps of 16 x 128; mini (4 x 256) at
 # V=8,000 was still at the unigram rate after 600.
-_CPU = {"size": "micro", "vocab_size": 4000, "lr": 1e-3, "seq_len": 128, "batch_size": 16}
+# 550,000 tokens are about 300 steps: every training ablation's default
+_CPU_BUDGET = {"size": "micro", "vocab_size": 4000, "lr": 1e-3, "seq_len": 128, "batch_size": 16, "tokens": 550_000}
 _REV = {"model.norm": "pre", "model.reversible": True}
 _COMPONENTS = [("factorized", "factorized embeddings E=64", _FACT), ("shared", "all layers share one group", _SHARE),
                ("sop", "sentence-order prediction instead of NSP", _SOP), ("lsh", "LSH attention", _LSH),
@@ -169,7 +170,7 @@ def _albert_reformer() -> AblationSpec:
         "BERT to ALBERT-Reformer one component at a time, plus leave-one-out arms: every component's marginal "
         "effect on parameters, memory, speed and loss",
         "bert", tuple(arms), gpu_budget={"size": "small", "seq_len": 512, "batch_size": 128, "tokens": 200_000_000, "why": "loss gaps between the rungs appear after about 10^8 tokens (ALBERT Fig. 2 scale); parameters, memory and speed show at any budget"},
-                        defaults={**_CPU, "tokens": 550_000}, expectations=exp)
+                        defaults=_CPU_BUDGET, expectations=exp)
 
 
 # E/H from 1/8 to 1/2 at mini's H=256 and 1/4 to 1/2 at micro's 128 (ALBERT Table 3: 1/12 to 1/3)
@@ -187,7 +188,7 @@ def _embedding_size() -> AblationSpec:
     exp = (Expectation("E=64 cuts parameters", "E=64", "params_unique", "lower", 0.8, source="ALBERT Table 3"),)
     return AblationSpec("embedding_size", "Factorized embedding size E, with and without sharing (ALBERT Table 3)",
                         "bert", tuple(arms), gpu_budget={"size": "mini", "seq_len": 128, "batch_size": 128, "tokens": 50_000_000, "why": "ALBERT Table 3 differences are 0.5-1 point downstream; their MLM-loss gaps need about 3,000 steps of 128 x 128"},
-                        defaults={**_CPU, "tokens": 550_000}, expectations=exp)
+                        defaults=_CPU_BUDGET, expectations=exp)
 
 
 def _sharing() -> AblationSpec:
@@ -204,7 +205,7 @@ def _sharing() -> AblationSpec:
                         "(ALBERT Table 4)", "albert", tuple(arms), base_overrides={"model.sharing": "none",
                                                                                   "model.num_groups": 0},
                         gpu_budget={"size": "mini", "seq_len": 128, "batch_size": 128, "tokens": 50_000_000, "why": "sharing costs a few tenths of MLM loss once models are past the unigram stage"},
-                        defaults={**_CPU, "tokens": 550_000}, expectations=exp)
+                        defaults=_CPU_BUDGET, expectations=exp)
 
 
 def _attention() -> AblationSpec:
@@ -236,7 +237,7 @@ def _objective() -> AblationSpec:
                        versus="sop", source="ALBERT Table 5"))
     return AblationSpec("objective", "Sentence task none / NSP / SOP, each evaluated on both NSP and SOP pairs "
                         "(ALBERT Table 5)", "bert", tuple(arms), gpu_budget={"size": "mini", "seq_len": 128, "batch_size": 128, "tokens": 50_000_000, "why": "SOP accuracy leaves chance after a few thousand steps (ALBERT Table 5 at 125k steps shows 86% vs 52%)"},
-                        defaults={**_CPU, "tokens": 550_000}, expectations=exp)
+                        defaults=_CPU_BUDGET, expectations=exp)
 
 
 def _masking() -> AblationSpec:
@@ -249,7 +250,7 @@ def _masking() -> AblationSpec:
                 component="n-gram masking")]
     return AblationSpec("masking", "Static (1 and 10 copies) vs dynamic; token vs whole-word vs n-gram (RoBERTa Table 1)",
                         "bert", tuple(arms), gpu_budget={"size": "mini", "seq_len": 128, "batch_size": 256, "tokens": 200_000_000, "why": "RoBERTa Table 1 differences are a few tenths of a point: they need long runs and several seeds"},
-                        defaults={**_CPU, "tokens": 550_000})
+                        defaults=_CPU_BUDGET)
 
 
 def _packing() -> AblationSpec:
@@ -262,7 +263,7 @@ def _packing() -> AblationSpec:
                 "fill within a document, no NSP", component="doc-sentences")]
     return AblationSpec("packing", "Input packing: segment-pair+NSP, sentence-pair+NSP, full-sentences, doc-sentences "
                         "(RoBERTa Table 2)", "bert", tuple(arms), gpu_budget={"size": "mini", "seq_len": 128, "batch_size": 256, "tokens": 200_000_000, "why": "RoBERTa Table 2 differences are about a point downstream"},
-                        defaults={**_CPU, "tokens": 550_000})
+                        defaults=_CPU_BUDGET)
 
 
 def _papers() -> AblationSpec:
@@ -290,7 +291,7 @@ def _papers() -> AblationSpec:
                         gpu_budget={"size": "mini", "seq_len": 128, "batch_size": 128, "tokens": 100_000_000,
                                     "why": "downstream gaps between the recipes need a pretrained encoder: "
                                            "about 10^8 tokens at mini"},
-                        defaults={**_CPU, "tokens": 550_000}, expectations=exp)
+                        defaults=_CPU_BUDGET, expectations=exp)
 
 
 def _seq_scaling() -> AblationSpec:

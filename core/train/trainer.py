@@ -218,11 +218,7 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
 
     def _done_under(self, budget: dict) -> bool:
-        p = self.progress
-        return bool((budget.get("max_steps") and p.step >= budget["max_steps"])
-                    or (budget.get("max_tokens") and p.tokens >= budget["max_tokens"])
-                    or (budget.get("max_seconds") and p.seconds >= budget["max_seconds"])
-                    or (budget.get("max_flops") and p.flops >= budget["max_flops"]))
+        return fraction_under(self.progress.__dict__, budget) >= 1.0
 
     # -- the loop -----------------------------------------------------------------------------
     def _done(self) -> bool:
