@@ -3,7 +3,8 @@ implementations, timed in the same run so that the ratios are meaningful.
 
     pytest benchmarks/bench_train_step.py --benchmark-only --benchmark-group-by=group
     pytest benchmarks/bench_train_step.py --benchmark-only -k ratio -s   # interleaved ratios
-    PYTHONPATH=. python benchmarks/bench_train_step.py [--rounds 9] [--threads 1] [--compile]
+    PYTHONPATH=. python benchmarks/bench_train_step.py [--rounds 9] [--threads 1] [--compile] [--size small]
+    PYTHONPATH=. python benchmarks/bench_train_step.py --corpus ../shared/data/kowiki --no-reformer  # + unpadding
 
 The `ratio` tests (and the script) alternate both sides in one process, A B A B ..., and
 report the median, min and max of the per-round ratio: the figures quoted in the README.
@@ -11,8 +12,11 @@ report the median, min and max of the per-round ratio: the figures quoted in the
 - `bert` mini (vocab 8000), batch 32 x 128, vs HF `BertForPreTraining` of the same shape.
   Ours predicts only the masked 15% (sparse MLM); HF decodes every position.
 - `reformer` mini at 4096 tokens vs reformer-pytorch's own `ReformerLM` of the same shape.
+- with `--corpus`: real segment-pair batches (where padding is real), unpadding on/off and
+  HF, a different batch every round; prints the batches' padding fraction.
 """
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -26,7 +30,7 @@ from core.measure import flops_per_token, matmul_peak_flops  # noqa: E402
 from core.model import compile_model  # noqa: E402
 from core.model.dropout import Dropout  # noqa: E402
 from core.optim import adamw  # noqa: E402
-from variants import build_model  # noqa: E402
+from variants import build_model, get_config  # noqa: E402
 
 B, T, V = 32, 128, 8000
 
@@ -68,10 +72,8 @@ def test_ours_bert_mini(benchmark):
 
 @pytest.mark.benchmark(group="bert-mini-32x128")
 def test_hf_bert_mini(benchmark):
-    transformers = pytest.importorskip("transformers")
-    cfg = transformers.BertConfig(vocab_size=V, hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
-                                  intermediate_size=1024, max_position_embeddings=512)
-    model = transformers.BertForPreTraining(cfg)
+    pytest.importorskip("transformers")
+    model = hf_bert()
     b = mlm_batch(B, T, V)
     benchmark.extra_info["tokens"] = B * T
     benchmark.pedantic(make_step(model, lambda: model(
@@ -108,11 +110,14 @@ def test_reformer_pytorch_reformerlm_4096(benchmark):
 
 # -- interleaved ratios -------------------------------------------------------------------
 
-def hf_bert_mini():
+def hf_bert(size: str = "mini"):
+    """HF `BertForPreTraining` of the shape of our `bert` at `size` (sdpa attention)."""
     import transformers
 
-    cfg = transformers.BertConfig(vocab_size=V, hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
-                                  intermediate_size=1024, max_position_embeddings=512)
+    ours = get_config("bert", size=size, vocab_size=V)
+    cfg = transformers.BertConfig(vocab_size=V, hidden_size=ours.hidden_size, num_hidden_layers=ours.num_layers,
+                                  num_attention_heads=ours.num_heads, intermediate_size=ours.intermediate_size,
+                                  max_position_embeddings=512)
     return transformers.BertForPreTraining(cfg)
 
 
@@ -121,9 +126,9 @@ def hf_loss(model, b):
                  labels=b["mlm_labels"], next_sentence_label=b["sentence_labels"]).loss
 
 
-def ours_bert_mini(fast_dropout=True, compiled=False):
+def ours_bert(fast_dropout=True, compiled=False, size="mini"):
     torch.manual_seed(0)
-    model = build_model("bert", size="mini", vocab_size=V)
+    model = build_model("bert", size=size, vocab_size=V)
     for m in model.modules():
         if isinstance(m, Dropout):
             m.fast = fast_dropout
@@ -166,17 +171,17 @@ def utilisation(times: dict[str, list[float]], name: str, flops_per_step: float)
             f"cost model peak {matmul_peak_flops('cpu') / 1e9:.0f})")
 
 
-def bert_ratios(rounds: int = 7, compiled: bool = False) -> dict[str, dict[str, float]]:
-    """Every bert-mini figure of the README, interleaved: training ours vs HF, the dropout
-    lever on/off, inference ours vs HF; prints utilisation against the matmul peak."""
+def bert_ratios(rounds: int = 7, compiled: bool = False, size: str = "mini") -> dict[str, dict[str, float]]:
+    """Every bert figure of the README, interleaved: training ours vs HF, the dropout lever
+    on/off, inference ours vs HF; prints utilisation against the matmul peak."""
     import statistics
 
     b = mlm_batch(B, T, V)
-    ours, off, hf = ours_bert_mini(), ours_bert_mini(fast_dropout=False), hf_bert_mini()
+    ours, off, hf = ours_bert(size=size), ours_bert(fast_dropout=False, size=size), hf_bert(size)
     steps = {"ours": make_step(ours, lambda: ours(**b).loss), "ours_native_dropout": make_step(off, lambda: off(**b).loss),
              "hf": make_step(hf, lambda: hf_loss(hf, b)), "matmul_peak": matmul_burst()}
     if compiled:  # compile time falls in make_step's warm-up, outside the timed rounds
-        comp = ours_bert_mini(compiled=True)
+        comp = ours_bert(compiled=True, size=size)
         steps["ours_compiled"] = make_step(comp, lambda: comp(**b).loss)
     t = interleave(steps, rounds)
     ti = interleave({"ours": inference(ours, lambda: ours(**b)), "hf": inference(hf, lambda: hf_loss(hf, b))}, rounds)
@@ -184,6 +189,7 @@ def bert_ratios(rounds: int = 7, compiled: bool = False) -> dict[str, dict[str, 
            "inference hf/ours": ratio(ti, "hf", "ours")}
     if compiled:
         out["compile off/on"] = ratio(t, "ours", "ours_compiled")
+    print(f"bert {size}, {B}x{T}, V={V}")
     for name, r in out.items():
         print(f"{name:>22}: {fmt(r)}")
     fpt = flops_per_token(ours.cfg, T)["flops_per_token"]
@@ -199,6 +205,52 @@ def test_ratio_bert_mini_vs_hf(benchmark):
     pytest.importorskip("transformers")
     result = benchmark.pedantic(bert_ratios, kwargs={"rounds": 7}, rounds=1, iterations=1)
     benchmark.extra_info.update({k: v for k, v in result.items()})
+
+
+def kowiki_batches(corpus: str, n: int) -> tuple[list[dict], float]:
+    """The first n training batches (32 x up to 128) of `bert`'s data pipeline on `corpus`,
+    and their padding fraction (pad positions over all positions)."""
+    from core.data.config import DataConfig
+    from core.data.dataset import build_dataset
+
+    data = build_dataset(DataConfig(vocab_size=V, max_length=T, dupe_factor=1), corpus)
+    batches = [b for _, (_, _, b) in zip(range(n), data.train_batches(B, 0))]
+    real = sum(int(b["attention_mask"].sum()) for b in batches)
+    return batches, 1 - real / sum(b["attention_mask"].numel() for b in batches)
+
+
+def unpad_ratios(corpus: str, rounds: int = 8) -> dict[str, dict[str, float]]:
+    """Unpadding on/off and HF on real batches, interleaved; every round takes the next batch,
+    the same one for every side."""
+    batches, pad_fraction = kowiki_batches(corpus, rounds + 1)
+    current = {"batch": batches[0]}
+    ours, padded, hf = ours_bert(), ours_bert(), hf_bert()
+    ours.unpad = True
+    steps = {"ours": make_step(ours, lambda: ours(**current["batch"]).loss),
+             "ours_padded": make_step(padded, lambda: padded(**current["batch"]).loss),
+             "hf": make_step(hf, lambda: hf_loss(hf, current["batch"]))}
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for r, batch in enumerate(batches[1:]):
+        current["batch"] = batch
+        one = interleave(steps, 1, warmup=0) if r % 2 else interleave(dict(reversed(steps.items())), 1, warmup=0)
+        for name in steps:
+            times[name] += one[name]
+    out = {"unpad off/on": ratio(times, "ours_padded", "ours"), "real batches hf/ours": ratio(times, "hf", "ours"),
+           "real batches hf/padded": ratio(times, "hf", "ours_padded")}
+    print(f"real batches from {corpus}: padding fraction {pad_fraction:.1%}")
+    for name, r in out.items():
+        print(f"{name:>22}: {fmt(r)}")
+    return out
+
+
+KOWIKI = Path(__file__).parent.parent.parent / "shared" / "data" / "kowiki"
+
+
+@pytest.mark.benchmark(group="ratio")
+@pytest.mark.skipif(not KOWIKI.is_dir(), reason="needs ../shared/data/kowiki (real batches, real padding)")
+def test_ratio_unpadding_on_kowiki(benchmark):
+    pytest.importorskip("transformers")
+    benchmark.extra_info.update(benchmark.pedantic(unpad_ratios, args=(str(KOWIKI),), rounds=1, iterations=1))
 
 
 def reformer_side(name: str):
@@ -279,11 +331,16 @@ if __name__ == "__main__":
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--compile", action="store_true", help="also time our model torch.compile'd (compile off/on)")
     parser.add_argument("--no-reformer", action="store_true")
+    parser.add_argument("--size", default="mini", help="bert size for the ours-vs-HF figures (mini, small, ...)")
+    parser.add_argument("--corpus", default=os.environ.get("BENCH_CORPUS", ""),
+                        help="also time unpadding on this corpus's real batches (e.g. ../shared/data/kowiki)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    bert_ratios(args.rounds, args.compile)
+    bert_ratios(args.rounds, args.compile, args.size)
+    if args.corpus:
+        unpad_ratios(args.corpus, args.rounds + 1)
     if not args.no_reformer:
         reformer_ratio(max(3, args.rounds // 2))
         reformer_peak_memory()

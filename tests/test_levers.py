@@ -1,5 +1,5 @@
 """Speed levers stay numerically equivalent: cheap CPU dropout, the spelled-out attention it
-needs, and the opt-in compiled model (with its eager fallback)."""
+needs, the opt-in compiled model (with its eager fallback) and unpadding."""
 import shutil
 import warnings
 
@@ -11,6 +11,7 @@ import core.model.compiled as compiled
 from core.model import ModelConfig, PretrainingModel, compile_model
 from core.model.attention import attend
 from core.model.dropout import Dropout, dropout, keep_mask
+from core.model.unpad import Packing
 
 
 def test_keep_mask_rate_and_exact_scale():
@@ -125,3 +126,70 @@ def test_genuine_errors_are_not_swallowed_by_the_fallback():
     model = compile_model(PretrainingModel(cfg))
     with pytest.raises(ValueError, match="exceeds max_position_embeddings"):
         model(input_ids=torch.zeros(1, 64, dtype=torch.long))
+
+
+# -- unpadding --------------------------------------------------------------------------------
+
+def _ragged_batch(cfg: ModelConfig) -> dict:
+    batch = _batch(cfg)
+    for row, length in enumerate((16, 5, 11)):  # one full row, two padded ones
+        batch["attention_mask"][row] = torch.arange(16) < length
+    batch["mlm_labels"][batch["attention_mask"] == 0] = -100
+    return batch
+
+
+def test_packing_round_trip_keeps_real_tokens_and_zeros_pads():
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0]], dtype=torch.bool)
+    x = torch.arange(12.0).view(2, 3, 2)
+    packing = Packing.from_mask(mask)
+    packed = packing.unpad(x)
+    assert packed.shape == (1, 3, 2) and packing.tokens == 3
+    torch.testing.assert_close(packed[0], x[mask])
+    torch.testing.assert_close(packing.pad(packed), x * mask[..., None])
+
+
+UNPAD_LAYOUTS = {
+    "bert": {},
+    "albert": dict(sharing="all", embedding_size=16, activation="gelu_tanh"),
+    "shared-qk": dict(attention="full-shared-qk"),
+    "reversible": dict(norm="pre", reversible=True),
+}
+
+
+@pytest.mark.parametrize("layout", list(UNPAD_LAYOUTS))
+def test_unpadded_encoder_equals_padded(layout):
+    """Same loss, same gradients, same real-token hidden states: unpadding changes which
+    positions are computed, never what a real token's output is."""
+    torch.manual_seed(0)
+    cfg = _tiny().replace(**UNPAD_LAYOUTS[layout])
+    model = PretrainingModel(cfg)
+    batch = _ragged_batch(cfg)
+    loss_p, grads_p = _loss_and_grads(model, batch)
+    model.unpad = True
+    loss_u, grads_u = _loss_and_grads(model, batch)
+    torch.testing.assert_close(loss_u, loss_p, atol=1e-6, rtol=1e-6)
+    assert grads_u.keys() == grads_p.keys()
+    for name in grads_p:
+        torch.testing.assert_close(grads_u[name], grads_p[name], atol=1e-6, rtol=1e-5, msg=name)
+    model.eval()
+    real = batch["attention_mask"].bool()
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+    h_unpadded = model.encode(**inputs)
+    model.unpad = False
+    h_padded = model.encode(**inputs)
+    torch.testing.assert_close(h_unpadded[real], h_padded[real], atol=1e-6, rtol=1e-5)
+    assert not h_unpadded[~real].any()  # pad positions: zeros, not stale values
+
+
+def test_lsh_models_run_padded_whatever_unpad_says():
+    """LSH buckets hold pad keys too, so the real tokens' outputs depend on the pad
+    positions: an LSH model must not take the packed path."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=120, hidden_size=32, num_layers=2, num_heads=2, max_position_embeddings=32,
+                      attention="lsh", lsh_bucket_size=4, lsh_n_hashes=2, norm="pre", reversible=True)
+    model = PretrainingModel(cfg).eval()
+    inputs = {k: v for k, v in _ragged_batch(cfg).items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+    with model.seeded_hashing(7):
+        padded = model.encode(**inputs)
+        model.unpad = True
+        assert torch.equal(model.encode(**inputs), padded)

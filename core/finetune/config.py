@@ -24,6 +24,7 @@ class FinetuneConfig(StrictConfig):
     seed: int = 0
     device: str = "auto"
     hash_seed: int = 1234             # fixed LSH buckets for dev/test predictions
+    unpad: bool = True                # pad tokens skip the linear layers (core.model.unpad); same outputs
 
     def __post_init__(self) -> None:
         for name in ("max_steps", "batch_size", "eval_batch_size"):

@@ -67,6 +67,7 @@ def _task_model(pretrained: PretrainingModel, task: Task, cfg: FinetuneConfig, d
     torch.manual_seed(cfg.seed)
     encoder = PretrainingModel(pretrained.cfg)
     encoder.load_state_dict(pretrained.state_dict())
+    encoder.unpad = cfg.unpad
     model = TaskModel(encoder, task.num_labels, cfg.dropout).to(device)
     return model.train()
 

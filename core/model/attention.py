@@ -3,7 +3,9 @@
 Every kind maps hidden states (B, T, H) and a key-padding mask (B, T; True = keep)
 to (B, T, H), output projection included; residual, dropout and norm belong to the
 block around it. Keeping the interface this narrow is what lets sharing and the
-reversible encoder treat all kinds alike.
+reversible encoder treat all kinds alike. Given a `Packing` (core.model.unpad), the
+hidden states are the (1, N, H) real tokens instead: the projections run on those, and
+only the attention itself sees the (B, T) layout (full kinds only; LSH runs padded).
 
 - `full`: BERT attention; separate Q, K, V; `F.scaled_dot_product_attention`.
 - `full-shared-qk`: the Reformer's attention without hashing: one shared QK
@@ -23,6 +25,7 @@ from torch import nn
 
 from core.model.config import ModelConfig
 from core.model.dropout import Dropout, dropout
+from core.model.unpad import Packing
 from core.registry import Registry
 
 ATTENTION: Registry[type[nn.Module]] = Registry("attention kind")
@@ -34,6 +37,14 @@ def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
 
 def _merge_heads(x: torch.Tensor) -> torch.Tensor:
     return rearrange(x, "b h t d -> b t (h d)")
+
+
+def _padded(packing: Packing | None, *xs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    return xs if packing is None else tuple(packing.pad(x) for x in xs)
+
+
+def _packed(packing: Packing | None, x: torch.Tensor) -> torch.Tensor:
+    return x if packing is None else packing.unpad(x)
 
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None,
@@ -60,10 +71,12 @@ class FullAttention(nn.Module):
         self.query, self.key, self.value = nn.Linear(H, H), nn.Linear(H, H), nn.Linear(H, H)
         self.out = nn.Linear(H, H)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, **_: object) -> torch.Tensor:
-        q, k, v = (_split_heads(p(x), self.heads) for p in (self.query, self.key, self.value))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, packing: Packing | None = None,
+                **_: object) -> torch.Tensor:
+        qkv = _padded(packing, self.query(x), self.key(x), self.value(x))
+        q, k, v = (_split_heads(t, self.heads) for t in qkv)
         attn_mask = None if mask is None else mask[:, None, None, :]
-        return self.out(_merge_heads(attend(q, k, v, attn_mask, self.dropout)))
+        return self.out(_packed(packing, _merge_heads(attend(q, k, v, attn_mask, self.dropout))))
 
 
 @ATTENTION.register("full-shared-qk")
@@ -74,11 +87,13 @@ class SharedQKAttention(nn.Module):
         self.heads, self.dropout = cfg.num_heads, Dropout(cfg.attention_dropout)
         self.qk, self.value, self.out = nn.Linear(H, H), nn.Linear(H, H), nn.Linear(H, H)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, **_: object) -> torch.Tensor:
-        B, T, _H = x.shape
-        q = _split_heads(self.qk(x), self.heads)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, packing: Packing | None = None,
+                **_: object) -> torch.Tensor:
+        qk, v = _padded(packing, self.qk(x), self.value(x))
+        B, T, _H = qk.shape
+        q = _split_heads(qk, self.heads)
         k = F.normalize(q, p=2, dim=-1)
-        v = _split_heads(self.value(x), self.heads)
+        v = _split_heads(v, self.heads)
         # Additive mask: -inf on padded keys, a large finite penalty on the diagonal so a
         # token attends to itself only when no other key is available (as the Reformer).
         bias = torch.zeros(T, T, device=x.device, dtype=q.dtype)
@@ -86,7 +101,7 @@ class SharedQKAttention(nn.Module):
         bias = bias.expand(B, 1, T, T)
         if mask is not None:
             bias = bias.masked_fill(~mask[:, None, None, :], float("-inf"))
-        return self.out(_merge_heads(attend(q, k, v, bias, self.dropout)))
+        return self.out(_packed(packing, _merge_heads(attend(q, k, v, bias, self.dropout))))
 
 
 @ATTENTION.register("lsh")
@@ -104,7 +119,11 @@ class LSHSelfAttention(nn.Module):
         # there and leaves the hashing and bucketing untouched.
         self.lsh.dropout = Dropout(cfg.attention_dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, **rev: object) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, packing: Packing | None = None,
+                **rev: object) -> torch.Tensor:
+        if packing is not None:
+            raise ValueError("LSH attention runs padded: its buckets depend on the pad positions' keys, "
+                             "so a packed batch would change the real tokens' outputs")
         B, T, _H = x.shape
         multiple = 2 * self.bucket_size
         pad = (-T) % multiple

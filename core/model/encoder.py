@@ -27,6 +27,7 @@ from torch import nn
 from core.model.attention import build_attention
 from core.model.config import ModelConfig
 from core.model.dropout import Dropout
+from core.model.unpad import Packing
 
 
 def activation_fn(name: str):
@@ -104,15 +105,17 @@ class Encoder(nn.Module):
     def layers(self) -> list[tuple[Sublayer, Sublayer]]:
         return [(self.attention[a], self.ffn[f]) for a, f in zip(self.attention_index, self.ffn_index)]
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
+                packing: Packing | None = None) -> torch.Tensor:
+        """x: (B, T, H), or the (1, N, H) real tokens of `packing` (then so is the output)."""
         if self.cfg.reversible:
-            x = self._forward_two_stream(x, mask)
+            x = self._forward_two_stream(x, {"mask": mask, "packing": packing})
         else:
             for attn, ffn in self.layers():
-                x = ffn(attn(x, mask=mask))
+                x = ffn(attn(x, mask=mask, packing=packing))
         return self.final_norm(x) if self.final_norm is not None else x
 
-    def _forward_two_stream(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def _forward_two_stream(self, x: torch.Tensor, attn_args: dict) -> torch.Tensor:
         rev: ReversibleSequence = self.__dict__["_reversible"]
         x = torch.cat([x, x], dim=-1)
         if self.training and torch.is_grad_enabled() and not self.force_irreversible:
@@ -126,7 +129,7 @@ class Encoder(nn.Module):
                 )
             if not x.requires_grad:  # otherwise autograd never calls the reversible backward
                 x = x.detach().requires_grad_()
-            x = rev(x, mask=mask)
+            x = rev(x, **attn_args)
             # reformer-pytorch keeps the output for the backward as `ctx.y`, outside autograd's
             # saved tensors; the memory measurement adds it from here.
             self.reversible_saved_bytes = x.numel() * x.element_size()
@@ -134,7 +137,7 @@ class Encoder(nn.Module):
             x.register_hook(self._backward_started)
         else:
             for block in rev.irrev_blocks:
-                x = block(x, f_args={"mask": mask}, g_args={})
+                x = block(x, f_args=attn_args, g_args={})
         y1, y2 = x.chunk(2, dim=-1)
         return (y1 + y2) / 2
 

@@ -13,6 +13,7 @@ from core.model.config import ModelConfig
 from core.model.embeddings import Embeddings
 from core.model.encoder import Encoder
 from core.model.heads import MLMHead, SentenceHead
+from core.model.unpad import Packing
 
 IGNORE_INDEX = -100
 
@@ -36,6 +37,11 @@ class PretrainingModel(nn.Module):
         self.mlm_head = MLMHead(cfg, self.embeddings.word)
         self.sentence_head = SentenceHead(cfg) if cfg.sentence_head else None
         self.hash_seed: int | None = None
+        # run the encoder on the real tokens only (core.model.unpad); a run-time choice, not
+        # architecture: the weights, and the real tokens' outputs, are the same either way.
+        # LSH models ignore it: pad keys take places in LSH's sorted bucket chunks, so the
+        # real tokens' outputs depend on what the pad positions hold
+        self.unpad = False
         self.apply(self._init_weights)
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -67,12 +73,19 @@ class PretrainingModel(nn.Module):
             # LSH its masking passes (one host sync per forward, not one per layer)
             mask = None
         x = self.embeddings(input_ids, token_type_ids)
+        packing = None
+        if self.unpad and mask is not None and self.cfg.attention != "lsh":
+            packing = Packing.from_mask(mask)
+        if packing is not None:
+            x = packing.unpad(x)
         if self.hash_seed is None:
-            return self.encoder(x, mask)
-        devices = [x.device] if x.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(self.hash_seed)
-            return self.encoder(x, mask)
+            h = self.encoder(x, mask, packing)
+        else:
+            devices = [x.device] if x.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(self.hash_seed)
+                h = self.encoder(x, mask, packing)
+        return h if packing is None else packing.pad(h)
 
     def forward(
         self,

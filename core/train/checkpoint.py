@@ -41,12 +41,14 @@ def load_checkpoint(path: Path) -> dict:
 
 # -- what made a checkpoint ---------------------------------------------------------------------
 BUDGET_FIELDS = ("max_steps", "max_tokens", "max_seconds", "max_flops")
-# TrainConfig fields that change neither the weights nor the recorded scores; flops_per_step
+# TrainConfig fields that change neither the weights nor the recorded scores (compile and
+# unpad are ways of executing the same model: in training they draw other dropout masks,
+# a resumed run under another setting goes on with those); flops_per_step
 # is a measurement of the configuration, not a choice (it may differ slightly between devices,
 # e.g. fused attention recomputes its scores): a run resumed elsewhere goes on counting at the
 # new rate (Progress.flops holds what was spent)
 BOOKKEEPING_FIELDS = ("eval_every", "checkpoint_every", "log_every", "device", "eval_batch_size", "eval_points",
-                      "curve_examples", "compile", "flops_per_step")
+                      "curve_examples", "compile", "unpad", "flops_per_step")
 # trajectory fields added after checkpoints (and results rows) existed: left out of the
 # identity at these defaults, so that older checkpoints and finished rows keep theirs
 LATER_DEFAULTS = {"schedule": "linear", "decay": 0.2, "warmup_steps": 0, "max_flops": 0.0}

@@ -41,6 +41,7 @@ class TrainConfig(StrictConfig):
     seed: int = 0
     hash_seed: int = DEFAULT_HASH_SEED  # LSH hashing seed for evaluation
     compile: bool = False             # torch.compile the model (core.model.compile_model); eager fallback
+    unpad: bool = True                # pad tokens skip the linear layers (core.model.unpad); same outputs
     init_from: str = ""               # warm start: an exported arm or a run's arm directory
     # the learning-rate schedule (core.optim): linear (warm-up, linear decay to 0) or wsd
     # (warm-up, constant, then a 1 - sqrt cooldown over the last `decay` of the budget)

@@ -109,6 +109,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         model.to(self.device)
         broadcast_parameters(model, self.dist)
+        model.unpad = cfg.unpad
         if cfg.compile:
             compile_model(model)
         decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
