@@ -123,8 +123,10 @@ _FACT = {"model.embedding_size": 64}
 _SHARE = {"model.sharing": "all", "model.num_groups": 1}
 _SOP = {"data.sentence_task": "sop"}
 # buckets of 32: the CPU budget's 128-token sequences hold 4 buckets (LSH with only two
-# buckets would be full attention in disguise)
-_LSH = {"model.attention": "lsh", "model.lsh_bucket_size": 32}
+# buckets would be full attention in disguise). Two hash rounds (the Reformer paper's LSH-2):
+# a reversible LSH step at the CPU budget costs 0.68x of one with 4 rounds, and this one
+# component is 5 of albert_reformer's 11 arms; `attention` sweeps 1 to 8 rounds
+_LSH = {"model.attention": "lsh", "model.lsh_bucket_size": 32, "model.lsh_n_hashes": 2}
 # The CPU budget at which a model leaves the unigram stage in a few minutes on 2 cores
 # (benchmarks/learning_budget.py; README "How long must a model train?"): post-LN BERT at
 # 4 x 128 with an 4,000-piece vocabulary and lr 1e-3 predicts masked tokens clearly better
