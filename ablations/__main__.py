@@ -86,7 +86,7 @@ def _options(args):
                       seeds=args.seeds, out=args.out, quick=args.quick, vocab_size=args.vocab_size, lr=args.lr,
                       keep_checkpoints=args.keep_checkpoints, progress=not args.no_progress, budget=args.budget,
                       compile=args.compile, arms=args.arms, shard=args.shard,
-                      nproc_per_node=args.nproc_per_node, ladder=args.ladder, ladder_ratio=args.ladder_ratio,
+                      nproc_per_node=args.nproc_per_node, workers=args.workers, ladder=args.ladder, ladder_ratio=args.ladder_ratio,
                       flops=args.flops)
 
 
@@ -300,6 +300,9 @@ def _add_run(r: argparse.ArgumentParser) -> None:
     part.add_argument("--arms", help="train only these arms, comma-separated (others may run elsewhere)")
     part.add_argument("--shard", help="K/N: train only arm i (from 0, in the spec's order) with i %% N + 1 == K; "
                                       "N processes or machines on one run directory split the arms")
+    part.add_argument("--workers", type=int, default=1,
+                      help="train N arms at once on this machine, each with 1/N of the CPU threads (small models "
+                           "on a CPU finish sooner side by side); timing and the report stay in one process")
     part.add_argument("--nproc-per-node", type=int, default=1,
                       help="train each arm on N torchrun ranks (DDP; --batch-size is split over them)")
     r.set_defaults(fn=_cmd_run)

@@ -20,7 +20,7 @@ LIMITS: dict[str, tuple[float, str]] = {
     "time_budget": (1, "seconds"), "seq_len": (8, "tokens per example"), "batch_size": (1, "examples per step"),
     "vocab_size": (16, "SentencePiece pieces"), "seeds": (1, "seeds per arm"), "seed": (0, "the first seed"),
     "long_seq_len": (0, "tokens (0 disables)"), "memory_limit_bytes": (1, "bytes"),
-    "nproc_per_node": (1, "processes (torchrun ranks) per arm"),
+    "nproc_per_node": (1, "processes (torchrun ranks) per arm"), "workers": (1, "arm trainers on this machine"),
     "flops": (1, "training FLOPs per arm, measured"),
 }
 # what a run's arms are matched on, the first set of: FLOPs, tokens, steps, seconds
@@ -56,6 +56,7 @@ class RunOptions:
     arms: str | None = None           # "a,b": train only these arms (ablations.selection)
     shard: str | None = None          # "K/N": train only arm i with i % N + 1 == K
     nproc_per_node: int = 1           # > 1: each arm runs under torchrun on this many ranks
+    workers: int = 1                  # arms trained at once on this machine's cores (ablations.runner)
     flops: float | None = None        # training FLOPs per arm (measured per step); excludes steps/tokens
     ladder: int = 0                   # K >= 3: every arm at K budgets, branched from one wsd run (ablations.ladder)
     ladder_ratio: float = 2.0         # each rung's budget over the previous one's
@@ -71,6 +72,14 @@ class RunOptions:
             raise unknown_name_error("--budget", self.budget, ("cpu", "gpu"))
         parse_shard(self.shard)
         parse_arm_names(self.arms)
+        if self.workers > 1 and self.time_budget is not None:
+            raise ValueError(f"--workers {self.workers} with --time-budget: arms trained side by side slow each "
+                             "other unevenly, so equal seconds would not be equal compute; use --tokens or "
+                             "--flops with --workers, or drop --workers")
+        if self.workers > 1 and self.nproc_per_node > 1:
+            raise ValueError(f"--workers {self.workers} and --nproc-per-node {self.nproc_per_node} both split this "
+                             "machine: --workers trains several arms at once (small models on CPU cores), "
+                             "--nproc-per-node one arm on several ranks (GPUs); choose one")
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"--lr must be > 0 (the peak learning rate), got {self.lr}")
         if isinstance(self.ladder, bool) or self.ladder < 0:

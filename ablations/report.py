@@ -142,6 +142,11 @@ def _warnings(arms: dict[str, ArmStats], spec_info: dict, name: str) -> list[str
         out.append(f"> **No learning beyond unigram frequencies** in {', '.join(stuck)}: their MLM accuracy is not "
                    "above always predicting the most frequent masked token. Their losses say nothing about the "
                    "components yet; train longer (`--tokens`) or use `--budget gpu`.")
+    shared = sorted({a for a, st in arms.items() for r in st.rows.values() if (r.get("workers") or 1) > 1})
+    if shared:
+        out.append(f"> **Trained side by side** (`--workers`): {', '.join(shared)} trained while other arms shared "
+                   "the CPU cores, so their training seconds and during-training throughput are not comparable "
+                   "between arms; the side-by-side speed table is (it times every arm alone, in turn).")
     gpu = (ABLATIONS[name].gpu_budget if name in ABLATIONS else {}) or {}
     opts = spec_info.get("options", {})
     if gpu:

@@ -9,6 +9,9 @@
 - Several processes (or machines on one shared file system) may run the same command on
   one run directory: a unit is trained by whoever holds its lease (`core.lease`), the
   others skip it and wait for it before writing the report. No row is lost or doubled.
+  `--workers N` starts N - 1 such processes itself, each (this one too) with 1/N of the
+  torch threads: a small model on a CPU uses two threads poorly, so two arms side by side
+  finish sooner than one after the other. Only this process times and reports, alone.
 - Failures are results (`ablations.arm`); the summary lists the errors so that the CLI's
   exit code can tell a script that something failed.
 - `--ladder K`: a unit yields K rows (rungs, smallest budget first), each appended as soon
@@ -17,11 +20,15 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import json
+import multiprocessing
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from ablations.arm import ArmTrainer
 from ablations.bench import run_bench
@@ -61,13 +68,18 @@ def default_out(spec: AblationSpec) -> Path:
 
 
 class Runner:
-    def __init__(self, spec: AblationSpec, opts: RunOptions, console=None):
+    def __init__(self, spec: AblationSpec, opts: RunOptions, console=None, worker: int = 0):
         from rich.console import Console
 
         self.spec, self.opts = spec, opts
+        self.worker = worker  # > 0: a --workers helper (trains free units, then exits)
         self.console = console or Console()
         self.out = Path(opts.out) if opts.out else default_out(spec)
         self.device = pick_device(opts.device)
+        if opts.workers > 1 and self.device.type != "cpu":
+            raise ValueError(f"--workers {opts.workers} splits CPU cores between arms; on {self.device.type} one arm "
+                             "at a time uses the device fully: drop --workers (--nproc-per-node spreads an arm "
+                             "over several GPUs)")
         self._eff = effective_options(spec, opts)  # size, lengths, budget: resolved once
         self.selected = select_arms(spec, opts)  # --arms / --shard: the arms this process trains
         self.arms = ArmTrainer(self.out, opts, self._eff, self.device, self.log)
@@ -75,7 +87,7 @@ class Runner:
         self.rounds = 5  # interleaved timing rounds: enough for a min-max range of the ratios
 
     def log(self, msg: str) -> None:
-        self.console.print(msg)
+        self.console.print(f"[dim]worker {self.worker}[/dim] {msg}" if self.worker else msg)
 
     # -- the run ----------------------------------------------------------------------------------
     def run(self) -> RunSummary:
@@ -97,11 +109,19 @@ class Runner:
         self._rungs: dict[tuple[str, str], dict[int, dict]] = {}  # (key, arm) -> a ladder's finished lower rungs
         self._refresh()
         units = [u for u in units if u[1] in self.selected]  # resolved all, trains its selection
+        self._keys = {(r.key, r.seed): [] for _, _, r in units if isinstance(r, ResolvedArm)}
+        for _, arm, r in units:
+            if isinstance(r, ResolvedArm):
+                self._keys[r.key, r.seed].append(arm.name)
         if is_partial(self.opts):
             self.log(f"this process trains {len(self.selected)} of {len(self.spec.arms)} arms: "
                      + (", ".join(a.name for a in self.selected) or "none (an empty shard)"))
+        workers = self._start_workers(units)
         waiting = [u for u in units if self._run_one(*u, src.name) == "held"]
+        if self.worker:
+            return self.summary  # the starting process waits, times and reports
         self._wait_for(waiting, src.name)
+        self._join_workers(workers)
         if is_partial(self.opts):
             self.log("side-by-side timing skipped (--arms/--shard): it needs every arm in one process; "
                      "run once more without them after all parts finish (it trains nothing, only times)")
@@ -204,6 +224,10 @@ class Runner:
             return "finished"
         if done is not None:
             return self._record_twin(head, arm, res, done)
+        twin = self._twin_in_flight(arm, res)
+        if twin is not None:
+            self.log(f"{head}: same configuration as {twin}, which another process is training; waiting for it")
+            return "held"
         lease = Lease(arm_dir(self.out, arm.name, res.seed))
         if not lease.acquire():
             self.log(f"{head}: being trained by {lease.holder_info().get('holder', 'another process')}; "
@@ -267,6 +291,41 @@ class Runner:
                 self.log(f"{head}: {log_prefix}{row['error']}")
         return row["status"]
 
+    def _start_workers(self, units: list) -> list:
+        """--workers N: N - 1 helper processes take free units through the leases; every
+        trainer, this one included, gets 1/N of the torch threads until training is done."""
+        n = min(self.opts.workers, len(units))
+        if n <= 1 or self.worker:
+            return []
+        self._threads = torch.get_num_threads()
+        share = max(1, self._threads // n)
+        self.log(f"training with {n} workers side by side, {share} torch thread(s) each")
+        ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
+        opts = dataclasses.replace(self.opts, progress=False)  # one live display per terminal
+        procs = [ctx.Process(target=_worker_main, args=(self.spec, opts, share, k), name=f"worker {k}")
+                 for k in range(2, n + 1)]
+        for p in procs:
+            p.start()
+        torch.set_num_threads(share)
+        return procs
+
+    def _join_workers(self, procs: list) -> None:
+        for p in procs:
+            p.join()
+            if p.exitcode:
+                self.log(f"[yellow]{p.name} exited with code {p.exitcode}[/yellow]; its units were taken over "
+                         "or are listed as errors")
+        if procs:
+            torch.set_num_threads(self._threads)  # timing and the report use the whole machine
+
+    def _twin_in_flight(self, arm: Arm, res: ResolvedArm) -> str | None:
+        """An arm of the same configuration that another process is training right now: its
+        row will be this arm's too, so training it again would only double the work."""
+        for other in self._keys.get((res.key, res.seed), []):
+            if other != arm.name and Lease(arm_dir(self.out, other, res.seed)).holder_info() is not None:
+                return other
+        return None
+
     def _wait_for(self, waiting: list, corpus: str, poll_s: float = 2.0) -> None:
         """Units another process holds: wait for their rows; take over any whose holder died."""
         if waiting:
@@ -296,6 +355,7 @@ class Runner:
             "component": arm.component, "compare_to": self._ref(arm), "variant": self.spec.base,
             "overrides": dict(arm.overrides), "config": res.flat if res else {}, "key": res.key if res else None,
             "status": "ok", "error": None, "corpus": corpus, "device": device_name(self.device),
+            "workers": self.opts.workers,
             "seed": res.seed if res else self.opts.seed, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "params_unique": None, "params_total": None, "tokens_seen": 0, "wall_s": 0.0,
             "train_loss": [], "train_loss_time": [], "evals": [],
@@ -310,6 +370,12 @@ class Runner:
 
 def run_ablation(spec: AblationSpec, opts: RunOptions, console=None) -> RunSummary:
     return Runner(spec, opts, console).run()
+
+
+def _worker_main(spec: AblationSpec, opts: RunOptions, threads: int, index: int) -> None:
+    """A --workers helper process: the same run, training whatever unit is free."""
+    torch.set_num_threads(threads)
+    Runner(spec, opts, worker=index).run()
 
 
 _NAN_HINT = {"nan": "; it stopped on a non-finite loss: change its configuration (e.g. --lr) to train it again"}

@@ -1,5 +1,5 @@
-"""Arms spread over processes (--shard, --arms) on one run directory, a merged report that
-names what is missing, and an arm trained on torchrun's ranks (--nproc-per-node)."""
+"""Arms spread over processes (--shard, --arms, --workers) on one run directory, a merged
+report that names what is missing, and an arm trained on torchrun's ranks (--nproc-per-node)."""
 import json
 import os
 import subprocess
@@ -78,6 +78,38 @@ def test_two_shards_on_one_directory_train_every_arm_once(tmp_path, corpus_file,
     assert cli(["report", str(out)]) in (0, None)
     report = (out / "report.md").read_text()
     assert "Missing arms" not in report and all(f"| {a} " in report for a in ("base", "shared"))
+
+
+def test_workers_train_every_unit_once_and_a_twin_is_not_retrained(tmp_path, corpus_file, cache_dir):
+    """--workers 2: a helper process takes free units through the leases; every arm gets one
+    row, the arm whose configuration equals another's is recorded from it (never trained
+    twice, even while its twin is in flight elsewhere), and the report says the arms shared
+    the cores."""
+    twin = ARMS.replace('name = "shared"', 'name = "shared-again"')
+    third = '\n[[arms]]\nname = "pre"\noverrides = { "model.norm" = "pre" }\n'
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "ablations", "run", str(spec(tmp_path, ARMS + twin + third)), "--quick",
+           "--no-progress", "--out", str(out), "--corpus", str(corpus_file), "--steps", "3", "--workers", "2"]
+    env = {**os.environ, "BERT_ABLATE_CACHE": str(cache_dir), "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "training with 2 workers side by side" in done.stdout
+    assert "worker 2" in done.stdout  # the helper trained something
+    rows = read_rows(out / "results.jsonl")
+    assert Counter(r["arm"] for r in rows) == {"base": 1, "shared": 1, "shared-again": 1, "pre": 1}
+    assert all(r["status"] == "ok" and r["workers"] == 2 for r in rows)
+    by_arm = {r["arm"]: r for r in rows}
+    assert by_arm["shared-again"].get("same_as") == "shared" or by_arm["shared"].get("same_as") == "shared-again"
+    assert "Trained side by side" in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--workers", "2", "--time-budget", "1m"], "equal seconds would not be equal compute"),
+    (["--workers", "2", "--nproc-per-node", "2"], "choose one"),
+])
+def test_workers_refuse_what_they_would_make_unfair(tmp_path, capsys, flags, message):
+    assert cli(["run", str(spec(tmp_path)), "--quick", "--out", str(tmp_path / "r"), *flags]) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_an_arm_trains_on_two_torchrun_ranks(tmp_path, corpus_file, cache_dir, monkeypatch):
