@@ -189,9 +189,11 @@ def _eval_sets(arms: dict[str, ArmStats]) -> str:
 
 
 def _training_report(rows: list[dict], out: Path, console, x: str = "tokens") -> str:
-    arms = collect(final_rows(rows))
     name = rows[0].get("ablation", out.name)
     spec_info = json.loads((out / SPEC).read_text()) if (out / SPEC).is_file() else {}
+    # the spec's order, not the order rows finished in (--workers, --shard: any order)
+    order = {a: i for i, a in enumerate(spec_info.get("arms", []))}
+    arms = dict(sorted(collect(final_rows(rows)).items(), key=lambda item: order.get(item[0], len(order))))
     speed = json.loads((out / SPEED).read_text()) if (out / SPEED).is_file() else {}
     opts = spec_info.get("options", {})
     first = next(iter(arms.values())).first

@@ -62,6 +62,16 @@ def test_the_merged_report_names_the_missing_arms(tmp_path):
     assert "Missing arms" not in render_report(tmp_path).read_text()
 
 
+def test_the_report_lists_arms_in_the_spec_order_whatever_order_they_finished_in(tmp_path):
+    (tmp_path / "spec.json").write_text(json.dumps({"ablation": "dist", "arms": ["base", "lsh", "shared"],
+                                                    "seeds": [0]}))
+    row = {"ablation": "dist", "seed": 0, "status": "ok", "eval_mlm_loss": 5.0, "train_loss": []}
+    for arm in ("shared", "lsh", "base"):  # as parallel workers might finish them
+        append_row(tmp_path / "results.jsonl", {**row, "arm": arm})
+    text = render_report(tmp_path).read_text()
+    assert text.index("| base |") < text.index("| lsh |") < text.index("| shared |")
+
+
 def test_two_shards_on_one_directory_train_every_arm_once(tmp_path, corpus_file, cache_dir):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "ablations", "run", str(spec(tmp_path)), "--quick", "--no-progress", "--out",
