@@ -8,6 +8,7 @@
 - `heads`: the MLM head tied to the token table, and the pooler + sentence head.
 - `dropout`: dropout with a cheap CPU mask (16 random bits per element, bool mask saved).
 - `compiled`: opt-in `torch.compile` of the static-shape parts, with an eager fallback.
+- `unpad`: `Packing`, the real tokens of a padded batch, so the encoder skips the pads.
 - `pretraining`: `PretrainingModel`, the whole model with its losses.
 
 Nothing here knows about data, training or measurement.
