@@ -109,10 +109,10 @@ class Runner:
         self._rungs: dict[tuple[str, str], dict[int, dict]] = {}  # (key, arm) -> a ladder's finished lower rungs
         self._refresh()
         units = [u for u in units if u[1] in self.selected]  # resolved all, trains its selection
-        self._keys = {(r.key, r.seed): [] for _, _, r in units if isinstance(r, ResolvedArm)}
+        self._keys: dict[tuple[str, int], list[str]] = {}  # (configuration, seed) -> its arms
         for _, arm, r in units:
             if isinstance(r, ResolvedArm):
-                self._keys[r.key, r.seed].append(arm.name)
+                self._keys.setdefault((r.key, r.seed), []).append(arm.name)
         if is_partial(self.opts):
             self.log(f"this process trains {len(self.selected)} of {len(self.spec.arms)} arms: "
                      + (", ".join(a.name for a in self.selected) or "none (an empty shard)"))

@@ -16,7 +16,6 @@ report the median, min and max of the per-round ratio: the figures quoted in the
   HF, a different batch every round; prints the batches' padding fraction.
 """
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -207,7 +206,7 @@ def test_ratio_bert_mini_vs_hf(benchmark):
     benchmark.extra_info.update({k: v for k, v in result.items()})
 
 
-def kowiki_batches(corpus: str, n: int) -> tuple[list[dict], float]:
+def real_batches(corpus: str, n: int) -> tuple[list[dict], float]:
     """The first n training batches (32 x up to 128) of `bert`'s data pipeline on `corpus`,
     and their padding fraction (pad positions over all positions)."""
     from core.data.config import DataConfig
@@ -222,19 +221,14 @@ def kowiki_batches(corpus: str, n: int) -> tuple[list[dict], float]:
 def unpad_ratios(corpus: str, rounds: int = 8) -> dict[str, dict[str, float]]:
     """Unpadding on/off and HF on real batches, interleaved; every round takes the next batch,
     the same one for every side."""
-    batches, pad_fraction = kowiki_batches(corpus, rounds + 1)
-    current = {"batch": batches[0]}
+    batches, pad_fraction = real_batches(corpus, rounds + 1)  # round 0 warms up
+    current = {"batch": batches[0]}  # make_step warms up on it
     ours, padded, hf = ours_bert(), ours_bert(), hf_bert()
     ours.unpad = True
     steps = {"ours": make_step(ours, lambda: ours(**current["batch"]).loss),
              "ours_padded": make_step(padded, lambda: padded(**current["batch"]).loss),
              "hf": make_step(hf, lambda: hf_loss(hf, current["batch"]))}
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for r, batch in enumerate(batches[1:]):
-        current["batch"] = batch
-        one = interleave(steps, 1, warmup=0) if r % 2 else interleave(dict(reversed(steps.items())), 1, warmup=0)
-        for name in steps:
-            times[name] += one[name]
+    times = interleave(steps, rounds, before_round=lambda r: current.update(batch=batches[r]))
     out = {"unpad off/on": ratio(times, "ours_padded", "ours"), "real batches hf/ours": ratio(times, "hf", "ours"),
            "real batches hf/padded": ratio(times, "hf", "ours_padded")}
     print(f"real batches from {corpus}: padding fraction {pad_fraction:.1%}")
@@ -332,7 +326,7 @@ if __name__ == "__main__":
     parser.add_argument("--compile", action="store_true", help="also time our model torch.compile'd (compile off/on)")
     parser.add_argument("--no-reformer", action="store_true")
     parser.add_argument("--size", default="mini", help="bert size for the ours-vs-HF figures (mini, small, ...)")
-    parser.add_argument("--corpus", default=os.environ.get("BENCH_CORPUS", ""),
+    parser.add_argument("--corpus",
                         help="also time unpadding on this corpus's real batches (e.g. ../shared/data/kowiki)")
     args = parser.parse_args()
     if args.threads:

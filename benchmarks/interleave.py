@@ -11,12 +11,16 @@ import time
 from collections.abc import Callable
 
 
-def interleave(fns: dict[str, Callable[[], object]], rounds: int = 7, warmup: int = 1) -> dict[str, list[float]]:
+def interleave(fns: dict[str, Callable[[], object]], rounds: int = 7, warmup: int = 1,
+               before_round: Callable[[int], None] | None = None) -> dict[str, list[float]]:
     """Seconds per call of each function, called in turn once per round (order rotated
-    every round so that neither side always runs right after the other)."""
+    every round so that neither side always runs right after the other). `before_round(r)`,
+    untimed, may change what round r works on (e.g. the next real batch)."""
     names = list(fns)
     times: dict[str, list[float]] = {n: [] for n in names}
     for r in range(warmup + rounds):
+        if before_round is not None:
+            before_round(r)
         order = names[r % len(names):] + names[:r % len(names)]
         for name in order:
             t0 = time.perf_counter()

@@ -64,6 +64,8 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.T
 
 @ATTENTION.register("full")
 class FullAttention(nn.Module):
+    packs = True  # takes a Packing (core.model.unpad)
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         H = cfg.hidden_size
@@ -81,6 +83,8 @@ class FullAttention(nn.Module):
 
 @ATTENTION.register("full-shared-qk")
 class SharedQKAttention(nn.Module):
+    packs = True
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         H = cfg.hidden_size
@@ -106,6 +110,10 @@ class SharedQKAttention(nn.Module):
 
 @ATTENTION.register("lsh")
 class LSHSelfAttention(nn.Module):
+    # pad keys take places in LSH's sorted bucket chunks, so the real tokens' outputs depend
+    # on what the pad positions hold: an unpadded model keeps LSH layers padded
+    packs = False
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         H = cfg.hidden_size

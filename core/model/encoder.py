@@ -102,6 +102,11 @@ class Encoder(nn.Module):
             pairs = [(_Branch(a), _Branch(f)) for a, f in self.layers()]
             self.__dict__["_reversible"] = ReversibleSequence(pairs, send_signal=True)
 
+    @property
+    def packs(self) -> bool:
+        """Whether every attention kind here takes the real tokens packed (core.model.unpad)."""
+        return all(sublayer.fn.packs for sublayer in self.attention)
+
     def layers(self) -> list[tuple[Sublayer, Sublayer]]:
         return [(self.attention[a], self.ffn[f]) for a, f in zip(self.attention_index, self.ffn_index)]
 

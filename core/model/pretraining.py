@@ -39,8 +39,7 @@ class PretrainingModel(nn.Module):
         self.hash_seed: int | None = None
         # run the encoder on the real tokens only (core.model.unpad); a run-time choice, not
         # architecture: the weights, and the real tokens' outputs, are the same either way.
-        # LSH models ignore it: pad keys take places in LSH's sorted bucket chunks, so the
-        # real tokens' outputs depend on what the pad positions hold
+        # Encoders whose attention does not pack (LSH) ignore it
         self.unpad = False
         self.apply(self._init_weights)
 
@@ -73,9 +72,7 @@ class PretrainingModel(nn.Module):
             # LSH its masking passes (one host sync per forward, not one per layer)
             mask = None
         x = self.embeddings(input_ids, token_type_ids)
-        packing = None
-        if self.unpad and mask is not None and self.cfg.attention != "lsh":
-            packing = Packing.from_mask(mask)
+        packing = Packing.from_mask(mask) if self.unpad and mask is not None and self.encoder.packs else None
         if packing is not None:
             x = packing.unpad(x)
         if self.hash_seed is None:

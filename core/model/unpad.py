@@ -5,15 +5,16 @@ layer norms on pad positions whose outputs nothing reads. On Korean Wikipedia se
 pairs at 128 tokens that is about 10% of every token-wise FLOP (16% for full-sentence
 packing; `benchmarks/bench_train_step.py` measures it). Unpadded, the encoder runs on the
 N real tokens packed as one row, (1, N, H) (a row, not a matrix: reformer-pytorch's
-reversible blocks split their two streams along dim 2). Attention alone needs the (B, T) layout (SDPA's key mask,
-LSH's buckets), so each attention kind scatters its projections into it and gathers its
-output back before the output projection; CPU and CUDA alike, no varlen kernel needed.
+reversible blocks split their two streams along dim 2). Attention alone needs the (B, T)
+layout (SDPA's key mask), so the full attention kinds scatter their projections into it and
+gather their output back before the output projection; CPU and CUDA alike, no varlen
+kernel needed. LSH attention does not pack (`LSHSelfAttention.packs`).
 
 Every token-wise operation then computes the same function of the same inputs, so the
 real tokens' hidden states equal the padded path's (tested to float tolerance); the pad
 positions of the returned hidden states are zeros instead of values nothing reads.
 In training, dropout draws its masks for N tokens instead of B x T, so a run with
-unpadding follows another random trajectory than one without (hence a trajectory field).
+unpadding follows another random trajectory than one without, equally likely.
 """
 from __future__ import annotations
 
