@@ -78,7 +78,7 @@ def _cmd_show(args) -> None:
 
 
 def _options(args):
-    from ablations.options import RunOptions, parse_duration
+    from ablations.plan import RunOptions, parse_duration
 
     return RunOptions(corpus=args.corpus, size=args.size, steps=args.steps, tokens=args.tokens,
                       time_budget=parse_duration(args.time_budget) if args.time_budget is not None else None,
@@ -91,15 +91,22 @@ def _options(args):
 
 
 def _cmd_run(args) -> int:
-    from ablations.runner import run_ablation
+    """The route of a run: spec, plan (every arm resolved), run (every unit trained), then
+    the report rendered from the run directory alone."""
+    from ablations.plan import make_plan
+    from ablations.report import render_report
+    from ablations.run import run_plan
+    from ablations.rundir import BENCH, RESULTS
     from ablations.specs import get_ablation
 
-    spec = get_ablation(args.name)
-    summary = run_ablation(spec, _with_downstream(_options(args), args), console)
-    return _finish(summary.errors, f"{summary.out}/report.md (with the .jsonl, .csv and plots beside it)")
+    plan = make_plan(get_ablation(args.name), _with_downstream(_options(args), args))
+    summary = run_plan(plan, console)
+    if (summary.out / RESULTS).is_file() or (summary.out / BENCH).is_file():
+        render_report(summary.out, console)
+    return _exit_code(summary.errors, f"{summary.out}/report.md (with the .jsonl, .csv and plots beside it)")
 
 
-def _finish(errors: list[str], where: str) -> int:
+def _exit_code(errors: list[str], where: str) -> int:
     """Exit 0 when every unit ended as a result (ok, oom, nan), 1 when any ended in error."""
     if errors:
         for line in errors:
@@ -116,7 +123,7 @@ def _with_downstream(opts, args):
         return opts
     from dataclasses import replace
 
-    from ablations.downstream import load_tasks
+    from ablations.run.downstream import load_tasks
     from core.finetune import split_tasks
 
     tasks = tuple(split_tasks(args.downstream))
@@ -125,20 +132,23 @@ def _with_downstream(opts, args):
                    downstream_seeds=args.downstream_seeds)
 
 
-def _cmd_export(args) -> None:
-    from ablations.export import export_run_arm
+ARM_HELP = "an arm of the run: ARM (its first seed, seed 0 unless the run began at --seed K) or ARM@K (seed K)"
 
-    result = export_run_arm(args.run_dir, args.arm, args.format, args.out)
+
+def _cmd_export(args) -> None:
+    from ablations.run.weights import export_run_arm
+
+    result = export_run_arm(args.run_dir, args.arm, args.format, args.out, seed=args.seed)
     console.print(f"exported {args.arm} to {result.path} in [bold]{result.format}[/bold] format: {result.reason}")
 
 
 def _cmd_finetune(args) -> None:
-    from ablations.export import finetune_run_arm
+    from ablations.run.weights import finetune_run_arm
     from core.finetune import split_tasks
 
     tasks = split_tasks(args.task)
     for summary in finetune_run_arm(args.run_dir, args.arm, tasks, args.steps, args.seeds, args.device,
-                                    eval_every=args.eval_every, max_length=args.max_length):
+                                    seed=args.arm_seed, eval_every=args.eval_every, max_length=args.max_length):
         if args.json:
             print(json.dumps(summary.to_dict()))
         else:
@@ -148,7 +158,8 @@ def _cmd_finetune(args) -> None:
 def _add_artefact_commands(sub, fmt: dict) -> None:
     e = sub.add_parser("export", help="write a finished arm (weights + tokenizer) to a directory: HF or native", **fmt)
     e.add_argument("run_dir")
-    e.add_argument("arm")
+    e.add_argument("arm", help=ARM_HELP)
+    e.add_argument("--seed", type=int, help="which seed's weights (default: the arm's first seed; or ARM@K)")
     e.add_argument("--format", default="auto", choices=["auto", "hf", "native"],
                    help="hf: transformers' AutoModel/AutoTokenizer/pipeline load it; native: every arm "
                         "(variants.load); auto: hf where transformers can hold the arm")
@@ -156,7 +167,10 @@ def _add_artefact_commands(sub, fmt: dict) -> None:
     e.set_defaults(fn=_cmd_export)
     f = sub.add_parser("finetune", help="fine-tune a finished arm on downstream tasks and print test scores", **fmt)
     f.add_argument("run_dir", help="a run directory (or a directory holding exported arms)")
-    f.add_argument("arm")
+    f.add_argument("arm", help=ARM_HELP)
+    f.add_argument("--seed", type=int, dest="arm_seed", help="the pretraining seed whose weights are fine-tuned "
+                                                             "(default: the arm's first; or ARM@K); --seeds counts "
+                                                             "fine-tuning seeds")
     f.add_argument("--task", required=True, help="korsts, question_pair or tsv:DIR:text_a=COL,text_b=COL,label=COL,"
                                                  "kind=classification|pair-classification|pair-regression; "
                                                  "comma-separated for several built-in tasks")
@@ -186,10 +200,10 @@ def _cmd_report(args) -> None:
 def _cmd_bench(args) -> int:
     from pathlib import Path
 
-    from ablations.bench import run_bench
-    from ablations.options import RunOptions
+    from ablations.plan import RunOptions
     from ablations.report import render_report
-    from ablations.results import ensure_run_dir
+    from ablations.run.bench import run_bench
+    from ablations.rundir import ensure_run_dir
     from core.device import limit_memory, parse_bytes
 
     seq_lens = _int_list(args.seq_lens, "--seq-lens", low=8)
@@ -203,7 +217,7 @@ def _cmd_bench(args) -> int:
     ensure_run_dir(out)
     errors = run_bench(variants, seq_lens, args.mode, args.size, args.tokens_per_batch, opts, out, console)
     render_report(out, console)
-    return _finish(errors, f"{out}/report.md")
+    return _exit_code(errors, f"{out}/report.md")
 
 
 def _int_list(text: str, flag: str, low: int) -> list[int]:
@@ -341,7 +355,7 @@ def _add_data(d: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_negative_values(sys.argv[1:] if argv is None else argv))
     try:
         return args.fn(args) or 0
     except KeyboardInterrupt:
@@ -353,6 +367,30 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {one_line(err)}", file=sys.stderr)  # plain print: one line, never wrapped
         return 2
+
+
+NUMBER_FLAGS = ("--flops", "--lr", "--tokens", "--steps", "--seed", "--seeds", "--ladder", "--ladder-ratio",
+                "--batch-size", "--seq-len", "--vocab-size", "--workers", "--downstream-steps", "--downstream-seeds")
+
+
+def _negative_values(argv: list[str]) -> list[str]:
+    """`--flops -1e9` as `--flops=-1e9`: argparse takes "-1e9" for an option and says only
+    "expected one argument"; joined, the value reaches the option's own check ("must be >= 1")."""
+    out: list[str] = []
+    for a in argv:
+        if out and out[-1] in NUMBER_FLAGS and a.startswith("-") and _is_number(a):
+            out[-1] = f"{out[-1]}={a}"
+        else:
+            out.append(a)
+    return out
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def one_line(err: BaseException) -> str:

@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from ablations.bench import run_bench
-from ablations.options import RunOptions
+from ablations.plan.options import RunOptions
 from ablations.report import render_report
-from ablations.results import append_row
+from ablations.run.bench import run_bench
+from ablations.rundir import append_row
 
 VARIANTS = "bert,albert,roberta,reformer,albert-reformer"
 

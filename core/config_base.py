@@ -40,6 +40,19 @@ class StrictConfig:
         cls.check_keys(data)
         return cls(**data)  # type: ignore[call-arg]
 
+    def type_errors(self) -> list[str]:
+        """'lr must be float, got 'fast' (str)' for every field whose value does not fit its
+        annotation, so that a wrong-typed override fails when it is resolved, not steps later.
+        Only plain annotations (bool, int, float, str, None and their unions) are checked."""
+        errors = []
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            allowed = _plain_types(str(f.type))
+            value = getattr(self, f.name)
+            if allowed is not None and not _fits(value, allowed):
+                errors.append(f"{f.name} must be {' or '.join(sorted(allowed))}, got {value!r} "
+                              f"({type(value).__name__})")
+        return errors
+
     def replace(self: C, **changes: Any) -> C:
         self.check_keys(changes)
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]
@@ -53,3 +66,25 @@ class StrictConfig:
     @classmethod
     def from_json(cls: type[C], text: str) -> C:
         return cls.from_dict(json.loads(text))
+
+
+_PLAIN = {"bool", "int", "float", "str", "None"}
+
+
+def _plain_types(annotation: str) -> set[str] | None:
+    parts = {p.strip() for p in annotation.split("|")}
+    return parts if parts <= _PLAIN else None
+
+
+def _fits(value: object, allowed: set[str]) -> bool:
+    if value is None:
+        return "None" in allowed
+    if isinstance(value, bool):
+        return "bool" in allowed
+    if isinstance(value, int):
+        return bool(allowed & {"int", "float"})
+    if isinstance(value, float):
+        return "float" in allowed
+    if isinstance(value, str):
+        return "str" in allowed
+    return False

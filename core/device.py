@@ -45,6 +45,15 @@ def is_oom(err: BaseException) -> bool:
                                               or "cannot allocate memory" in msg)
 
 
+def oom_result(err: BaseException) -> dict[str, str] | None:
+    """{"status": "oom", "error": its first line} for an out-of-memory error, None for any
+    other: out-of-memory is a result that every measurement and arm records the same way."""
+    if not is_oom(err):
+        return None
+    lines = str(err).strip().splitlines() or [type(err).__name__]
+    return {"status": "oom", "error": lines[0][:300]}
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)

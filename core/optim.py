@@ -3,15 +3,19 @@ trained steps are the same computation, and the learning-rate schedules it follo
 from __future__ import annotations
 
 import math
-
-import torch
+from typing import TYPE_CHECKING
 
 from core.registry import unknown_name_error
+
+if TYPE_CHECKING:
+    import torch
 
 
 def adamw(params, **kwargs) -> torch.optim.AdamW:
     """AdamW with the fused kernel where this torch and device support it (the same update
     in one pass: about 15% of a small model's CPU step), the reference loop otherwise."""
+    import torch  # here, not above: TrainConfig validates schedules without importing torch
+
     try:
         return torch.optim.AdamW(params, fused=True, **kwargs)
     except (RuntimeError, TypeError):

@@ -4,11 +4,11 @@ import json
 import pytest
 
 from ablations.__main__ import main as cli
-from ablations.options import RunOptions, effective_options, parse_duration
+from ablations.plan import RunOptions, parse_duration, settle
+from ablations.plan.resolve import resolve_arm
 from ablations.report import render_report
-from ablations.resolve import resolve_arm
-from ablations.results import read_rows
-from ablations.runner import run_ablation
+from ablations.run.runner import run_ablation
+from ablations.rundir import read_rows
 from ablations.specs import ABLATIONS, AblationSpec, Arm, get_ablation
 from core.model import PretrainingModel
 
@@ -21,10 +21,10 @@ def flat_diff(a: dict, b: dict) -> set:
 def test_arms_differ_from_the_base_in_exactly_the_keys_they_claim(name):
     spec = ABLATIONS[name]
     opts = RunOptions()
-    eff = effective_options(spec, opts)
-    base = resolve_arm(spec, spec.base_arm, eff, opts, "fp")
+    settings = settle(spec, opts)
+    base = resolve_arm(spec, spec.base_arm, settings, opts, "fp")
     for arm in spec.arms[1:]:
-        res = resolve_arm(spec, arm, eff, opts, "fp")
+        res = resolve_arm(spec, arm, settings, opts, "fp")
         claimed = set(arm.overrides)
         changed = flat_diff(res.flat, base.flat)
         # nothing changes that the arm does not claim; a claimed key may restate the base's
@@ -36,8 +36,8 @@ def test_albert_reformer_ladder_ends_at_the_named_variant():
     from variants import get_config
 
     spec = ABLATIONS["albert_reformer"]
-    eff = effective_options(spec, RunOptions())
-    top = resolve_arm(spec, spec.arm("+reversible"), eff, RunOptions(), "fp")
+    settings = settle(spec, RunOptions())
+    top = resolve_arm(spec, spec.arm("+reversible"), settings, RunOptions(), "fp")
     # the named variant, with the choices that keep factorization and LSH meaningful at the
     # CPU budget's H=128 and 128-token sequences, and LSH affordable (ablations.specs._FACT, _LSH)
     assert top.model == get_config("albert-reformer", "micro", vocab_size=4000, embedding_size=64,
@@ -45,7 +45,7 @@ def test_albert_reformer_ladder_ends_at_the_named_variant():
     # leave-one-out arms differ from the top rung in exactly their component's keys
     for arm in spec.arms:
         if arm.name.startswith("ar-no-"):
-            res = resolve_arm(spec, arm, eff, RunOptions(), "fp")
+            res = resolve_arm(spec, arm, settings, RunOptions(), "fp")
             assert flat_diff(res.flat, top.flat) == set(spec.arm("+reversible").overrides) - set(arm.overrides)
 
 
@@ -57,20 +57,20 @@ def test_papers_arms_are_the_named_variants(arm):
     from variants import get_config, get_variant
 
     spec = ABLATIONS["papers"]
-    eff = effective_options(spec, RunOptions())
-    res = resolve_arm(spec, spec.arm(arm), eff, RunOptions(), "fp")
-    assert res.model == get_config(arm, eff["size"], vocab_size=eff["vocab_size"])
+    settings = settle(spec, RunOptions())
+    res = resolve_arm(spec, spec.arm(arm), settings, RunOptions(), "fp")
+    assert res.model == get_config(arm, settings.size, vocab_size=settings.vocab_size)
     expected_data = DataConfig(**{**res.data.to_dict(), **get_variant(arm).data})
     assert res.data == expected_data and res.data.sentence_task == get_variant(arm).data["sentence_task"]
 
 
 def test_curve_points_together_read_no_more_tokens_than_training():
-    from ablations.resolve import CURVE_MIN_EXAMPLES, curve_examples
+    from ablations.plan.resolve import CURVE_MIN_EXAMPLES, curve_examples
 
     # the attention ablation's CPU budget: 40,000 tokens at 1024 -> the floor, not 512 examples
     spec = ABLATIONS["attention"]
-    eff = effective_options(spec, RunOptions())
-    res = resolve_arm(spec, spec.base_arm, eff, RunOptions(), "fp")
+    settings = settle(spec, RunOptions())
+    res = resolve_arm(spec, spec.base_arm, settings, RunOptions(), "fp")
     assert res.train.curve_examples == CURVE_MIN_EXAMPLES
     assert curve_examples({"batch_size": 16, "max_tokens": 550_000, "eval_points": 8}, 128) == 512  # 537 -> cap
     assert curve_examples({"batch_size": 16, "max_steps": 100, "eval_points": 8}, 128) == 200      # 204,800 tokens
@@ -125,9 +125,9 @@ base = "roberta"
 name = "base"
 
 [[arms]]
-name = "heads-bad"
-description = "64 is not divisible by 3 heads: a configuration error"
-overrides = { "model.num_heads" = 3 }
+name = "crash"
+description = "fails while training (a configuration error would stop the run before any arm trains)"
+overrides = { "model.norm" = "pre" }
 
 [[arms]]
 name = "boom"
@@ -143,6 +143,8 @@ overrides = { "model.attention" = "lsh", "model.lsh_bucket_size" = 16 }
     def forward(self, *args, **kwargs):
         if self.cfg.attention == "full-shared-qk":
             raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        if self.cfg.norm == "pre":
+            raise RuntimeError("the crash arm's own failure")
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(PretrainingModel, "forward", forward)
@@ -150,14 +152,15 @@ overrides = { "model.attention" = "lsh", "model.lsh_bucket_size" = 16 }
     # one arm in error: exit 1, one line naming it; the oom arm is a result, not an error
     assert cli(["run", str(toml), "--quick", "--out", str(out), "--corpus", str(corpus_file), "--no-progress"]) == 1
     err = capsys.readouterr().err
-    assert "error: heads-bad (seed 0): invalid configuration" in err and "1 failed" in err and "boom" not in err
+    assert "error: crash (seed 0): RuntimeError: the crash arm's own failure" in err and "1 failed" in err
+    assert "boom" not in err
     rows = {r["arm"]: r for r in read_rows(out / "results.jsonl")}
     assert rows["base"]["status"] == "ok" and rows["lsh"]["status"] == "ok"
-    assert rows["heads-bad"]["status"] == "error" and "num_heads" in rows["heads-bad"]["error"]
+    assert rows["crash"]["status"] == "error" and "own failure" in rows["crash"]["error"]
     assert rows["boom"]["status"] == "oom" and "out of memory" in rows["boom"]["error"]
     assert rows["lsh"]["saved_bytes"] > 0
     report = render_report(out).read_text()
-    assert "Arms that did not finish" in report and "heads-bad (seed 0): error" in report
+    assert "Arms that did not finish" in report and "crash (seed 0): error" in report
 
 
 def test_cli_data_json(corpus_file, cache_dir, capsys):

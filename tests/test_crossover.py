@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from ablations.costs import loss_points
-from ablations.crossover import PowerLaw, crossing, find_crossover, fit_power_law, widen
+from ablations.analysis.costs import loss_points
+from ablations.analysis.crossover import PowerLaw, crossing, find_crossover, fit_power_law, widen
 
 CS = np.geomspace(1e13, 1e15, 8)
 CHEAP = PowerLaw(E=2.0, A=0.5, alpha=0.5, scale=1e15)   # better early, higher floor

@@ -4,8 +4,8 @@ import json
 import pytest
 
 from ablations.__main__ import main as cli
-from ablations.export import resolve_source
-from ablations.results import read_rows
+from ablations.run.weights import resolve_source
+from ablations.rundir import read_rows
 from tests.test_finetune import keyword_task
 
 TOML = '''
@@ -28,7 +28,7 @@ def test_run_with_downstream_then_export_finetune_and_warm_start(tmp_path, corpu
                                                                   capsys):
     monkeypatch.setenv("BERT_ABLATE_CACHE", str(cache_dir))
     # memory is measured in a subprocess (test_measure.py covers it); here it would only cost time
-    monkeypatch.setattr("ablations.arm.measure", lambda *a, **k: {"status": "ok", "peak_mem_bytes": 2**20})
+    monkeypatch.setattr("ablations.run.arm.measure", lambda *a, **k: {"status": "ok", "peak_mem_bytes": 2**20})
     said = lambda stream="out": " ".join(getattr(capsys.readouterr(), stream).split())  # rich wraps lines
     task = f"tsv:{keyword_task(tmp_path / 'task', sizes=(100, 40, 60))}:text_a=s1,text_b=s2,label=y,kind=pair-classification"
     (tmp_path / "ds.toml").write_text(TOML, encoding="utf-8")
@@ -71,7 +71,8 @@ def test_run_with_downstream_then_export_finetune_and_warm_start(tmp_path, corpu
 
 
 def test_downstream_verdicts_weigh_seed_and_test_set_noise():
-    from ablations.downstream import compare_downstream, downstream_markdown
+    from ablations.analysis.downstream import compare_downstream
+    from ablations.report.downstream import downstream_markdown
 
     def row(arm, score, se, ci, **kw):
         return {"arm": arm, "status": "ok", "eval_mlm_loss": 5.0, "params_unique": 10e6, "peak_mem_bytes": 2**30,

@@ -3,9 +3,15 @@ import math
 
 import pytest
 
-from ablations.costs import curve, example_sums
-from ablations.equal_compute import at_budget, bracket, common_budget, equal_compute_all, equal_compute_difference
-from ablations.verdicts import collect
+from ablations.analysis.costs import curve, example_sums
+from ablations.analysis.equal_compute import (
+    at_budget,
+    bracket,
+    common_budget,
+    equal_compute_all,
+    equal_compute_difference,
+)
+from ablations.analysis.verdicts import collect
 from core.stats import paired_eval_se
 
 COUNTS = [1, 2, 3]
@@ -98,7 +104,7 @@ def test_curves_at_different_points_of_their_schedules_are_not_judged():
     """REF's runs end at 10,000, ARM's at 5,000-6,000: at C = 5,000 the arm has finished its
     learning-rate decay and the reference is half-way through it, so the difference is given
     but not judged. Equal budgets, or both in a wsd stable phase, are judged."""
-    from ablations.equal_compute import schedule_mismatch
+    from ablations.analysis.equal_compute import schedule_mismatch
 
     arms = collect(ROWS)
     got = equal_compute_all(arms, "flops")["arm"]

@@ -112,7 +112,7 @@ def test_native_format_round_trips_lsh_reversible_and_partial_sharing(small_data
 
 def test_export_refuses_to_replace_a_directory_that_is_not_an_export(small_data, tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match="is not an exported arm"):
+    with pytest.raises(FileExistsError, match="holds files that no export of this project wrote"):
         export_arm(build_model("bert", size="tiny", vocab_size=600), small_data.tokenizer.path, tmp_path)
     with pytest.raises(FileNotFoundError, match="holds no exported arm"):
         load_arm(tmp_path)

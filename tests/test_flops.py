@@ -162,8 +162,9 @@ def test_flops_survive_a_resume_and_a_larger_flop_budget_extends_the_run(data, t
 # -- run --flops ----------------------------------------------------------------------------------
 def test_flops_option_excludes_steps_and_tokens_and_names_them(capsys):
     from ablations.__main__ import main as cli
-    from ablations.options import RunOptions, budget_kind, effective_options
+    from ablations.plan import RunOptions, settle
     from ablations.specs import get_ablation
+    from core.train import Budget
 
     with pytest.raises(ValueError, match="--flops cannot be combined with --tokens"):
         RunOptions(flops=3e12, tokens=1000)
@@ -176,9 +177,9 @@ def test_flops_option_excludes_steps_and_tokens_and_names_them(capsys):
     with pytest.raises(ValueError, match="finite"):
         RunOptions(flops=float("nan"))
     # a time budget may stand beside it, as a safety limit; the arms are matched on FLOPs
-    budget = effective_options(get_ablation("objective"), RunOptions(flops=3e12, time_budget=600))["budget"]
-    assert budget == {"max_flops": 3e12, "max_seconds": 600} and budget_kind(budget) == "flops"
-    assert budget_kind({"max_tokens": 10, "max_seconds": 5}) == "tokens"
+    budget = settle(get_ablation("objective"), RunOptions(flops=3e12, time_budget=600)).budget
+    assert budget.fields() == {"max_flops": 3e12, "max_seconds": 600} and budget.kind == "flops"
+    assert Budget.of({"max_tokens": 10, "max_seconds": 5}).kind == "tokens"
 
 
 @pytest.mark.slow
@@ -186,7 +187,7 @@ def test_run_with_a_flop_budget_gives_every_arm_the_same_compute(tmp_path, corpu
     import json
 
     from ablations.__main__ import main as cli
-    from ablations.results import read_rows
+    from ablations.rundir import read_rows
 
     toml = tmp_path / "compute.toml"
     toml.write_text('name = "compute"\ndescription = "FLOP-matched"\nbase = "bert"\n[[arms]]\nname = "base"\n'
@@ -214,9 +215,9 @@ def test_run_with_a_flop_budget_gives_every_arm_the_same_compute(tmp_path, corpu
 
 @pytest.mark.slow
 def test_every_run_records_its_training_flops(tmp_path, corpus_file, cache_dir):
-    from ablations.options import RunOptions
-    from ablations.results import read_rows
-    from ablations.runner import run_ablation
+    from ablations.plan.options import RunOptions
+    from ablations.run.runner import run_ablation
+    from ablations.rundir import read_rows
     from ablations.specs import AblationSpec, Arm
 
     spec = AblationSpec("steps", "", "bert", (Arm("base"),))

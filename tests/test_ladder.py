@@ -8,14 +8,14 @@ import shutil
 import pytest
 import torch
 
-import ablations.arm as arm_module
-from ablations.arm import ArmTrainer
-from ablations.ladder import Ladder, rung_budgets
-from ablations.options import RunOptions
-from ablations.results import read_rows
-from ablations.runner import Runner, run_ablation
+import ablations.run.arm as arm_module
+from ablations.analysis.verdicts import collect
+from ablations.plan.ladder import Ladder, rung_budgets
+from ablations.plan.options import RunOptions
+from ablations.run.arm import ArmTrainer
+from ablations.run.runner import run_ablation
+from ablations.rundir import read_rows
 from ablations.specs import AblationSpec, Arm
-from ablations.verdicts import collect
 from core.data import DataConfig, build_dataset
 from core.optim import lr_factor, warmup_stable_decay
 from core.train import CHECKPOINT, TrainConfig, Trainer
@@ -63,22 +63,22 @@ def test_rung_budgets_are_geometric_and_end_at_the_budget():
 
 
 def test_a_ladder_resolves_to_wsd_with_a_warm_up_in_steps():
-    from ablations.options import effective_options
-    from ablations.resolve import resolve_arm
+    from ablations.plan import settle
+    from ablations.plan.resolve import resolve_arm
 
     spec = AblationSpec(name="t", description="", base="roberta",
                         arms=(Arm("base"), Arm("lin", {"train.schedule": "linear"})))
     opts = RunOptions(quick=True, tokens=64_000, ladder=3)
-    eff = effective_options(spec, opts)
-    res = resolve_arm(spec, spec.arms[0], eff, opts, "fp")
+    settings = settle(spec, opts)
+    res = resolve_arm(spec, spec.arms[0], settings, opts, "fp")
     # 6% of the smallest rung (16,000 tokens at 4 x 64 tokens per step: 62.5 steps) = 4 steps
     assert res.train.schedule == "wsd" and res.train.warmup_steps == 4
-    assert res.key != resolve_arm(spec, spec.arms[0], eff, RunOptions(quick=True, tokens=64_000), "fp").key
+    assert res.key != resolve_arm(spec, spec.arms[0], settings, RunOptions(quick=True, tokens=64_000), "fp").key
     with pytest.raises(ValueError, match="train.schedule='linear' cannot branch"):
-        resolve_arm(spec, spec.arms[1], eff, opts, "fp")
+        resolve_arm(spec, spec.arms[1], settings, opts, "fp")
     timed = RunOptions(quick=True, time_budget=60, ladder=3)
     with pytest.raises(ValueError, match="set train.warmup_steps"):
-        resolve_arm(spec, spec.arms[0], effective_options(spec, timed), timed, "fp")
+        resolve_arm(spec, spec.arms[0], settle(spec, timed), timed, "fp")
 
 
 # -- the resume rule -------------------------------------------------------------------------------
@@ -153,7 +153,7 @@ def counted(monkeypatch):
 
     monkeypatch.setattr(Trainer, "_update", counting)
     monkeypatch.setattr(ArmTrainer, "_measurements", lambda self, res, speed, tokens_per_s=None: {})
-    monkeypatch.setattr(Runner, "_time_side_by_side", lambda self, resolved: None)
+    monkeypatch.setattr("ablations.run.runner.time_side_by_side", lambda runner, resolved: None)
     return steps
 
 

@@ -1,9 +1,10 @@
 """Noise-aware Pareto fronts on hand-made rows: every front below is worked out by hand."""
 import pytest
 
-from ablations.costs import final_rows, row_cost
-from ablations.pareto import ArmPoint, compare_cost, compare_loss, dominates, pareto_fronts
-from ablations.verdicts import collect
+from ablations.analysis.costs import row_cost
+from ablations.analysis.pareto import ArmPoint, compare_cost, compare_loss, dominates, pareto_fronts
+from ablations.analysis.verdicts import collect
+from ablations.rundir import result_rows
 
 BASE = [2.0, 2.2, 1.8, 2.0]  # per-example loss sums, one predicted token each: the mean is the loss
 
@@ -87,6 +88,6 @@ def test_unknown_noise_claims_nothing_and_costs_fall_back():
 
 def test_a_ladder_counts_its_largest_rung_only():
     rungs = [row("ref", [0.3] * 4, 10, 1, 1000, 50, rung=0), row("ref", [0] * 4, 100, 10, 1000, 50, rung=1)]
-    assert final_rows(rungs + ROWS[1:2]) == [rungs[1], ROWS[1]]
-    f = pareto_fronts(collect(final_rows(rungs + ROWS[1:3])))
+    assert result_rows(rungs + ROWS[1:2]) == [rungs[1], ROWS[1]]
+    f = pareto_fronts(collect(result_rows(rungs + ROWS[1:3])))
     assert f.points["ref"].costs["flops"] == 100 and f.per_axis["flops"] == ["big", "cheap_tie"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ablations.__main__ import main as cli
-from ablations.results import append_row, read_rows
+from ablations.rundir import append_row, read_rows
 from core.lease import Lease
 from core.model import PretrainingModel
 
@@ -38,7 +38,7 @@ def run_cli(*args) -> int:
 # -- several writers -----------------------------------------------------------------------------------
 def test_two_processes_appending_lose_and_duplicate_nothing(tmp_path):
     path = tmp_path / "results.jsonl"
-    code = ("import sys; from pathlib import Path; from ablations.results import append_row\n"
+    code = ("import sys; from pathlib import Path; from ablations.rundir import append_row\n"
             "for i in range(200): append_row(Path(sys.argv[1]), {'writer': sys.argv[2], 'i': i, 'pad': 'x' * 3000})")
     procs = [subprocess.Popen([sys.executable, "-c", code, str(path), w], cwd=ROOT) for w in "ab"]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
@@ -198,7 +198,7 @@ def test_cli_data_names_a_bad_tokenizer_file(tmp_path, corpus_file, capsys):
 
 # -- bench: ascending lengths, skipped ooms are not final -------------------------------------------------
 def test_bench_sorts_lengths_and_remeasures_skipped_ooms(tmp_path, monkeypatch):
-    import ablations.bench as bench
+    import ablations.run.bench as bench
 
     def fake_measure(cfg, B, T, device, **kw):
         if T == 4096:
@@ -218,7 +218,7 @@ def test_bench_sorts_lengths_and_remeasures_skipped_ooms(tmp_path, monkeypatch):
 
 
 def test_bench_exits_non_zero_only_on_errors(tmp_path, monkeypatch, capsys):
-    import ablations.bench as bench
+    import ablations.run.bench as bench
 
     def broken(cfg, B, T, device, **kw):
         raise RuntimeError("kernel exploded")

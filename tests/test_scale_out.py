@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from ablations.__main__ import main as cli
-from ablations.options import RunOptions, parse_shard
+from ablations.plan.options import RunOptions, parse_shard
+from ablations.plan.selection import select_arms
 from ablations.report import render_report
-from ablations.results import append_row, read_rows
-from ablations.selection import select_arms
+from ablations.rundir import append_row, read_rows
 from ablations.specs import get_ablation
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,11 +5,11 @@ import math
 import pytest
 import torch
 
-from ablations.options import RunOptions
-from ablations.results import read_rows
-from ablations.runner import run_ablation
+from ablations.analysis.verdicts import ArmStats, collect, difference, speed_of, speed_words
+from ablations.plan.options import RunOptions
+from ablations.run.runner import run_ablation
+from ablations.rundir import read_rows
 from ablations.specs import AblationSpec, Arm, get_ablation
-from ablations.verdicts import ArmStats, collect, difference, speed_of, speed_words
 from core.measure import interleaved_speed
 from core.model import PretrainingModel
 from core.stats import judge, paired_eval_se, t975, wilson
@@ -124,15 +124,15 @@ def test_arm_stats_pool_wilson_over_seeds():
 def test_the_lsh_memory_claim_is_checked_at_the_long_length():
     """The Reformer's claim is about long sequences: at the training length 4 hash rounds
     save nothing yet (x1.40 here), at the run's long length they do (x0.84)."""
-    from ablations.verdicts import expectation
+    from ablations.analysis.verdicts import expectation
 
     spec = get_ablation("attention")
-    claim = next(e for e in spec.expectations if e.arm == "lsh/4")
+    claim = next(e for e in spec.to_json()["expectations"] if e["arm"] == "lsh/4")
 
     def row(arm, saved, long):
         return {"arm": arm, "seed": 0, "status": "ok", "saved_bytes": saved, "saved_bytes_long": long,
                 "long_seq_len": 2048}
 
     arms = collect([row("full", 100, 1000), row("lsh/4", 140, 840)])
-    outcome, text = expectation(claim, spec, arms, {})
+    outcome, text = expectation(claim, arms, {})
     assert outcome == "reproduced" and text.endswith("activation memory at 2048 tokens ×0.84")

@@ -5,7 +5,7 @@ import pytest
 
 from ablations.__main__ import main as cli
 from ablations.report import render_report
-from ablations.results import append_row
+from ablations.rundir import append_row
 
 COUNTS = [2, 2, 2, 2]
 

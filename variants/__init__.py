@@ -13,11 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from core.interop import LoadedArm, load_arm
-from core.model import ModelConfig, PretrainingModel
+from core.model import ModelConfig
 from core.registry import unknown_name_error
+
+if TYPE_CHECKING:  # imported where used: `list` and `show` start without torch
+    from core.interop import LoadedArm
+    from core.model import PretrainingModel
 
 # name: (layers, hidden). Heads are H / 64 and the FFN 4H, as in BERT and its miniatures.
 SIZES: Mapping[str, tuple[int, int]] = MappingProxyType({
@@ -103,12 +106,16 @@ def get_config(name: str, size: str | None = None, **overrides: Any) -> ModelCon
 
 
 def build_model(name: str, size: str | None = None, **overrides: Any) -> PretrainingModel:
+    from core.model import PretrainingModel
+
     return PretrainingModel(get_config(name, size, **overrides))
 
 
 def load(directory: str | Path) -> LoadedArm:
     """Any exported arm (HF or native format) or a finished run's arm directory
-    (RUN_DIR/arms/ARM): `.model` (a PretrainingModel), `.tokenizer`, `.format`."""
+    (RUN_DIR/arms/ARM/seed-K): `.model` (a PretrainingModel), `.tokenizer`, `.format`."""
+    from core.interop import load_arm
+
     return load_arm(directory)
 
 

@@ -4,9 +4,11 @@ Entry point: `build_dataset(DataConfig(...), corpus=path_or_None)` returns a
 `PretrainingData` with train batches (static or dynamic masks) and held-out
 evaluation batches with fixed masks.
 """
-from core.data.config import CLS, MASK, PAD, SEP, SPECIAL_TOKENS, UNK, DataConfig, DataError
-from core.data.dataset import PretrainingData, build_dataset, corpus_source, vocab_for_corpus
-from core.data.tokenizer import Tokenizer
 
-__all__ = ["DataConfig", "DataError", "PretrainingData", "SPECIAL_TOKENS", "PAD", "UNK", "CLS", "SEP", "MASK",
-           "Tokenizer", "build_dataset", "corpus_source", "vocab_for_corpus"]
+from core.registry import lazy_exports
+
+__getattr__, __all__ = lazy_exports(__name__, {
+    "core.data.config": ["CLS", "MASK", "PAD", "SEP", "SPECIAL_TOKENS", "UNK", "DataConfig", "DataError"],
+    "core.data.dataset": ["PretrainingData", "build_dataset", "corpus_source", "vocab_for_corpus"],
+    "core.data.tokenizer": ["Tokenizer"],
+})

@@ -5,6 +5,8 @@ says why not otherwise; `load_arm` reads either format.
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -14,7 +16,7 @@ from typing import Any
 import torch
 
 from core.data import Tokenizer
-from core.files import atomic_dir
+from core.files import atomic_dir, atomic_write_text
 from core.interop.hf import export_problems, from_hf, to_hf
 from core.interop.hf_tokenizer import build_hf_tokenizer
 from core.interop.native import MARKER, SP_MODEL, copy_tokenizer, load_native, read_marker, save_native, write_marker
@@ -80,19 +82,61 @@ def _save_hf(model: PretrainingModel, sp_model: Path, out: Path, extra: dict[str
 
 def export_arm(model: PretrainingModel, sp_model: str | Path, out_dir: str | Path, fmt: str = "auto",
                extra: dict[str, Any] | None = None) -> ExportResult:
-    """Write `model` and its tokenizer to `out_dir` (replaced whole, atomically)."""
+    """Write `model` and its tokenizer to `out_dir`. An earlier export there is replaced
+    whole, and only once the new one is complete; a directory holding anything this
+    project's export did not write is refused, never emptied."""
     chosen, reason = choose_format(model, fmt)
     out = Path(out_dir)
-    if out.exists() and any(out.iterdir()) and not ((out / MARKER).is_file() or (out / "config.json").is_file()):
-        raise FileExistsError(f"{out} exists and is not an exported arm; choose another --out (an earlier "
-                              "export there would be replaced, anything else is left alone)")
-    with atomic_dir(out) as tmp:
-        shutil.rmtree(out, ignore_errors=True)  # an earlier export of the same name is replaced
+    _check_replaceable(out, Path(sp_model))
+    shutil.rmtree(_staging(out), ignore_errors=True)  # left by an export that was killed
+    with atomic_dir(_staging(out)) as tmp:
         if chosen == "hf":
             _save_hf(model, Path(sp_model), tmp, dict(extra or {}))
         else:
             save_native(model, sp_model, tmp, extra)
+        _record_files(tmp)
+    _swap_in(_staging(out), out)
     return ExportResult(out, chosen, reason)
+
+
+def _staging(out: Path) -> Path:
+    return out.with_name(f".{out.name}.export")
+
+
+def _check_replaceable(out: Path, sp_model: Path) -> None:
+    """An --out may be new, empty, or an earlier export holding only the files it wrote."""
+    if sp_model.resolve().is_relative_to(out.resolve()):
+        raise ValueError(f"--out {out} is the directory the arm is read from; export to another directory")
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return
+    if not out.is_dir():
+        raise FileExistsError(f"--out {out} is a file; give a directory")
+    written = set((read_marker(out) if (out / MARKER).is_file() else {}).get("files") or [])
+    foreign = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()
+                     and str(p.relative_to(out)) not in written | {MARKER})
+    if not (out / MARKER).is_file() or foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise FileExistsError(f"--out {out} holds files that no export of this project wrote ({shown}); choose "
+                              "another --out, or move them away first: an export replaces only an earlier export")
+
+
+def _record_files(directory: Path) -> None:
+    """The marker lists every file the export wrote, so that a later export may replace them and nothing else."""
+    marker = read_marker(directory)
+    marker["files"] = sorted(str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file())
+    atomic_write_text(directory / MARKER, json.dumps(marker, indent=1, sort_keys=True))
+
+
+def _swap_in(staged: Path, out: Path) -> None:
+    """Put the finished export in place; the earlier one is removed only after that."""
+    if not out.exists():
+        os.replace(staged, out)
+        return
+    old = out.with_name(f".{out.name}.replaced")
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(out, old)
+    os.replace(staged, out)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _load_hf_dir(directory: Path, marker: dict[str, Any] | None) -> PretrainingModel:

@@ -10,12 +10,12 @@
 """
 from core.measure.batch import make_batch, train_step
 from core.measure.cost import flops_per_token, matmul_peak_flops
-from core.measure.flops import measured_flops, measured_flops_cached
+from core.measure.flops import measured_flops, measured_flops_cached, step_flops
 from core.measure.interleaved import interleaved_speed
 from core.measure.memory import peak_memory, saved_tensor_bytes
 from core.measure.row import measure
 from core.measure.speed import measure_speed
 
-__all__ = ["flops_per_token", "interleaved_speed", "make_batch", "matmul_peak_flops", "measure", "measure_speed",
+__all__ = ["flops_per_token", "interleaved_speed", "make_batch", "matmul_peak_flops", "measure", "measure_speed", "step_flops",
            "measured_flops", "measured_flops_cached", "peak_memory",
            "saved_tensor_bytes", "train_step"]

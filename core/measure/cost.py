@@ -13,7 +13,7 @@ import time
 import torch
 
 from core.device import synchronize
-from core.model import ModelConfig
+from core.model import ATTENTION, ModelConfig
 
 
 @functools.cache
@@ -39,17 +39,14 @@ def matmul_peak_flops(device_str: str) -> float:
 def flops_per_token(cfg: ModelConfig, seq_len: int, mask_fraction: float = 0.15) -> dict:
     """Analytic training FLOPs per token (3 x forward; recomputation not counted)."""
     H, FF, E, V, L = cfg.hidden_size, cfg.intermediate_size, cfg.embedding_size, cfg.vocab_size, cfg.num_layers
-    proj = (8 if cfg.attention == "full" else 6) * H * H  # Q,K,V,O or shared QK,V,O
-    if cfg.attention == "lsh":
-        keys = min(2 * cfg.lsh_bucket_size, seq_len) * cfg.lsh_n_hashes
-    else:
-        keys = seq_len
-    attn = 4 * keys * H
+    kind = ATTENTION[cfg.attention]
+    proj = 2 * kind.projections * H * H
+    attn = 4 * kind.keys_per_query(cfg, seq_len) * H
     layer = proj + 4 * H * FF + attn
     embed = 2 * E * H if cfg.factorized else 0
     head = mask_fraction * (2 * H * E + 2 * E * V)
     forward = L * layer + embed + head
     return {"flops_per_token": 3 * forward, "attention_flops_per_token": 3 * L * attn,
-            "flops_label": "dense-equivalent" if cfg.attention == "lsh" else "exact"}
+            "flops_label": kind.flops_label}
 
 

@@ -125,3 +125,12 @@ def measured_flops_cached(model_cfg: ModelConfig, batch_size: int, seq_len: int,
     if key not in _CACHE:
         _CACHE[key] = measured_flops(model_cfg, batch_size, seq_len, device, mask_fraction)
     return {**_CACHE[key], "flops_by_op": dict(_CACHE[key]["flops_by_op"])}
+
+
+def step_flops(model_cfg: ModelConfig, batch_size: int, seq_len: int, device: str | torch.device = "cpu",
+               mask_fraction: float = 0.15, grad_accum: int = 1) -> dict:
+    """The measured FLOPs of one optimizer step (`measured_flops_cached` at the step's batch
+    shape and mask fraction, times its micro-batches). `flops_per_step` covers the whole
+    step: with torchrun, every rank's share of the batch."""
+    m = measured_flops_cached(model_cfg, batch_size, seq_len, device, mask_fraction)
+    return {**m, "flops_per_step": m["flops_per_step"] * grad_accum}

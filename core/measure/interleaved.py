@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from core.device import is_oom, synchronize
+from core.device import is_oom, oom_result, synchronize
 from core.measure.batch import make_batch, train_step
 from core.model import ModelConfig, PretrainingModel
 from core.optim import adamw
@@ -51,7 +51,7 @@ def interleaved_speed(configs: dict[str, ModelConfig], batch_size: int, seq_len:
             if not is_oom(err):
                 raise
             ready.pop(name, None)
-            out[name] = {"status": "oom", "error": str(err).splitlines()[0][:200], "step_s": []}
+            out[name] = {**oom_result(err), "step_s": []}
     names = list(ready)
     for name in names:
         out[name] = {"status": "ok", "step_s": [], "tokens": int(ready[name][2]["attention_mask"].sum())}

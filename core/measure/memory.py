@@ -19,7 +19,7 @@ import sys
 
 import torch
 
-from core.device import autocast, is_oom, synchronize
+from core.device import autocast, is_oom, oom_result, synchronize
 from core.measure.batch import make_batch, train_step
 from core.model import ModelConfig, PretrainingModel
 from core.optim import adamw
@@ -112,7 +112,7 @@ def peak_memory(cfg: ModelConfig, batch_size: int, seq_len: int, device: torch.d
     except Exception as err:  # noqa: BLE001 - OOM is a result
         if is_oom(err):
             torch.cuda.empty_cache()
-            return {"status": "oom", "error": str(err).splitlines()[0], "peak_mem_bytes": None}
+            return {**oom_result(err), "peak_mem_bytes": None}
         raise
     spec = json.dumps({"config": cfg.to_dict(), "batch_size": batch_size, "seq_len": seq_len,
                        "memory_limit_bytes": memory_limit_bytes})

@@ -18,7 +18,7 @@ def main() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     import torch
 
-    from core.device import is_oom
+    from core.device import oom_result
     from core.measure.memory import peak_memory_in_process
     from core.model import ModelConfig
 
@@ -27,10 +27,10 @@ def main() -> None:
         out = peak_memory_in_process(cfg, spec["batch_size"], spec["seq_len"], torch.device("cpu"))
         print(json.dumps({"status": "ok", **out}))
     except Exception as err:  # noqa: BLE001
-        if is_oom(err):
-            print(json.dumps({"status": "oom", "error": str(err).splitlines()[0][:300], "peak_mem_bytes": None}))
-            return
-        raise
+        oom = oom_result(err)
+        if oom is None:
+            raise
+        print(json.dumps({**oom, "peak_mem_bytes": None}))
 
 
 if __name__ == "__main__":

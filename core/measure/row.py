@@ -5,7 +5,7 @@ from typing import Any
 
 import torch
 
-from core.device import is_oom, pick_device
+from core.device import is_oom, oom_result, pick_device
 from core.measure.batch import make_batch
 from core.measure.cost import flops_per_token, matmul_peak_flops
 from core.measure.memory import peak_memory, saved_tensor_bytes
@@ -42,7 +42,7 @@ def measure(cfg: ModelConfig, batch_size: int, seq_len: int, device: str | torch
             raise
         if device.type == "cuda":
             torch.cuda.empty_cache()
-        return {**row, "status": "oom", "error": str(err).splitlines()[0][:300]}
+        return {**row, **oom_result(err)}
     if memory:
         mem = peak_memory(cfg, batch_size, seq_len, device, memory_limit_bytes)
         if mem.get("status") == "oom":

@@ -13,8 +13,12 @@
 
 Nothing here knows about data, training or measurement.
 """
-from core.model.compiled import compile_model
-from core.model.config import ModelConfig
-from core.model.pretraining import IGNORE_INDEX, PretrainingModel, PretrainingOutput
 
-__all__ = ["IGNORE_INDEX", "ModelConfig", "compile_model", "PretrainingModel", "PretrainingOutput"]
+from core.registry import lazy_exports
+
+__getattr__, __all__ = lazy_exports(__name__, {
+    "core.model.attention": ["ATTENTION"],
+    "core.model.compiled": ["compile_model"],
+    "core.model.config": ["ModelConfig"],
+    "core.model.pretraining": ["IGNORE_INDEX", "PretrainingModel", "PretrainingOutput"],
+})

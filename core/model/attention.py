@@ -64,7 +64,15 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.T
 
 @ATTENTION.register("full")
 class FullAttention(nn.Module):
-    packs = True  # takes a Packing (core.model.unpad)
+    """What each kind tells the rest of the library (the cost model, unpadding) about itself:"""
+    packs = True                 # takes a Packing (core.model.unpad)
+    projections = 4              # H x H matrices per layer: Q, K, V, O
+    flops_label = "exact"        # its analytic FLOPs are the FLOPs it runs
+
+    @staticmethod
+    def keys_per_query(cfg: ModelConfig, seq_len: int) -> int:
+        """Keys each query is scored against (the analytic cost model's attention term)."""
+        return seq_len
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -84,6 +92,9 @@ class FullAttention(nn.Module):
 @ATTENTION.register("full-shared-qk")
 class SharedQKAttention(nn.Module):
     packs = True
+    projections = 3              # shared QK, V, O
+    flops_label = "exact"
+    keys_per_query = FullAttention.keys_per_query
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -113,6 +124,13 @@ class LSHSelfAttention(nn.Module):
     # pad keys take places in LSH's sorted bucket chunks, so the real tokens' outputs depend
     # on what the pad positions hold: an unpadded model keeps LSH layers padded
     packs = False
+    projections = 3                       # shared QK, V, O
+    flops_label = "dense-equivalent"      # counted as dense products over each query's chunks
+
+    @staticmethod
+    def keys_per_query(cfg: ModelConfig, seq_len: int) -> int:
+        """Its own bucket chunk and the one before it, per hash round."""
+        return min(2 * cfg.lsh_bucket_size, seq_len) * cfg.lsh_n_hashes
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 from core.config_base import StrictConfig, check_choice
 
-ATTENTION_KINDS = ("full", "full-shared-qk", "lsh")
 SHARING = ("none", "all", "attention", "ffn")
 NORMS = ("post", "pre")
 ACTIVATIONS = ("gelu", "gelu_tanh")
@@ -61,7 +60,9 @@ class ModelConfig(StrictConfig):
         self.validate()
 
     def validate(self) -> None:
-        check_choice("attention", self.attention, ATTENTION_KINDS)
+        from core.model.attention import ATTENTION  # the registry is the one list of attention kinds
+
+        check_choice("attention", self.attention, ATTENTION.names())
         check_choice("sharing", self.sharing, SHARING)
         check_choice("norm", self.norm, NORMS)
         check_choice("activation", self.activation, ACTIVATIONS)

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from core.files import atomic_path
+from core.train.budget import BUDGET_FIELDS, fraction_under
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -40,7 +41,6 @@ def load_checkpoint(path: Path) -> dict:
 
 
 # -- what made a checkpoint ---------------------------------------------------------------------
-BUDGET_FIELDS = ("max_steps", "max_tokens", "max_seconds", "max_flops")
 # TrainConfig fields that change neither the weights nor the recorded scores (compile and
 # unpad are ways of executing the same model: in training they draw other dropout masks,
 # a resumed run under another setting goes on with those); flops_per_step
@@ -52,9 +52,6 @@ BOOKKEEPING_FIELDS = ("eval_every", "checkpoint_every", "log_every", "device", "
 # trajectory fields added after checkpoints (and results rows) existed: left out of the
 # identity at these defaults, so that older checkpoints and finished rows keep theirs
 LATER_DEFAULTS = {"schedule": "linear", "decay": 0.2, "warmup_steps": 0, "max_flops": 0.0}
-# which Progress counter each budget field is measured by
-BUDGET_PROGRESS = {"max_steps": "step", "max_tokens": "tokens", "max_seconds": "seconds",
-                   "max_flops": "flops"}
 
 
 def trajectory_identity(model_cfg, train_cfg, data, eval_data=None, world_size: int = 1) -> dict:
@@ -72,13 +69,6 @@ def trajectory_identity(model_cfg, train_cfg, data, eval_data=None, world_size: 
     if eval_data is not None and eval_data is not data:
         ident["eval_data"] = getattr(eval_data, "fingerprint", None) or eval_data.cfg.to_dict()
     return json.loads(json.dumps(ident, default=str))
-
-
-def fraction_under(progress: dict, budget: dict) -> float:
-    """The largest fraction of any set budget that `progress` (Progress fields) has used."""
-    parts = [progress.get(counter, 0) / budget[field] for field, counter in BUDGET_PROGRESS.items()
-             if budget.get(field)]
-    return min(1.0, max(parts, default=0.0))
 
 
 def budget_change_refusal(train_cfg, state: dict, budget: dict) -> str | None:

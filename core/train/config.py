@@ -5,7 +5,9 @@ from dataclasses import dataclass
 
 from core.config_base import StrictConfig
 from core.optim import check_schedule
-from core.train.evaluate import DEFAULT_HASH_SEED
+
+# LSH hashing seed of every evaluation, so that arms are scored on the same buckets
+DEFAULT_HASH_SEED = 1234
 
 
 @dataclass(frozen=True)

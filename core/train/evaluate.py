@@ -17,8 +17,7 @@ import torch.nn.functional as F
 
 from core.device import autocast, to_device
 from core.model import IGNORE_INDEX, PretrainingModel
-
-DEFAULT_HASH_SEED = 1234
+from core.train.config import DEFAULT_HASH_SEED
 
 
 @torch.no_grad()

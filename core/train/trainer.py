@@ -35,14 +35,13 @@ from core.device import autocast, pick_device, synchronize, to_device
 from core.interop import load_arm, warm_start
 from core.model import PretrainingModel, compile_model
 from core.optim import adamw, lr_factor
+from core.train.budget import BUDGET_FIELDS, fraction_under
 from core.train.checkpoint import (
-    BUDGET_FIELDS,
     CHECKPOINT,
     atomic_save,
     budget_change_refusal,
     describe_changes,
     fingerprint_of,
-    fraction_under,
     load_checkpoint,
     trajectory_identity,
 )

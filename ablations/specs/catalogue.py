@@ -1,139 +1,32 @@
-"""Named ablations as data: a base variant plus arms of dotted overrides.
+"""The named ablations: each a base variant, its arms and the papers' expected directions.
 
-An arm names exactly the keys it changes ("model.attention", "data.sentence_task",
-"train.lr"), relative to the ablation's base, and optionally the arm it should be
-compared with (`compare_to`) to show one component's marginal effect. Users write the
-same structure in TOML (see `load_toml`).
-
-`expectations` are the papers' claimed directions; the report checks each one against
-the measured figures and says plainly whether this run reproduced it.
+Every training ablation shares one CPU budget (`CPU_BUDGET`): the size, vocabulary, rate
+and token budget at which a model leaves the unigram stage in a few minutes on 2 cores
+(README: "How long must a model train before its losses mean something?" gives the
+measurements). `gpu_budget` is where each paper's loss effect is expected to show.
 """
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from ablations.specs.schema import AblationSpec, Arm, Expectation
+from ablations.specs.toml import load_toml
 from core.registry import unknown_name_error
 
-SECTIONS = ("model", "data", "train")
-# the run options an ablation's `defaults` (or a TOML [defaults] table) may set
-DEFAULT_KEYS = ("size", "seq_len", "batch_size", "tokens", "steps", "lr", "vocab_size", "tokens_per_batch")
-METRICS = ("params_unique", "params_total", "tokens_per_s", "peak_mem_bytes", "saved_bytes",
-           "saved_bytes_long", "eval_mlm_loss", "eval_mlm_acc", "eval_nsp_acc", "eval_sop_acc", "wall_s")
-
-
-@dataclass(frozen=True)
-class Arm:
-    name: str
-    overrides: Mapping[str, Any] = field(default_factory=dict)   # dotted keys, relative to the base
-    description: str = ""
-    compare_to: str | None = None                                # default: the base arm
-    component: str | None = None                                 # what this arm adds or removes
-
-
-@dataclass(frozen=True)
-class Expectation:
-    """`arm`'s `metric` should be `direction` ("lower"/"higher") than its comparison arm's,
-    by at least `factor` (a ratio, e.g. 0.5 = at most half) where given."""
-    claim: str
-    arm: str
-    metric: str
-    direction: str
-    factor: float | None = None
-    versus: str | None = None  # default: the arm's compare_to
-    source: str = ""
-
-
-@dataclass(frozen=True)
-class AblationSpec:
-    name: str
-    description: str
-    base: str                                        # variant name
-    arms: tuple[Arm, ...]
-    base_overrides: Mapping[str, Any] = field(default_factory=dict)
-    defaults: Mapping[str, Any] = field(default_factory=dict)   # the CPU budget: size, seq_len, batch_size, tokens...
-    # the budget at which the effect is expected to show (estimated from the papers'
-    # curves; `run NAME --budget gpu` uses it); same keys as defaults, plus "why"
-    gpu_budget: Mapping[str, Any] = field(default_factory=dict)
-    expectations: tuple[Expectation, ...] = ()
-    kind: str = "train"                              # train | bench (no training: seq_scaling)
-    bench_variants: tuple[str, ...] = ()
-    bench_seq_lens: tuple[int, ...] = ()
-
-    def __post_init__(self) -> None:
-        names = [a.name for a in self.arms]
-        if len(set(names)) != len(names):
-            raise ValueError(f"ablation {self.name!r}: arm names repeat: {names}")
-        for arm in self.arms:
-            check_dotted(arm.overrides, f"arm {arm.name!r}")
-            if arm.compare_to is not None and arm.compare_to not in names:
-                raise unknown_name_error(f"compare_to arm of {arm.name!r}", arm.compare_to, names)
-        check_dotted(self.base_overrides, "base_overrides")
-        for key in self.defaults:
-            if key not in DEFAULT_KEYS:
-                raise unknown_name_error(f"key in the defaults of ablation {self.name!r}", key, DEFAULT_KEYS)
-        for key in self.gpu_budget:
-            if key not in (*DEFAULT_KEYS, "why"):
-                raise unknown_name_error(f"key in the gpu_budget of ablation {self.name!r}", key, DEFAULT_KEYS)
-        for e in self.expectations:
-            if e.arm not in names:
-                raise unknown_name_error("expectation arm", e.arm, names)
-            if e.metric not in METRICS:
-                raise unknown_name_error("expectation metric", e.metric, METRICS)
-
-    @property
-    def base_arm(self) -> Arm:
-        return self.arms[0]
-
-    def arm(self, name: str) -> Arm:
-        for a in self.arms:
-            if a.name == name:
-                return a
-        raise unknown_name_error(f"arm of {self.name}", name, [a.name for a in self.arms])
-
-    def reference_of(self, arm: Arm) -> Arm | None:
-        if arm is self.base_arm:
-            return None
-        return self.arm(arm.compare_to) if arm.compare_to else self.base_arm
-
-
-def check_dotted(overrides: Mapping[str, Any], where: str) -> None:
-    from core.data import DataConfig
-    from core.model import ModelConfig
-    from core.train import TrainConfig
-
-    classes = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
-    for key in overrides:
-        section, _, field_name = key.partition(".")
-        if section not in classes or not field_name:
-            raise ValueError(f"{where}: override key {key!r} must be 'model.<field>', 'data.<field>' "
-                             "or 'train.<field>'")
-        if field_name not in classes[section].field_names():
-            raise unknown_name_error(f"{section} field in {where}", field_name, classes[section].field_names())
-
-
-# -- the named ablations ---------------------------------------------------------------------------
 # E=64 stays below H at every size the budgets use (micro's H=128 included); ALBERT Table 3
 # measured E from 64 to 768 (E=128 is its default at H=768)
 _FACT = {"model.embedding_size": 64}
 _SHARE = {"model.sharing": "all", "model.num_groups": 1}
 _SOP = {"data.sentence_task": "sop"}
 # buckets of 32: the CPU budget's 128-token sequences hold 4 buckets (LSH with only two
-# buckets would be full attention in disguise). Two hash rounds (the Reformer paper's LSH-2):
-# a reversible LSH step at the CPU budget costs 0.68x of one with 4 rounds, and this one
-# component is 5 of albert_reformer's 11 arms; `attention` sweeps 1 to 8 rounds
+# buckets would be full attention in disguise); two hash rounds, the Reformer paper's LSH-2,
+# since this component is in 5 of albert_reformer's 11 arms (`attention` sweeps 1 to 8)
 _LSH = {"model.attention": "lsh", "model.lsh_bucket_size": 32, "model.lsh_n_hashes": 2}
-# The CPU budget at which a model leaves the unigram stage in a few minutes on 2 cores
-# (benchmarks/learning_budget.py; README "How long must a model train?"): post-LN BERT at
-# 4 x 128 with an 4,000-piece vocabulary and lr 1e-3 predicts masked tokens clearly better
-# than the most frequent token after about 200 steps of 16 x 128; mini (4 x 256) at
-# V=8,000 was still at the unigram rate after 600.
-# 550,000 tokens are about 300 steps: every training ablation's default
-_CPU_BUDGET = {"size": "micro", "vocab_size": 4000, "lr": 1e-3, "seq_len": 128, "batch_size": 16, "tokens": 550_000}
+# (README: "How long must a model train"); every training ablation's default
+CPU_BUDGET = {"size": "micro", "vocab_size": 4000, "lr": 1e-3, "seq_len": 128, "batch_size": 16, "tokens": 550_000}
 _REV = {"model.norm": "pre", "model.reversible": True}
 _COMPONENTS = [("factorized", "factorized embeddings E=64", _FACT), ("shared", "all layers share one group", _SHARE),
                ("sop", "sentence-order prediction instead of NSP", _SOP), ("lsh", "LSH attention", _LSH),
@@ -172,7 +65,7 @@ def _albert_reformer() -> AblationSpec:
         "BERT to ALBERT-Reformer one component at a time, plus leave-one-out arms: every component's marginal "
         "effect on parameters, memory, speed and loss",
         "bert", tuple(arms), gpu_budget={"size": "small", "seq_len": 512, "batch_size": 128, "tokens": 200_000_000, "why": "loss gaps between the rungs appear after about 10^8 tokens (ALBERT Fig. 2 scale); parameters, memory and speed show at any budget"},
-                        defaults=_CPU_BUDGET, expectations=exp)
+                        defaults=CPU_BUDGET, expectations=exp)
 
 
 # E/H from 1/8 to 1/2 at mini's H=256 and 1/4 to 1/2 at micro's 128 (ALBERT Table 3: 1/12 to 1/3)
@@ -190,7 +83,7 @@ def _embedding_size() -> AblationSpec:
     exp = (Expectation("E=64 cuts parameters", "E=64", "params_unique", "lower", 0.8, source="ALBERT Table 3"),)
     return AblationSpec("embedding_size", "Factorized embedding size E, with and without sharing (ALBERT Table 3)",
                         "bert", tuple(arms), gpu_budget={"size": "mini", "seq_len": 128, "batch_size": 128, "tokens": 50_000_000, "why": "ALBERT Table 3 differences are 0.5-1 point downstream; their MLM-loss gaps need about 3,000 steps of 128 x 128"},
-                        defaults=_CPU_BUDGET, expectations=exp)
+                        defaults=CPU_BUDGET, expectations=exp)
 
 
 def _sharing() -> AblationSpec:
@@ -207,7 +100,7 @@ def _sharing() -> AblationSpec:
                         "(ALBERT Table 4)", "albert", tuple(arms), base_overrides={"model.sharing": "none",
                                                                                   "model.num_groups": 0},
                         gpu_budget={"size": "mini", "seq_len": 128, "batch_size": 128, "tokens": 50_000_000, "why": "sharing costs a few tenths of MLM loss once models are past the unigram stage"},
-                        defaults=_CPU_BUDGET, expectations=exp)
+                        defaults=CPU_BUDGET, expectations=exp)
 
 
 def _attention() -> AblationSpec:
@@ -239,7 +132,7 @@ def _objective() -> AblationSpec:
                        versus="sop", source="ALBERT Table 5"))
     return AblationSpec("objective", "Sentence task none / NSP / SOP, each evaluated on both NSP and SOP pairs "
                         "(ALBERT Table 5)", "bert", tuple(arms), gpu_budget={"size": "mini", "seq_len": 128, "batch_size": 128, "tokens": 50_000_000, "why": "SOP accuracy leaves chance after a few thousand steps (ALBERT Table 5 at 125k steps shows 86% vs 52%)"},
-                        defaults=_CPU_BUDGET, expectations=exp)
+                        defaults=CPU_BUDGET, expectations=exp)
 
 
 def _masking() -> AblationSpec:
@@ -252,7 +145,7 @@ def _masking() -> AblationSpec:
                 component="n-gram masking")]
     return AblationSpec("masking", "Static (1 and 10 copies) vs dynamic; token vs whole-word vs n-gram (RoBERTa Table 1)",
                         "bert", tuple(arms), gpu_budget={"size": "mini", "seq_len": 128, "batch_size": 256, "tokens": 200_000_000, "why": "RoBERTa Table 1 differences are a few tenths of a point: they need long runs and several seeds"},
-                        defaults=_CPU_BUDGET)
+                        defaults=CPU_BUDGET)
 
 
 def _packing() -> AblationSpec:
@@ -265,7 +158,7 @@ def _packing() -> AblationSpec:
                 "fill within a document, no NSP", component="doc-sentences")]
     return AblationSpec("packing", "Input packing: segment-pair+NSP, sentence-pair+NSP, full-sentences, doc-sentences "
                         "(RoBERTa Table 2)", "bert", tuple(arms), gpu_budget={"size": "mini", "seq_len": 128, "batch_size": 256, "tokens": 200_000_000, "why": "RoBERTa Table 2 differences are about a point downstream"},
-                        defaults=_CPU_BUDGET)
+                        defaults=CPU_BUDGET)
 
 
 def _papers() -> AblationSpec:
@@ -293,7 +186,7 @@ def _papers() -> AblationSpec:
                         gpu_budget={"size": "mini", "seq_len": 128, "batch_size": 128, "tokens": 100_000_000,
                                     "why": "downstream gaps between the recipes need a pretrained encoder: "
                                            "about 10^8 tokens at mini"},
-                        defaults=_CPU_BUDGET, expectations=exp)
+                        defaults=CPU_BUDGET, expectations=exp)
 
 
 def _seq_scaling() -> AblationSpec:
@@ -317,34 +210,3 @@ def get_ablation(name_or_path: str) -> AblationSpec:
     return ABLATIONS[name_or_path]
 
 
-def load_toml(path: Path) -> AblationSpec:
-    """name, description, base (a variant), [base_overrides], [defaults], [[arms]] with
-    name / description / overrides / compare_to. The first arm is the base (empty overrides)."""
-    if not path.is_file():
-        raise FileNotFoundError(f"ablation file not found: {path}")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise ValueError(f"{path} is not a UTF-8 text file (binary?); an ablation spec is TOML text") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ValueError(f"{path}: not valid TOML: {err}") from None
-    allowed = {"name", "description", "base", "base_overrides", "defaults", "arms"}
-    for key in raw:
-        if key not in allowed:
-            raise unknown_name_error(f"key in {path.name}", key, allowed)
-    arms = raw.get("arms") or []
-    if not arms:
-        raise ValueError(f"{path}: an ablation needs at least one [[arms]] table")
-    from variants import get_variant
-
-    get_variant(raw.get("base", "bert"))
-    parsed = []
-    for a in arms:
-        extra = set(a) - {"name", "description", "overrides", "compare_to"}
-        if extra or "name" not in a:
-            raise ValueError(f"{path}: each [[arms]] needs a name and may have description, overrides, "
-                             f"compare_to (got {sorted(a)})")
-        parsed.append(Arm(a["name"], dict(a.get("overrides", {})), a.get("description", ""), a.get("compare_to"),
-                          a.get("description") or a["name"]))
-    return AblationSpec(raw.get("name", path.stem), raw.get("description", ""), raw.get("base", "bert"),
-                        tuple(parsed), dict(raw.get("base_overrides", {})), dict(raw.get("defaults", {})))

@@ -16,7 +16,7 @@ import math
 import statistics
 from dataclasses import dataclass, field
 
-from ablations.results import is_headline
+from ablations.rundir import results
 from core.stats import judge, mean_se, paired_eval_se, speed_ratio, wilson
 
 LOSSES = ("eval_mlm_loss", "eval_sentence_loss")
@@ -52,13 +52,9 @@ class ArmStats:
 
 
 def collect(rows: list[dict]) -> dict[str, ArmStats]:
-    """The latest row of every (arm, seed), grouped by arm in first-seen order (a ladder's
-    largest rung: its lower rungs are budget points, not the arm's result)."""
-    latest: dict[tuple[str, int], dict] = {}
-    for r in filter(is_headline, rows):
-        latest[(r["arm"], r.get("seed", 0))] = r
+    """Every (arm, seed)'s result (`ablations.rundir.results`), grouped by arm in first-seen order."""
     arms: dict[str, ArmStats] = {}
-    for (name, seed), r in latest.items():
+    for (name, seed), r in results(rows).items():
         stats = arms.setdefault(name, ArmStats(name))
         if r.get("status") == "ok":
             stats.rows[seed] = r
@@ -178,46 +174,49 @@ def verdict(arm: ArmStats, ref: ArmStats, speed: dict) -> str:
     return "; ".join(parts) if parts else "no measurable change"
 
 
-def at_chance(stats: ArmStats, task: str) -> bool:
+def head_at_chance(stats: ArmStats, task: str) -> bool:
+    """A sentence head (NSP, SOP: two balanced classes) whose accuracy interval contains 50%."""
     iv = stats.interval(task)
     return iv is not None and iv[0] <= 0.5 <= iv[1]
 
 
-def expectation(e, spec, arms: dict[str, ArmStats], speed: dict) -> tuple[str, str]:
-    """(outcome, text); outcome is reproduced, contradicted, inconclusive or not measured."""
-    ref_arm = spec.reference_of(spec.arm(e.arm))
-    ref_name = e.versus or (ref_arm.name if ref_arm else None)
-    arm, ref = arms.get(e.arm), arms.get(ref_name or "")
-    head = f"{e.claim} ({e.source}), {e.arm} vs {ref_name}"
+def expectation(e: dict, arms: dict[str, ArmStats], speed: dict) -> tuple[str, str]:
+    """(outcome, text) of one expected direction as spec.json holds it (`AblationSpec.to_json`:
+    claim, arm, metric, direction, factor, versus, source); outcome is reproduced,
+    contradicted, inconclusive or not measured."""
+    ref_name = e.get("versus")
+    arm, ref = arms.get(e["arm"]), arms.get(ref_name or "")
+    head = f"{e['claim']} ({e.get('source', '')}), {e['arm']} vs {ref_name}"
     if arm is None or ref is None or not arm.rows or not ref.rows:
         return "not measured", f"{head}: not measured in this run"
-    want_lower = e.direction == "lower"
-    if e.metric == "tokens_per_s":
+    want_lower = e["direction"] == "lower"
+    metric, factor = e["metric"], e.get("factor")
+    if metric == "tokens_per_s":
         r = speed_of(speed, arm.name, ref.name)
         if r is None:
             return "not measured", f"{head}: not timed side by side"
         if r["min"] <= 1 <= r["max"]:
             return "inconclusive", f"{head}: {speed_words(r)}"
         return ("reproduced" if (r["max"] < 1) == want_lower else "contradicted"), f"{head}: {speed_words(r)}"
-    if e.metric in DETERMINISTIC or e.metric in ("wall_s",):
-        r = ratio(arm, ref, e.metric)
+    if metric in DETERMINISTIC or metric in ("wall_s",):
+        r = ratio(arm, ref, metric)
         if r is None:
-            return "not measured", f"{head}: {e.metric} missing"
-        ok = (r < 1) == want_lower and r != 1 and (e.factor is None or (r <= e.factor if want_lower else r >= e.factor))
-        what = (f"activation memory at {arm.first.get('long_seq_len')} tokens" if e.metric == "saved_bytes_long"
-                else e.metric)
+            return "not measured", f"{head}: {metric} missing"
+        ok = (r < 1) == want_lower and r != 1 and (factor is None or (r <= factor if want_lower else r >= factor))
+        what = (f"activation memory at {arm.first.get('long_seq_len')} tokens" if metric == "saved_bytes_long"
+                else metric)
         return ("reproduced" if ok else "contradicted"), f"{head}: {what} ×{r:.2f}"
-    return _noisy_expectation(e, head, arm, ref, want_lower)
+    return _noisy_expectation(metric, head, arm, ref, want_lower)
 
 
-def _noisy_expectation(e, head: str, arm: ArmStats, ref: ArmStats, want_lower: bool) -> tuple[str, str]:
-    d = difference(arm, ref, e.metric)
+def _noisy_expectation(metric: str, head: str, arm: ArmStats, ref: ArmStats, want_lower: bool) -> tuple[str, str]:
+    d = difference(arm, ref, metric)
     if d is None:
-        return "not measured", f"{head}: {e.metric} missing"
-    task = e.metric.removeprefix("eval_").removesuffix("_acc")
-    points = e.metric in ACCURACIES
-    text = f"{head}: " + describe(d, e.metric, points)
-    if task in ("nsp", "sop") and at_chance(arm, task) and at_chance(ref, task):
+        return "not measured", f"{head}: {metric} missing"
+    task = metric.removeprefix("eval_").removesuffix("_acc")
+    points = metric in ACCURACIES
+    text = f"{head}: " + describe(d, metric, points)
+    if task in ("nsp", "sop") and head_at_chance(arm, task) and head_at_chance(ref, task):
         return "inconclusive", text + "; both sentence heads are still at chance: train longer (--tokens)"
     real, _ = d.verdict
     if not real:

@@ -1,92 +1,32 @@
-"""Reports from saved results: a rich table, report.md, results.csv and PNG plots.
-
-Everything here reads only the run directory, so `python -m ablations report DIR`
-re-renders a report at any time, on any machine, without re-running anything. Claims
-come from `ablations.verdicts` (means over seeds, paired differences, noise); pictures
-from `ablations.plots`.
+"""The training report: results, each arm against its comparison arm, verdicts, the papers'
+expected directions, failures and missing arms. Claims come from `ablations.analysis`
+(means over seeds, paired differences, noise); what the ablation is (its description,
+expected directions, GPU budget) from spec.json.
 """
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 from pathlib import Path
 
-from ablations.costs import CURVE_AXES, final_rows, row_flops
-from ablations.downstream import downstream_markdown
-from ablations.plots import plot_bench, plot_eval_curves, plot_losses
-from ablations.results import BENCH, REPORT, RESULTS, SPEC, SPEED, read_rows, write_text
-from ablations.specs import ABLATIONS
-from ablations.verdicts import MARKS, ArmStats, collect, difference, expectation, ratio, speed_of, verdict
-from ablations.worth import analyse, csv_columns, section
+from ablations.analysis.costs import CURVE_AXES
+from ablations.analysis.verdicts import MARKS, ArmStats, collect, difference, expectation, ratio, speed_of, verdict
+from ablations.analysis.worth import analyse, csv_columns
+from ablations.report.console import print_table
+from ablations.report.plots import plot_eval_curves, plot_losses
+from ablations.report.results_csv import write_csv
+from ablations.report.tables import fmt, md_table, mib, millions, pm
+from ablations.report.worth import section
+from ablations.rundir import RESULTS_CSV, SPEED, read_json, read_spec
 from core.stats import wilson
-
-PER_EXAMPLE = ("eval_mlm_example_loss", "eval_mlm_example_tokens", "eval_nsp_correct", "eval_sop_correct")
-SIZES_ORDER = ("tiny", "mini", "small", "medium", "base", "large")
-
-
-def _millions(v: float) -> str:
-    return f"{v / 1e6:.2f}M"
-
-
-def _mib(v: float) -> str:
-    return f"{v / 2**20:,.1f} MiB"
-
-
-def _pm(ms: tuple[float, float | None] | None, fmt: str = "{:.3f}", scale: float = 1.0) -> str:
-    if ms is None:
-        return "–"
-    mean, se = ms
-    return fmt.format(scale * mean) + ("" if se is None else " ± " + fmt.format(scale * se))
+from variants import SIZES
 
 
 def _acc(stats: ArmStats, task: str) -> str:
     ms, iv = stats.mean_se(f"eval_{task}_acc"), stats.interval(task)
     if ms is None:
         return "–"
-    text = _pm(ms, "{:.1f}", 100) + "%"
+    text = pm(ms, "{:.1f}", 100) + "%"
     return text + (f" [{100 * iv[0]:.1f}–{100 * iv[1]:.1f}]" if iv and task != "mlm" else "")
-
-
-def _fmt(v, fn) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    try:
-        return fn(v)
-    except (TypeError, ValueError):
-        return str(v)
-
-
-# -- markdown and csv --------------------------------------------------------------------------------
-def _md_table(headers: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-def write_csv(rows: list[dict], path: Path, per_arm: dict[str, dict] | None = None) -> None:
-    """One line per row, config flattened; per-example arrays stay in results.jsonl. Training
-    rows get `train_flops` (derived from tokens when not measured, flagged `train_flops_derived`)
-    and, on the rows that are results (a ladder's largest rung), the `per_arm` columns."""
-    flat_rows, final = [], {id(r) for r in final_rows(rows)} if per_arm is not None else set()
-    for r in rows:
-        flat = {k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in r.items()
-                if k != "config" and k not in PER_EXAMPLE}
-        if per_arm is not None:
-            measured = r.get("train_flops") is not None
-            flat.update(train_flops=r["train_flops"] if measured else row_flops(r), train_flops_derived=not measured)
-            flat.update(per_arm.get(r.get("arm"), {}) if id(r) in final else {})
-        flat.update({f"config.{k}": v for k, v in (r.get("config") or {}).items()})
-        flat_rows.append(flat)
-    keys: list[str] = []
-    for f in flat_rows:
-        keys += [k for k in f if k not in keys]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=keys)
-    writer.writeheader()
-    writer.writerows(flat_rows)
-    write_text(path, buf.getvalue())
 
 
 def _result_rows(arms: dict[str, ArmStats], speed: dict) -> tuple[list[str], list[list[str]]]:
@@ -103,9 +43,9 @@ def _result_rows(arms: dict[str, ArmStats], speed: dict) -> tuple[list[str], lis
         if sp.get("status") == "ok" and sp.get("step_s"):
             rates = sorted(sp["tokens"] / t for t in sp["step_s"])
             side = f"{rates[len(rates) // 2]:,.0f} [{rates[0]:,.0f}–{rates[-1]:,.0f}]"
-        table.append([name, status, str(len(st.rows)), _fmt(f.get("params_unique"), _millions), side,
-                      _pm(st.mean_se("tokens_per_s"), "{:,.0f}"), _fmt(f.get("peak_mem_bytes"), _mib),
-                      _fmt(f.get("saved_bytes"), _mib), _pm(st.mean_se("eval_mlm_loss")), _acc(st, "mlm"),
+        table.append([name, status, str(len(st.rows)), fmt(f.get("params_unique"), millions), side,
+                      pm(st.mean_se("tokens_per_s"), "{:,.0f}"), fmt(f.get("peak_mem_bytes"), mib),
+                      fmt(f.get("saved_bytes"), mib), pm(st.mean_se("eval_mlm_loss")), _acc(st, "mlm"),
                       _acc(st, "nsp"), _acc(st, "sop")])
     return headers, table
 
@@ -117,7 +57,7 @@ def _comparison_rows(arms: dict[str, ArmStats], speed: dict) -> tuple[list[list[
         if ref is None or not st.rows or not ref.rows:
             continue
         sp = speed_of(speed, name, ref.name)
-        row = [name, ref.name] + [_fmt(ratio(st, ref, k), lambda v: f"×{v:.2f}")
+        row = [name, ref.name] + [fmt(ratio(st, ref, k), lambda v: f"×{v:.2f}")
                                   for k in ("params_unique", "peak_mem_bytes", "saved_bytes", "saved_bytes_long")]
         row.append(f"×{sp['median']:.2f} [{sp['min']:.2f}–{sp['max']:.2f}]" if sp else "–")
         for metric, scale in (("eval_mlm_loss", 1), ("eval_nsp_acc", 100), ("eval_sop_acc", 100)):
@@ -147,18 +87,24 @@ def _warnings(arms: dict[str, ArmStats], spec_info: dict, name: str) -> list[str
         out.append(f"> **Trained side by side** (`--workers`): {', '.join(shared)} trained while other arms shared "
                    "the CPU cores, so their training seconds and during-training throughput are not comparable "
                    "between arms; the side-by-side speed table is (it times every arm alone, in turn).")
-    gpu = (ABLATIONS[name].gpu_budget if name in ABLATIONS else {}) or {}
+    gpu = spec_info.get("gpu_budget") or {}
     opts = spec_info.get("options", {})
     if gpu:
         tokens = (spec_info.get("budget_per_arm") or {}).get("max_tokens")
-        met = tokens is not None and tokens >= gpu.get("tokens", 0) and \
-            SIZES_ORDER.index(opts.get("size", "tiny")) >= SIZES_ORDER.index(gpu.get("size", "tiny"))
+        met = tokens is not None and tokens >= gpu.get("tokens", 0) and _size_rank(opts.get("size")) >= \
+            _size_rank(gpu.get("size"))
         want = ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in gpu.items() if k != "why")
         out.append(f"> Budget: this run {'meets' if met else 'is far below'} the budget at which the loss effect "
                    f"is expected ({want}: {gpu.get('why', '')}). "
                    + ("" if met else "Its parameter, memory and speed figures stand; read loss differences as "
                       "indicative, and trust only those marked beyond noise."))
     return out
+
+
+def _size_rank(size: str | None) -> int:
+    """A size's place among the variants' sizes, smallest first (-1 when unknown or unset)."""
+    order = list(SIZES)
+    return order.index(size) if size in order else -1
 
 
 def _at_unigram_stage(st: ArmStats) -> bool:
@@ -188,20 +134,20 @@ def _eval_sets(arms: dict[str, ArmStats]) -> str:
     return "- Held-out sets (the same for every arm where the data allows): " + "; ".join(parts) + "." + note
 
 
-def _training_report(rows: list[dict], out: Path, console, x: str = "tokens") -> str:
+def training_report(rows: list[dict], out: Path, console, x: str = "tokens") -> str:
     name = rows[0].get("ablation", out.name)
-    spec_info = json.loads((out / SPEC).read_text()) if (out / SPEC).is_file() else {}
+    spec_info = read_spec(out)
     # the spec's order, not the order rows finished in (--workers, --shard: any order)
     order = {a: i for i, a in enumerate(spec_info.get("arms", []))}
-    arms = dict(sorted(collect(final_rows(rows)).items(), key=lambda item: order.get(item[0], len(order))))
-    speed = json.loads((out / SPEED).read_text()) if (out / SPEED).is_file() else {}
+    arms = dict(sorted(collect(rows).items(), key=lambda item: order.get(item[0], len(order))))
+    speed = read_json(out / SPEED)
     opts = spec_info.get("options", {})
     first = next(iter(arms.values())).first
     warnings = _warnings(arms, spec_info, name)
     worth = analyse(rows, arms)
     md = [f"# Ablation `{name}`", ""] + warnings + [""] + section(arms, worth, out)
-    if name in ABLATIONS:
-        md += [ABLATIONS[name].description, ""]
+    if spec_info.get("description"):
+        md += [spec_info["description"], ""]
     seeds = spec_info.get("seeds") or sorted({s for st in arms.values() for s in st.rows})
     md += [f"- Corpus: {first.get('corpus')}; device: {first.get('device')}",
            f"- Size {opts.get('size', '?')}, sequence length {opts.get('seq_len', '?')}, batch "
@@ -212,7 +158,7 @@ def _training_report(rows: list[dict], out: Path, console, x: str = "tokens") ->
            "- Figures are means over seeds ± their standard error; accuracies carry a Wilson 95% interval pooled "
            "over seeds. See the README's \"How to read a report\".", ""]
     headers, table = _result_rows(arms, speed)
-    md += ["## Results", "", _md_table(headers, table), ""]
+    md += ["## Results", "", md_table(headers, table), ""]
     deltas, verdicts = _comparison_rows(arms, speed)
     if deltas:
         md += ["## Each arm against its comparison arm", "",
@@ -220,10 +166,10 @@ def _training_report(rows: list[dict], out: Path, console, x: str = "tokens") ->
                "Δ are per-seed differences averaged over seeds; the noise is the larger 95% margin of the seed "
                "noise (Student's t over the seeds) and the eval noise (paired per example where both arms saw the "
                "same examples).", "",
-               _md_table(["arm", "vs", "params", "peak memory", "saved for bwd", "saved @ long", "speed",
+               md_table(["arm", "vs", "params", "peak memory", "saved for bwd", "saved @ long", "speed",
                           "Δ MLM loss", "Δ NSP acc (pts)", "Δ SOP acc (pts)"], deltas),
                "", "## Verdicts", ""] + verdicts + [""]
-    md += _expectation_lines(name, arms, speed)
+    md += _expectation_lines(spec_info.get("expectations") or [], arms, speed)
     md += _failures(arms)
     md += _missing(arms, spec_info, seeds)
     # the held-out curve against every cost axis, the one asked for (`report --x`) first
@@ -231,7 +177,7 @@ def _training_report(rows: list[dict], out: Path, console, x: str = "tokens") ->
     plots = plot_losses(arms, out) + [p for a in axes for p in plot_eval_curves(arms, out, a)]
     if plots:
         md += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
-    write_csv(rows, out / "results.csv", csv_columns(worth))
+    write_csv(rows, out / RESULTS_CSV, csv_columns(worth))
     if console is not None:
         _print_summary(console, name, headers, table, warnings + verdicts, worth)
     return "\n".join(md)
@@ -239,21 +185,20 @@ def _training_report(rows: list[dict], out: Path, console, x: str = "tokens") ->
 
 def _print_summary(console, name: str, headers: list[str], table: list[list[str]], lines: list[str], worth) -> None:
     keep = [0, 1, 2, 3, 4, 8, 9, 10, 11]
-    _print_table(console, name, [headers[i] for i in keep], [[r[i] for i in keep] for r in table])
+    print_table(console, name, [headers[i] for i in keep], [[r[i] for i in keep] for r in table])
     for line in lines:
         console.print(line.replace("**", "").removeprefix("> "))
     if worth.fronts.axes:
         console.print(f"Pareto front over {', '.join(worth.fronts.axes)}: {', '.join(worth.fronts.all_axes)}")
 
 
-def _expectation_lines(name: str, arms: dict[str, ArmStats], speed: dict) -> list[str]:
-    if name not in ABLATIONS or not ABLATIONS[name].expectations:
+def _expectation_lines(expectations: list[dict], arms: dict[str, ArmStats], speed: dict) -> list[str]:
+    if not expectations:
         return []
-    spec = ABLATIONS[name]
     lines = ["## The papers' expected directions", "",
              "✅ reproduced, ❌ contradicted beyond noise, ➖ inconclusive (within noise, or heads still at chance).", ""]
-    for e in spec.expectations:
-        outcome, text = expectation(e, spec, arms, speed)
+    for e in expectations:
+        outcome, text = expectation(e, arms, speed)
         lines.append(f"- {MARKS[outcome]} {outcome}: {text}")
     return lines + [""]
 
@@ -287,51 +232,3 @@ def _missing(arms: dict[str, ArmStats], spec_info: dict, seeds: list[int]) -> li
             "training elsewhere, or in a part not yet run); re-run `report` once they finish:", ""] + missing + [""]
 
 
-def _bench_report(rows: list[dict], out: Path, console) -> str:
-    latest = {(r["variant"], r["seq_len"]): r for r in rows}
-    ordered = sorted(latest.values(), key=lambda r: (r["variant"], r["seq_len"]))
-    headers = ["variant", "seq len", "batch", "status", "train tok/s", "infer tok/s", "peak mem", "saved for bwd"]
-    table = [[r["variant"], str(r["seq_len"]), str(r["batch_size"]), r["status"],
-              _fmt(r.get("tokens_per_s"), lambda v: f"{v:,.0f}"), _fmt(r.get("infer_tokens_per_s"), lambda v: f"{v:,.0f}"),
-              _fmt(r.get("peak_mem_bytes"), _mib), _fmt(r.get("saved_bytes"), _mib)] for r in ordered]
-    first = ordered[0]
-    md = ["# Memory and speed against sequence length", "", f"- Device: {first.get('device')}",
-          f"- Size {first.get('size')}; batch adjusted to a constant number of tokens per batch", "",
-          _md_table(headers, table), ""]
-    plots = plot_bench(rows, out)
-    md += [f"![{p}]({p})" for p in plots] + [""]
-    write_csv(ordered, out / "bench.csv")
-    if console is not None:
-        _print_table(console, "bench", headers, table)
-    return "\n".join(md)
-
-
-def _print_table(console, title: str, headers: list[str], rows: list[list[str]]) -> None:
-    from rich.table import Table
-
-    t = Table(title=title, show_lines=False)
-    for h in headers:
-        t.add_column(h, overflow="fold")
-    for r in rows:
-        t.add_row(*r)
-    console.print(t)
-
-
-def render_report(out: str | Path, console=None, x: str = "tokens") -> Path:
-    """report.md, results.csv and the plots of a run directory; x: the axis of the eval-loss
-    curves (tokens, flops or seconds)."""
-    out = Path(out)
-    results, bench = read_rows(out / RESULTS), read_rows(out / BENCH)
-    if not results and not bench:
-        raise FileNotFoundError(f"no {RESULTS} or {BENCH} in {out}: run an ablation or a bench there first")
-    parts = []
-    if results:
-        parts.append(_training_report(results, out, console, x))
-        parts.append(downstream_markdown(results))  # "" when no arm was fine-tuned
-    if bench:
-        parts.append(_bench_report(bench, out, console))
-    path = out / REPORT
-    write_text(path, "\n\n".join(p for p in parts if p))
-    if console is not None:
-        console.print(f"report: {path}")
-    return path

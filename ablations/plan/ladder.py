@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.train import TrainConfig
-from core.train.checkpoint import BUDGET_FIELDS
+from core.train import BUDGET_FIELDS, Budget, TrainConfig
 
 MIN_RUNGS = 3  # two budgets give a line through two points; a crossing needs a curve
 
@@ -34,7 +33,7 @@ def check_ladder(rungs: int, ratio: float) -> None:
 
 def budget_of(train: TrainConfig) -> dict:
     """The set budget fields of a config: {"max_tokens": 60000}."""
-    return {k: getattr(train, k) for k in BUDGET_FIELDS if getattr(train, k)}
+    return Budget.of(train).fields()
 
 
 def rung_budgets(budget: dict, rungs: int, ratio: float = 2.0) -> list[dict]:
@@ -46,11 +45,11 @@ def rung_budgets(budget: dict, rungs: int, ratio: float = 2.0) -> list[dict]:
     return out
 
 
-def unit_of(budget: dict) -> tuple[str, float]:
-    """('tokens', 60000): the budget's unit and amount, for a row's `rung_budget`. With
-    several budgets set (the first reached stops), the first of BUDGET_FIELDS."""
-    field = next(f for f in BUDGET_FIELDS if budget.get(f))
-    return field.removeprefix("max_"), budget[field]
+def budget_axis(budget: dict) -> tuple[str, float]:
+    """('tokens', 60000): what a rung's budget is counted in, and how much, for a row's
+    `rung_budget` and `rung_budget_unit`: the budget's first field (`core.train.budget`)."""
+    field, amount = Budget.of(budget).first
+    return field.removeprefix("max_"), amount
 
 
 @dataclass(frozen=True)

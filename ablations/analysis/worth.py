@@ -1,27 +1,25 @@
 """Is an idea worth its compute? The report's opening section, from three answers:
 
-- the equal-compute difference (`ablations.equal_compute`): each arm against its
+- the equal-compute difference (`ablations.analysis.equal_compute`): each arm against its
   comparison arm at the same training FLOPs, not the same tokens;
-- the Pareto fronts (`ablations.pareto`): which arms no other arm beats on both loss and
+- the Pareto fronts (`ablations.analysis.pareto`): which arms no other arm beats on both loss and
   cost, per cost axis and over all of them;
-- the crossover (`ablations.crossover`): the compute at which an arm's fitted loss curve
+- the crossover (`ablations.analysis.crossover`): the compute at which an arm's fitted loss curve
   meets its comparison arm's, where there are enough points to fit.
 
-`analyse` computes them from a run's rows, `section` writes them as markdown (plots, a
-table, one line per comparison), `csv_columns` gives results.csv its per-arm columns.
+`analyse` computes them from a run's rows and `csv_columns` gives results.csv its per-arm
+columns; `ablations.report.worth` writes them as the report's opening section.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from ablations.costs import AXES, curve, loss_points, row_flops
-from ablations.crossover import Crossover, find_crossover
-from ablations.equal_compute import EqualCompute, equal_compute_all
-from ablations.pareto import COST_RTOL, Fronts, pareto_fronts
-from ablations.plots import plot_pareto
-from ablations.verdicts import ArmStats
+from ablations.analysis.costs import AXES, curve, loss_points, row_flops
+from ablations.analysis.crossover import Crossover, find_crossover
+from ablations.analysis.equal_compute import EqualCompute, equal_compute_all
+from ablations.analysis.pareto import Fronts, pareto_fronts
+from ablations.analysis.verdicts import ArmStats
 
 AXIS_NAMES = {"flops": "FLOPs", "seconds": "seconds", "memory": "memory", "params": "params", "tokens": "tokens"}
 
@@ -81,17 +79,7 @@ def _notes(arms: dict[str, ArmStats], worth: Worth) -> list[str]:
     return notes
 
 
-def _cost_text(axis: str, v: float | None) -> str:
-    if v is None:
-        return "–"
-    if axis == "memory":
-        return f"{v / 2**20:,.1f} MiB"
-    if axis == "params":
-        return f"{v / 1e6:.2f}M"
-    return f"{v:,.0f}" if axis == "seconds" and v >= 100 else f"{v:.3g}"
-
-
-def _verdict_word(eq: EqualCompute | None) -> tuple[str, str]:
+def verdict_cells(eq: EqualCompute | None) -> tuple[str, str]:
     """(Δ, verdict) table cells."""
     d = eq.difference if eq else None
     if d is None:
@@ -106,56 +94,12 @@ def _verdict_word(eq: EqualCompute | None) -> tuple[str, str]:
     return f"{d.diff:+.3g}", f"{'lower' if d.diff < 0 else 'higher'} (beyond ±{noise:.2g})"
 
 
-def _table(arms: dict[str, ArmStats], w: Worth) -> list[str]:
-    headers = ["arm", "vs", "training FLOPs", "seconds", "peak memory", "unique params",
-               f"Δ MLM loss at equal {AXIS_NAMES[w.axis]}", "verdict", "on the front (all costs)", "2-D fronts",
-               "crossover"]
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    for name in arms:
-        p = w.fronts.points.get(name)
-        if p is None:
-            continue
-        eq, xo = w.equal.get(name), w.crossovers.get(name)
-        diff, word = _verdict_word(eq)
-        on = "yes" if name in w.fronts.all_axes else ("no" if w.fronts.axes else "–")
-        two_d = ", ".join(AXIS_NAMES[x] for x, names in w.fronts.per_axis.items() if name in names) or "none"
-        cells = [name, eq.ref if eq else "–"] + [_cost_text(x, p.costs.get(x)) for x in AXES] + \
-            [diff, word, on, two_d, xo.short if xo else "–"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
-
-
-def section(arms: dict[str, ArmStats], w: Worth, out: Path) -> list[str]:
-    """The report's opening section: Pareto plots, the table, the equal-compute lines, notes."""
-    points = {x: [(n, p.costs[x], p.loss, p.loss_se) for n, p in w.fronts.points.items() if x in p.costs]
-              for x in AXES}
-    plots = plot_pareto(points, w.fronts.per_axis, out)
-    md = ["## Is it worth its compute?", "",
-          "Final held-out MLM loss (mean over seeds, ± SE) against each cost; the line is the front: the arms "
-          "no other arm beats, where *beats* means at most as costly on every cost and lower in loss beyond "
-          f"noise, or tied within noise and strictly cheaper (costs within {COST_RTOL:.0%} are equal). Error "
-          "bars are each arm's own standard error; dominance uses the far smaller paired noise of the "
-          "difference (per seed and per example), as the verdicts do. "
-          "Δ at equal compute: arm − reference, interpolated on each seed's eval curve at the largest budget "
-          "every arm reached, paired over seeds and per example. See the README's \"How to read a report\".", ""]
-    md += [f"![{p}]({p})" for p in plots] + [""] if plots else []
-    md += _table(arms, w) + [""]
-    for name, eq in w.equal.items():
-        md.append(f"- {name} vs {eq.ref} at {eq.budget:.3g} {AXIS_NAMES[w.axis]}: {eq.words()}.")
-    for name, xo in w.crossovers.items():
-        if xo.kind != "fit failed":
-            md.append(f"- Crossover of {name} and {w.equal[name].ref} (power-law fits of {xo.source} points): "
-                      f"{xo.text}.")
-    md += [""] + [f"> {n}" for n in w.notes] + ([""] if w.notes else [])
-    return md
-
-
 def csv_columns(w: Worth) -> dict[str, dict]:
     """arm -> the columns results.csv gains: on the fronts, and the equal-compute difference and verdict."""
     out = {}
     for name in w.fronts.points:
         eq = w.equal.get(name)
-        diff, word = _verdict_word(eq)
+        diff, word = verdict_cells(eq)
         out[name] = {"on_front": name in w.fronts.all_axes,
                      **{f"on_front_{x}": name in names for x, names in w.fronts.per_axis.items()},
                      "equal_compute_axis": w.axis if eq else None,

@@ -3,11 +3,11 @@
 `fit` is what every unit runs: model, Trainer, the row's training fields. With
 `--nproc-per-node N` the runner keeps the unit's lease and launches
 
-    python -m torch.distributed.run --standalone --nproc-per-node N -m ablations.launch UNIT.json
+    python -m torch.distributed.run --standalone --nproc-per-node N -m ablations.run.launch unit.json
 
-UNIT.json holds the unit's configs; each rank joins the group (`core.train.distributed`),
+unit.json holds the unit's configs; each rank joins the group (`core.train.distributed`),
 builds the same data from the cache the runner has already filled, and trains its share
-of every step; rank 0 writes the fields to RESULT.json, which the runner folds into the
+of every step; rank 0 writes the fields to result.json, which the runner folds into the
 row. `--batch-size` stays the examples per optimizer step: each rank takes
 batch_size / N of them, so a unit's global batch does not depend on N.
 """
@@ -22,12 +22,11 @@ from typing import Any
 
 import torch
 
+from ablations.rundir import RANK_RESULT, UNIT
 from core.data import DataConfig, build_dataset
 from core.files import atomic_write_text
 from core.model import ModelConfig, PretrainingModel
 from core.train import TrainConfig, Trainer, init_from_env, teardown
-
-UNIT, RESULT = "unit.json", "result.json"
 
 
 def fit(model_cfg: ModelConfig, data, eval_data, train_cfg: TrainConfig, ckpt_dir: Path,
@@ -66,16 +65,16 @@ def launch(model_cfg: ModelConfig, data_cfg: DataConfig, eval_cfg: DataConfig | 
             "ckpt_dir": str(ckpt_dir), "corpus": corpus, "cache_dir": cache_dir, "progress": progress,
             "until": until}
     atomic_write_text(ckpt_dir / UNIT, json.dumps(unit, default=str))
-    (ckpt_dir / RESULT).unlink(missing_ok=True)
-    root = str(Path(__file__).resolve().parents[1])
+    (ckpt_dir / RANK_RESULT).unlink(missing_ok=True)
+    root = str(Path(__file__).resolve().parents[2])  # the project root, above ablations/
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           "-m", "ablations.launch", str(ckpt_dir / UNIT)]
+           "-m", "ablations.run.launch", str(ckpt_dir / UNIT)]
     for attempt in (1, 2):
         done = subprocess.run(cmd, env=env, stderr=subprocess.PIPE, text=True)
         (ckpt_dir / f"torchrun-{attempt}.log").write_text(done.stderr)
-        if (ckpt_dir / RESULT).is_file():  # rank 0 finished the unit (a crash at teardown loses nothing)
-            return json.loads((ckpt_dir / RESULT).read_text())
+        if (ckpt_dir / RANK_RESULT).is_file():  # rank 0 finished the unit (a crash at teardown loses nothing)
+            return json.loads((ckpt_dir / RANK_RESULT).read_text())
         # a rank that dies before the unit ends (seen once: SIGABRT at start-up on a loaded
         # machine) is retried once; the checkpoint makes the retry resume, not restart
     tail = " / ".join(line for line in done.stderr.strip().splitlines()[-4:])
@@ -95,7 +94,7 @@ def main(unit_path: str) -> None:
         fields, _ = fit(ModelConfig.from_json(unit["model"]), data, eval_data, train_cfg, ckpt_dir,
                      progress=unit.get("progress", True) and world.rank == 0, until=unit.get("until"))
         if world.rank == 0:
-            atomic_write_text(ckpt_dir / RESULT, json.dumps(fields, default=str))
+            atomic_write_text(ckpt_dir / RANK_RESULT, json.dumps(fields, default=str))
     finally:
         teardown()
 

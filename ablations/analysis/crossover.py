@@ -4,7 +4,7 @@ Each arm's held-out MLM loss against compute C is fitted with a saturating power
     L(C) = E + A * (C / C_scale) ** (-alpha),   E >= 0, A > 0, 0 < alpha < 3,
 C_scale being the largest C of the points (a well-conditioned parametrisation), by
 `scipy.optimize.curve_fit` on all seeds' points pooled. Points are one final loss per
-ladder rung per seed, or without a ladder the curve points (`ablations.costs.loss_points`).
+ladder rung per seed, or without a ladder the curve points (`ablations.analysis.costs.loss_points`).
 
 The crossover is the first C in [C_min, SEARCH x C_max] where the fits are equal
 (C_min, C_max: the compute range both arms were measured over). Its 95% interval comes

@@ -1,15 +1,13 @@
-"""Run options (the CLI's flags) and how they resolve against an ablation's defaults."""
+"""Run options: the CLI's flags, each checked before anything is built (`plan.settings`
+resolves them against an ablation's budget)."""
 from __future__ import annotations
 
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
 
-from ablations.ladder import check_ladder
-from ablations.specs import AblationSpec
+from ablations.plan.ladder import check_ladder
 from core.registry import unknown_name_error
-from variants import SIZES
 
 # quick mode's smallest vocabulary; the runner raises it to fit the corpus's characters
 # (Korean needs about 3,000 pieces for characters alone at SentencePiece's default coverage)
@@ -23,8 +21,6 @@ LIMITS: dict[str, tuple[float, str]] = {
     "nproc_per_node": (1, "processes (torchrun ranks) per arm"), "workers": (1, "arm trainers on this machine"),
     "flops": (1, "training FLOPs per arm, measured"),
 }
-# what a run's arms are matched on, the first set of: FLOPs, tokens, steps, seconds
-BUDGET_KINDS = {"max_flops": "flops", "max_tokens": "tokens", "max_steps": "steps", "max_seconds": "seconds"}
 
 
 @dataclass
@@ -53,12 +49,12 @@ class RunOptions:
     downstream: tuple[str, ...] = ()   # tasks to fine-tune every ok arm on (ablations.downstream)
     downstream_steps: int = 300
     downstream_seeds: int = 1
-    arms: str | None = None           # "a,b": train only these arms (ablations.selection)
+    arms: str | None = None           # "a,b": train only these arms (ablations.plan.selection)
     shard: str | None = None          # "K/N": train only arm i with i % N + 1 == K
     nproc_per_node: int = 1           # > 1: each arm runs under torchrun on this many ranks
-    workers: int = 1                  # arms trained at once on this machine's cores (ablations.runner)
+    workers: int = 1                  # arms trained at once on this machine's cores (ablations.run.runner)
     flops: float | None = None        # training FLOPs per arm (measured per step); excludes steps/tokens
-    ladder: int = 0                   # K >= 3: every arm at K budgets, branched from one wsd run (ablations.ladder)
+    ladder: int = 0                   # K >= 3: every arm at K budgets, branched from one wsd run (ablations.plan.ladder)
     ladder_ratio: float = 2.0         # each rung's budget over the previous one's
 
     def __post_init__(self) -> None:
@@ -80,8 +76,8 @@ class RunOptions:
             raise ValueError(f"--workers {self.workers} and --nproc-per-node {self.nproc_per_node} both split this "
                              "machine: --workers trains several arms at once (small models on CPU cores), "
                              "--nproc-per-node one arm on several ranks (GPUs); choose one")
-        if self.lr is not None and not self.lr > 0:
-            raise ValueError(f"--lr must be > 0 (the peak learning rate), got {self.lr}")
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"--lr must be a finite number > 0 (the peak learning rate, e.g. 1e-3), got {self.lr}")
         if isinstance(self.ladder, bool) or self.ladder < 0:
             raise ValueError(f"--ladder must be a whole number >= 3 (budgets per arm), got {self.ladder}")
         check_ladder(self.ladder, self.ladder_ratio)
@@ -134,50 +130,3 @@ def parse_duration(text: str) -> float:
     if not parts or "".join(n + u for n, u in parts) != text:
         raise ValueError(f"cannot read duration {text!r}; use e.g. 90s, 10m or 1h30m")
     return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
-
-
-def effective_options(spec: AblationSpec, opts: RunOptions) -> dict[str, Any]:
-    d = dict(spec.gpu_budget if opts.budget == "gpu" and spec.gpu_budget else spec.defaults)
-    d.pop("why", None)
-    quick = opts.quick
-    # --quick is a smoke test: its small shapes win over an ablation's budget, flags over both
-    size = opts.size or ("tiny" if quick else d.get("size", "mini"))
-    if size not in SIZES:
-        raise unknown_name_error("size", size, SIZES)
-    seq_len = opts.seq_len or (64 if quick else d.get("seq_len", 128))
-    batch = opts.batch_size or (4 if quick else d.get("batch_size", 16))
-    budget: dict[str, Any] = {}
-    if opts.steps is not None:
-        budget["max_steps"] = opts.steps
-    if opts.tokens is not None:
-        budget["max_tokens"] = opts.tokens
-    if opts.time_budget is not None:
-        budget["max_seconds"] = opts.time_budget  # divided among trained arms by the runner
-    if opts.flops is not None:
-        budget["max_flops"] = float(opts.flops)  # each arm's flops_per_step is measured (ablations.resolve)
-    if not budget:
-        budget = {"max_steps": 3} if quick else {"max_tokens": d.get("tokens", 60_000)}
-    eff = {"size": size, "seq_len": seq_len, "batch_size": batch, "budget": budget,
-           "vocab_size": opts.vocab_size or (QUICK_VOCAB if quick else d.get("vocab_size", 8000)),
-           "lr": opts.lr or d.get("lr", 1e-3),
-           "long_seq_len": opts.long_seq_len if opts.long_seq_len is not None else (128 if quick else 2048)}
-    _check_defaults_values(eff, spec.name)
-    return eff
-
-
-def _check_defaults_values(eff: dict[str, Any], where: str) -> None:
-    """Values that came from an ablation's defaults get the same range checks as flags."""
-    values = {"seq_len": eff["seq_len"], "batch_size": eff["batch_size"], "vocab_size": eff["vocab_size"],
-              "steps": eff["budget"].get("max_steps"), "tokens": eff["budget"].get("max_tokens")}
-    for name, value in values.items():
-        low, what = LIMITS[name]
-        if value is not None and (not isinstance(value, int | float) or value < low):
-            raise ValueError(f"{where}: {name} must be >= {low} ({what}), got {value!r}")
-    if not isinstance(eff["lr"], int | float) or eff["lr"] <= 0:
-        raise ValueError(f"{where}: lr must be > 0, got {eff['lr']!r}")
-
-
-def budget_kind(budget: dict[str, Any]) -> str:
-    """What the arms of a run are matched on: "flops", "tokens", "steps" or "seconds" (the
-    first set, in that order; a time budget beside another is a safety limit)."""
-    return next((kind for key, kind in BUDGET_KINDS.items() if budget.get(key)), "steps")

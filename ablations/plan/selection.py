@@ -8,7 +8,7 @@ time budget's split), only the training is restricted.
 """
 from __future__ import annotations
 
-from ablations.options import RunOptions, parse_arm_names, parse_shard
+from ablations.plan.options import RunOptions, parse_arm_names, parse_shard
 from ablations.specs import AblationSpec, Arm
 from core.registry import unknown_name_error
 

@@ -7,11 +7,13 @@ and curves only through here, so that older rows keep working:
   model's training FLOPs per token); a row with neither has no FLOPs figure;
 - a curve point's FLOPs are its `flops`, else `tokens * flops_per_token` likewise;
 - ladder runs (`--ladder K`) write one row per rung; the largest rung is the arm's result
-  (`final_rows`), and every rung is one (cost, loss) point (`loss_points`).
+  (`ablations.rundir.results`), and every rung is one (cost, loss) point (`loss_points`).
 """
 from __future__ import annotations
 
 import math
+
+from ablations.rundir import result_rows
 
 # cost axis -> (row field, label); lower is cheaper on every axis
 AXES = {"flops": ("train_flops", "training FLOPs"), "seconds": ("wall_s", "training seconds"),
@@ -90,17 +92,6 @@ def _latest(rows: list[dict]) -> dict[tuple, dict]:
     return out
 
 
-def final_rows(rows: list[dict]) -> list[dict]:
-    """The rows that are results: every row without a rung, and of a ladder only its
-    largest rung (per arm and seed). Order is kept."""
-    top: dict[tuple, int] = {}
-    for r in rows:
-        if r.get("rung") is not None:
-            key = (r["arm"], r.get("seed", 0))
-            top[key] = max(top.get(key, r["rung"]), r["rung"])
-    return [r for r in rows if r.get("rung") is None or r["rung"] == top[(r["arm"], r.get("seed", 0))]]
-
-
 def loss_points(rows: list[dict], arm: str, axis: str = "flops") -> tuple[dict[int, list[tuple[float, float]]], str]:
     """(seed -> [(cost, eval MLM loss)], source) for one arm: one point per ladder rung
     when the arm has two or more rungs (source "ladder"), else its curve points ("curve")."""
@@ -114,5 +105,5 @@ def loss_points(rows: list[dict], arm: str, axis: str = "flops") -> tuple[dict[i
     if any(len(p) >= 2 for p in ladder.values()):
         return {s: sorted(p) for s, p in ladder.items()}, "ladder"
     curves = {r.get("seed", 0): [(x, float(e["eval_mlm_loss"])) for x, e in curve(r, axis)]
-              for r in final_rows(ok)}
+              for r in result_rows(ok)}
     return {s: p for s, p in curves.items() if p}, "curve"

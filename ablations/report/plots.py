@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ablations.costs import AXES, curve
+from ablations.analysis.costs import AXES, curve
 
 CURVE_LABELS = {"tokens": "training tokens", "flops": "training FLOPs", "seconds": "training seconds"}
 
@@ -82,7 +82,7 @@ def plot_losses(arms: dict, out: Path) -> list[str]:
 
 def plot_eval_curves(arms: dict, out: Path, x: str = "tokens") -> list[str]:
     """eval_loss_vs_X.png: held-out MLM loss at each periodic evaluation, ± SE band, against
-    training tokens, FLOPs or seconds (`ablations.costs.CURVE_AXES`)."""
+    training tokens, FLOPs or seconds (`ablations.analysis.costs.CURVE_AXES`)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 5))
     for i, (arm, stats) in enumerate(arms.items()):
@@ -111,7 +111,7 @@ def plot_eval_curves(arms: dict, out: Path, x: str = "tokens") -> list[str]:
 def plot_pareto(points: dict[str, list[tuple[str, float, float, float | None]]], fronts: dict[str, list[str]],
                 out: Path) -> list[str]:
     """pareto_AXIS.png per cost axis: each arm's final loss (± SE) against its cost, labelled,
-    and the front (`ablations.pareto`) as a step line. points: axis -> [(arm, cost, loss, se)]."""
+    and the front (`ablations.analysis.pareto`) as a step line. points: axis -> [(arm, cost, loss, se)]."""
     plt, written = _plt(), []
     for axis, pts in points.items():
         if not pts:

@@ -1,8 +1,8 @@
 """An arm of an ablation, resolved to the three configs that define its run.
 
 An arm resolves to (ModelConfig, DataConfig, TrainConfig) from the base variant, the
-ablation's base overrides, the arm's overrides and the run options, in that order. Every
-conflict is found here, before any data is built.
+ablation's base overrides, the arm's overrides and the run's settings, in that order.
+Every conflict is found here, for every arm, before any data is built or any arm trains.
 """
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ablations.ladder import warmup_steps_for
-from ablations.options import RunOptions
+from ablations.plan.ladder import warmup_steps_for
+from ablations.plan.options import RunOptions
+from ablations.plan.settings import RunSettings
 from ablations.specs import AblationSpec, Arm
 from core.data import DataConfig
-from core.device import is_oom, pick_device
-from core.measure import measured_flops_cached
+from core.device import oom_result, pick_device
+from core.measure import step_flops
 from core.model import ModelConfig
 from core.train import TrainConfig
 from core.train.checkpoint import LATER_DEFAULTS
@@ -39,6 +40,7 @@ class ResolvedArm:
     flat: dict[str, Any]
     key: str          # identity of the configuration (seed included): finished rows match on it
     seed: int
+    eval_data: DataConfig | None = None   # whose held-out set scores it: the base arm's where allowed (`pair_eval_sets`)
 
 
 def _split(overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -49,18 +51,18 @@ def _split(overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def resolve_arm(spec: AblationSpec, arm: Arm, eff: dict[str, Any], opts: RunOptions,
+def resolve_arm(spec: AblationSpec, arm: Arm, settings: RunSettings, opts: RunOptions,
                 corpus_fp: str, n_trained: int = 1, seed: int | None = None) -> ResolvedArm:
     """Seed k is the same for every arm: initialisation, data order and masks."""
     seed = opts.seed if seed is None else seed
     variant = get_variant(spec.base)
     over = _split({**spec.base_overrides, **arm.overrides})
-    seq_len = eff["seq_len"]
-    layers = SIZES[eff["size"]][0]
+    seq_len = settings.seq_len
+    layers = SIZES[settings.size][0]
     model_over = {k: (layers if (k == "num_groups" and v == "L") else v) for k, v in over["model"].items()}
-    model_over.setdefault("vocab_size", eff["vocab_size"])
+    model_over.setdefault("vocab_size", settings.vocab_size)
     model_over.setdefault("max_position_embeddings", max(512, seq_len))
-    model = get_config(spec.base, eff["size"], **model_over)
+    model = get_config(spec.base, settings.size, **model_over)
     if seq_len > model.max_position_embeddings:
         raise ValueError(f"arm {arm.name!r}: --seq-len {seq_len} exceeds model.max_position_embeddings="
                          f"{model.max_position_embeddings}; lower --seq-len or raise model.max_position_embeddings")
@@ -72,10 +74,10 @@ def resolve_arm(spec: AblationSpec, arm: Arm, eff: dict[str, Any], opts: RunOpti
     if data.sentence_task != "none" and not model.sentence_head:
         raise ValueError(f"arm {arm.name!r}: data.sentence_task={data.sentence_task!r} needs a sentence head; "
                          "set model.sentence_head=True or data.sentence_task='none'")
-    budget = dict(eff["budget"])
+    budget = settings.budget.fields()
     if "max_seconds" in budget:
         budget["max_seconds"] = budget["max_seconds"] / max(1, n_trained)
-    train_fields = {"batch_size": eff["batch_size"], "lr": eff["lr"], "device": opts.device, "seed": seed,
+    train_fields = {"batch_size": settings.batch_size, "lr": settings.lr, "device": opts.device, "seed": seed,
                     "checkpoint_every": 50, "log_every": 1, "eval_points": 8, "compile": opts.compile, **budget,
                     **({"schedule": "wsd"} if opts.ladder else {}), **over["train"]}
     if train_fields.get("max_flops"):
@@ -84,6 +86,10 @@ def resolve_arm(spec: AblationSpec, arm: Arm, eff: dict[str, Any], opts: RunOpti
     train = TrainConfig(**train_fields)
     if opts.ladder:
         train = _for_ladder(train, arm.name, seq_len, opts)
+    wrong = [f"{section}.{e}" for section, cfg in (("model", model), ("data", data), ("train", train))
+             for e in cfg.type_errors()]
+    if wrong:
+        raise ValueError(f"arm {arm.name!r}: " + "; ".join(wrong))
     flat = {**{f"model.{k}": v for k, v in model.to_dict().items()},
             **{f"data.{k}": v for k, v in data.to_dict().items()},
             **{f"train.{k}": v for k, v in train.to_dict().items()}}
@@ -95,6 +101,16 @@ def resolve_arm(spec: AblationSpec, arm: Arm, eff: dict[str, Any], opts: RunOpti
         key_src["ladder"] = [opts.ladder, opts.ladder_ratio]
     key = hashlib.sha1(json.dumps([key_src, corpus_fp], sort_keys=True, default=str).encode()).hexdigest()[:16]
     return ResolvedArm(arm, spec.base, model, data, train, flat, key, seed)
+
+
+def pair_eval_sets(units: list[ResolvedArm], base: dict[int, ResolvedArm]) -> None:
+    """Arms that differ from their seed's base arm only in training-side data choices
+    (TRAINING_ONLY: same tokenizer and documents) are scored on the base arm's held-out
+    examples and masks, so that their losses are paired example by example."""
+    for r in units:
+        b = base.get(r.seed)
+        same = b is not None and b.data.replace(**{k: getattr(r.data, k) for k in TRAINING_ONLY}) == r.data
+        r.eval_data = b.data if same else r.data
 
 
 # The held-out curve (eval_points evaluations during training) may cost at most about a
@@ -120,30 +136,22 @@ def curve_examples(train_fields: dict[str, Any], seq_len: int) -> int:
     return int(min(cap, max(CURVE_MIN_EXAMPLES, min(known) // (points * seq_len))))
 
 
-def step_flops(model: ModelConfig, data: DataConfig, batch_size: int, grad_accum: int, device) -> dict:
-    """The measured FLOPs of one optimizer step of an arm (`core.measure.measured_flops`
-    at its batch shape and mask fraction, times its micro-batches), once per configuration
-    and shape in a process. `flops_per_step` covers the whole step: with torchrun, every
-    rank's share of the batch."""
-    m = measured_flops_cached(model, batch_size, data.max_length, device, data.mask_prob)
-    return {**m, "flops_per_step": m["flops_per_step"] * grad_accum}
-
-
 def _budget_flops_per_step(model: ModelConfig, data: DataConfig, train_fields: dict, device) -> float:
     """A FLOP budget counts measured FLOPs per step; an arm that cannot take one step is
     an invalid arm (its error row says so) rather than a crash of the whole run."""
     try:
-        return step_flops(model, data, train_fields["batch_size"], train_fields.get("grad_accum", 1),
-                          device)["flops_per_step"]
+        return step_flops(model, train_fields["batch_size"], data.max_length, device, data.mask_prob,
+                          train_fields.get("grad_accum", 1))["flops_per_step"]
     except Exception as err:  # noqa: BLE001
-        if not is_oom(err):
+        oom = oom_result(err)
+        if oom is None:
             raise
         raise ValueError(f"measuring one training step's FLOPs (batch {train_fields['batch_size']} x "
-                         f"{data.max_length}) ran out of memory on {device}: {str(err).splitlines()[0][:200]}") from None
+                         f"{data.max_length}) ran out of memory on {device}: {oom['error']}") from None
 
 
 def _for_ladder(train: TrainConfig, name: str, seq_len: int, opts: RunOptions) -> TrainConfig:
-    """A ladder's unit trains wsd with a warm-up in steps (ablations.ladder)."""
+    """A ladder's unit trains wsd with a warm-up in steps (ablations.plan.ladder)."""
     if train.schedule != "wsd":
         raise ValueError(f"arm {name!r}: --ladder branches the rungs from one warmup-stable-decay run; "
                          f"train.schedule={train.schedule!r} cannot branch (drop the override or --ladder)")

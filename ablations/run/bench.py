@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ablations.options import RunOptions
-from ablations.results import BENCH, append_row, read_rows
-from core.device import device_name, is_oom, pick_device
+from ablations.plan.options import RunOptions
+from ablations.rundir import BENCH, append_row, read_rows
+from core.device import device_name, oom_result, pick_device
 from core.measure import measure
 from variants import get_config, get_variant
 
@@ -33,10 +33,7 @@ def _measure_row(row: dict, variant: str, size: str, T: int, B: int, mode: str, 
                     compile=opts.compile)
         row.update({k: m.get(k) for k in KEPT})
     except Exception as err:  # noqa: BLE001 - a failed length is a result; the sweep goes on
-        if is_oom(err):
-            row.update(status="oom", error=str(err).splitlines()[0][:300])
-        else:
-            row.update(status="error", error=f"{type(err).__name__}: {err}"[:600])
+        row.update(oom_result(err) or {"status": "error", "error": f"{type(err).__name__}: {err}"[:600]})
 
 
 def run_bench(variants: tuple[str, ...] | list[str], seq_lens, mode: str, size: str, tokens_per_batch: int,

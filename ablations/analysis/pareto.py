@@ -1,7 +1,7 @@
 """Which arms are worth their cost: Pareto fronts of final held-out MLM loss against cost.
 
 Each arm is a point: its final eval MLM loss (mean over seeds) and its costs (mean over
-seeds) on the axes of `ablations.costs` — training FLOPs, wall seconds, peak memory,
+seeds) on the axes of `ablations.analysis.costs` — training FLOPs, wall seconds, peak memory,
 unique parameters. Lower is better on all of them.
 
 Dominance is noise-aware. A dominates B over a set of cost axes when
@@ -10,7 +10,7 @@ Dominance is noise-aware. A dominates B over a set of cost axes when
   2. either A's loss is lower than B's beyond noise, or the two losses tie (the
      difference is within noise) and A is strictly cheaper (beyond COST_RTOL) on at
      least one of the axes.
-"Beyond noise" is the verdicts' rule (`ablations.verdicts.difference`): the paired
+"Beyond noise" is the verdicts' rule (`ablations.analysis.verdicts.difference`): the paired
 per-seed difference must clear both the seed noise (Student's t margin) and the eval-set
 noise (paired per-example standard error). A tie on loss with equal costs is no
 dominance either way. Where the loss difference has no noise estimate at all (one seed
@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ablations.costs import AXES, row_cost
-from ablations.verdicts import ArmStats, difference
+from ablations.analysis.costs import AXES, row_cost
+from ablations.analysis.verdicts import ArmStats, difference
 from core.stats import mean_se
 
 COST_RTOL = 0.02  # costs within 2% of each other count as equal

@@ -2,7 +2,7 @@
 
 Final losses compare arms at equal tokens (or steps); an arm that costs more per token
 has then also spent more. Here each (arm, seed)'s curve points (held-out MLM loss on the
-first held-out examples, see `ablations.costs.curve`) are interpolated at one budget C on
+first held-out examples, see `ablations.analysis.costs.curve`) are interpolated at one budget C on
 an axis — training FLOPs by default, or seconds, or tokens:
 - interpolation is linear in log C between the two curve points around C (loss curves
   are close to straight on a log axis); C outside a curve gives no value, never an
@@ -14,9 +14,9 @@ an axis — training FLOPs by default, or seconds, or tokens:
 - eval-set noise: both arms were scored on the same examples with the same masks, so
   each example's loss sum is interpolated at C the same way and the per-seed noise is the
   paired per-example standard error (`core.stats.paired_eval_se`), combined over seeds as
-  in `ablations.verdicts.difference`.
+  in `ablations.analysis.verdicts.difference`.
 The verdict is the verdicts' rule: a difference is real only when it clears both noises,
-otherwise "within noise (±size)" (`ablations.verdicts.describe`); and it is not judged at
+otherwise "within noise (±size)" (`ablations.analysis.verdicts.describe`); and it is not judged at
 all where the two arms are at different points of their learning-rate schedules at C
 (`schedule_mismatch`).
 """
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ablations.costs import curve, example_sums
-from ablations.verdicts import ArmStats, Difference, describe
+from ablations.analysis.costs import curve, example_sums
+from ablations.analysis.verdicts import ArmStats, Difference, describe
 from core.stats import mean_se, paired_eval_se
 
 

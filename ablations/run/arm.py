@@ -7,7 +7,10 @@ tokenizer) is not an arm's failure: every arm would meet it, so it stops the run
 
 With `--ladder K` one (arm, seed) yields K rows (`train_ladder`): one long wsd run in the
 unit's directory, paused at each rung's cooldown start, and each rung's cooldown in
-`rung-k/` from a copy of that checkpoint (`ablations.ladder`).
+`rung-k/` from a copy of that checkpoint (`ablations.plan.ladder`).
+
+A finished ok unit keeps its final weights (`ablations.run.weights`) and, with
+--downstream, its fine-tuned scores (`ablations.run.downstream`).
 """
 from __future__ import annotations
 
@@ -22,27 +25,25 @@ from typing import Any
 
 import torch
 
-from ablations.downstream import downstream_lines
-from ablations.export import drop_checkpoint, finish_arm, with_init_from
-from ablations.ladder import Ladder, unit_of
-from ablations.launch import fit, launch
-from ablations.options import RunOptions
-from ablations.resolve import TRAINING_ONLY, ResolvedArm, step_flops
-from ablations.results import arm_dir, rung_dir
+from ablations.plan.ladder import Ladder, budget_axis
+from ablations.plan.options import RunOptions
+from ablations.plan.resolve import ResolvedArm
+from ablations.plan.settings import RunSettings
+from ablations.run.downstream import downstream_lines, score_or_error
+from ablations.run.launch import fit, launch
+from ablations.run.weights import drop_checkpoint, keep_final_weights, with_init_from
+from ablations.rundir import BRANCH, arm_dir, rung_dir
 from core.data import DataConfig, DataError, build_dataset
-from core.device import is_oom
+from core.device import oom_result
 from core.files import atomic_path, atomic_write_text
-from core.measure import flops_per_token, matmul_peak_flops, measure
+from core.measure import flops_per_token, matmul_peak_flops, measure, step_flops
 from core.model import PretrainingModel
 from core.train import CHECKPOINT, TrainConfig, load_checkpoint
 
-BRANCH = "branch.json"  # in a rung's directory: the stable run's progress its cooldown branched from
-
 
 class ArmTrainer:
-    def __init__(self, run_dir: Path, opts: RunOptions, eff: dict[str, Any], device: torch.device, log):
-        self.out, self.opts, self.eff, self.device, self.log = run_dir, opts, eff, device, log
-        self.base_data: dict[int, DataConfig] = {}  # seed -> the base arm's data config
+    def __init__(self, run_dir: Path, opts: RunOptions, settings: RunSettings, device: torch.device, log):
+        self.out, self.opts, self.settings, self.device, self.log = run_dir, opts, settings, device, log
         self._data: dict[str, Any] = {}
 
     # -- data, shared by arms with the same DataConfig -----------------------------------------
@@ -56,11 +57,9 @@ class ArmTrainer:
         return self._data[key]
 
     def eval_data_for(self, res: ResolvedArm, data) -> tuple[Any, str]:
-        """Arms that differ from the base only in training-side data choices are scored on
-        the base arm's held-out examples and masks (same tokenizer and documents)."""
-        base = self.base_data.get(res.seed)
-        if base is not None and base.replace(**{k: getattr(res.data, k) for k in TRAINING_ONLY}) == res.data:
-            return self.data_for(base), "base"
+        """The held-out set that scores this arm: its own, or its base arm's (`plan.resolve.pair_eval_sets`)."""
+        if res.eval_data is not None and res.eval_data != res.data:
+            return self.data_for(res.eval_data), "base"
         return data, "own"
 
     # -- one arm --------------------------------------------------------------------------------
@@ -79,8 +78,9 @@ class ArmTrainer:
         except (KeyboardInterrupt, DataError):
             raise
         except Exception as err:  # noqa: BLE001 - a failed arm is a result; the run goes on
-            if is_oom(err):
-                row.update(status="oom", error=str(err).splitlines()[0][:300])
+            oom = oom_result(err)
+            if oom is not None:
+                row.update(oom)
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
             else:
@@ -95,14 +95,15 @@ class ArmTrainer:
                                  ckpt_dir)
         row.update(fields)
         if row["status"] == "ok":
-            row.update(self._finish(model or self._from_checkpoint(res, ckpt_dir), data, ckpt_dir, res))
+            row.update(self._keep_and_score(model or self._from_checkpoint(res, ckpt_dir), data, ckpt_dir, res))
         del model
         self._measure_into(row, res, speed=not row.get("timed_steps") or row["timed_steps"] < 3)
 
     def _with_flops(self, row: dict, res: ResolvedArm, train_cfg: TrainConfig) -> TrainConfig:
         """Every arm counts its training FLOPs (measured per step, so that any run can be
         plotted against compute); a FLOP budget has measured them already (`resolve`)."""
-        m = step_flops(res.model, res.data, train_cfg.batch_size, train_cfg.grad_accum, self.device)
+        m = step_flops(res.model, train_cfg.batch_size, res.data.max_length, self.device, res.data.mask_prob,
+                       train_cfg.grad_accum)
         fps = train_cfg.flops_per_step or m["flops_per_step"]
         row.update(flops_per_step=fps, flops_per_token_measured=m["flops_per_token"],
                    flops_per_token_analytic=m["flops_per_token_analytic"])
@@ -136,7 +137,7 @@ class ArmTrainer:
         for k in range(len(ladder)):
             if k in done:
                 continue
-            kind, amount = unit_of(ladder.budgets[k])
+            kind, amount = budget_axis(ladder.budgets[k])
             row = {**base, **flops, "ladder": len(ladder), "rung": k, "rung_budget": amount, "rung_budget_unit": kind,
                    "ladder_ratio": ladder.ratio}
             self._guarded(row, partial(self._rung_into, row, res, ladder, k, unit, measured))
@@ -166,7 +167,7 @@ class ArmTrainer:
         fields, model = self._fit(res, data, eval_data, ladder.rung(k), rdir)
         row.update(fields, branch_step=branch["step"], branch_tokens=branch["tokens"])
         if row["status"] == "ok" and k == len(ladder) - 1:  # the arm's usual result: weights kept, downstream
-            row.update(self._finish(model or self._from_checkpoint(res, rdir), data, unit, res))
+            row.update(self._keep_and_score(model or self._from_checkpoint(res, rdir), data, unit, res))
         del model
         if row["status"] == "ok" and not self.opts.keep_checkpoints:
             (rdir / BRANCH).unlink(missing_ok=True)
@@ -192,16 +193,19 @@ class ArmTrainer:
         model.load_state_dict(load_checkpoint(ckpt_dir / CHECKPOINT)["model"])
         return model
 
-    def _finish(self, model: PretrainingModel, data, ckpt_dir: Path, res: ResolvedArm) -> dict[str, Any]:
-        """Keep the final weights (ablations.export) and add downstream scores if asked."""
+    def _keep_and_score(self, model: PretrainingModel, data, directory: Path, res: ResolvedArm) -> dict[str, Any]:
+        """Keep the final weights (marked with the row's key) and add downstream scores if asked."""
+        keep_final_weights(model, data.tokenizer.path, directory, {"arm": res.arm.name, "seed": res.seed,
+                                                                   "key": res.key})
+        fields: dict[str, Any] = {"weights_dir": str(directory.relative_to(self.out))}
         o = self.opts
         if o.downstream:
             self.log(f"  fine-tuning on {', '.join(o.downstream)} ({o.downstream_steps} steps, "
                      f"{o.downstream_seeds} seed(s))")
-        fields = finish_arm(model, data.tokenizer.path, ckpt_dir, {"arm": res.arm.name, "seed": res.seed},
-                            o.downstream, o.downstream_steps, o.downstream_seeds, o.device)
-        for line in downstream_lines(fields):
-            self.log(f"  {line}")
+            fields.update(score_or_error(model, data.tokenizer.path, o.downstream, o.downstream_steps,
+                                         o.downstream_seeds, o.device))
+            for line in downstream_lines(fields):
+                self.log(f"  {line}")
         return fields
 
     def _measure_into(self, row: dict, res: ResolvedArm, speed: bool) -> None:
@@ -223,7 +227,7 @@ class ArmTrainer:
         cost = flops_per_token(res.model, res.data.max_length)
         out.update(cost, utilisation=cost["flops_per_token"] * rate / matmul_peak_flops(str(self.device))
                    if rate else None)
-        long_len = self.eff["long_seq_len"]
+        long_len = self.settings.long_seq_len
         if long_len:
             lm = measure(res.model, 1, long_len, self.device, speed=False, memory=False)
             out.update(saved_bytes_long=lm.get("saved_bytes"), long_seq_len=long_len)

@@ -1,0 +1,58 @@
+"""Downstream scores of a pretrained arm, for its results row: fine-tune it on each task and
+record each score with its n, interval and chance level (the fields are described in
+`ablations.analysis.downstream`, which reads them)."""
+from __future__ import annotations
+
+from typing import Any
+
+from core.data import Tokenizer
+from core.finetune import FinetuneConfig, SeedSummary, Task, finetune_seeds, load_task
+from core.model import PretrainingModel
+
+
+def load_tasks(names: list[str] | tuple[str, ...]) -> list[Task]:
+    """Every task read and checked up front, so a missing file fails before pretraining."""
+    return [load_task(n) for n in names]
+
+
+def finetune_config(steps: int, seed: int = 0, device: str = "auto") -> FinetuneConfig:
+    return FinetuneConfig(max_steps=steps, seed=seed, device=device)
+
+
+def score_arm(model: PretrainingModel, tokenizer: Tokenizer, tasks: list[Task], cfg: FinetuneConfig,
+              seeds: int = 1) -> dict[str, Any]:
+    """The row fields for one pretrained arm (see the module docstring)."""
+    row: dict[str, Any] = {}
+    for task in tasks:
+        summary = finetune_seeds(model, tokenizer, task, cfg, seeds)
+        row.update(summary_fields(summary))
+    return row
+
+
+def summary_fields(s: SeedSummary) -> dict[str, Any]:
+    first = s.results[0].test
+    return {f"downstream_{s.task}": s.mean, f"downstream_{s.task}_se": s.se, f"downstream_{s.task}_n": s.n,
+            f"downstream_{s.task}_ci": [first.low, first.high], f"downstream_{s.task}_metric": s.metric,
+            f"downstream_{s.task}_seeds": s.to_dict(), f"downstream_{s.task}_chance": s.chance}
+
+
+def downstream_lines(row: dict) -> list[str]:
+    """One console line per task (or the error), for the runner's log; the report judges them."""
+    if row.get("downstream_error"):
+        return [f"[red]downstream failed[/red]: {row['downstream_error']}"]
+    tasks = [k.removeprefix("downstream_").removesuffix("_metric") for k in row
+             if k.startswith("downstream_") and k.endswith("_metric")]
+    return [f"{t} {row[f'downstream_{t}_metric']} {row[f'downstream_{t}']:.3f} (n={row[f'downstream_{t}_n']}, "
+            f"chance {row[f'downstream_{t}_chance']:.3f})" for t in tasks]
+
+
+def score_or_error(model: PretrainingModel, tokenizer_path: str, tasks: tuple[str, ...], steps: int, seeds: int,
+                   device: str) -> dict[str, Any]:
+    """The downstream row fields of a pretrained arm; a failure is `downstream_error`, since
+    the pretrained arm is a result even if fine-tuning fails (its weights are kept)."""
+    try:
+        return score_arm(model, Tokenizer(tokenizer_path), load_tasks(tasks), finetune_config(steps, device=device),
+                         seeds)
+    except Exception as err:  # noqa: BLE001
+        return {"downstream_error": f"{type(err).__name__}: {str(err).splitlines()[0][:300]} (the weights are kept: "
+                                    f"retry with python -m ablations finetune)"}

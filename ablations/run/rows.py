@@ -1,0 +1,42 @@
+"""A unit's results row before training fills it: every field a report reads, present
+from the start, so that a failed unit's row has the same columns as a finished one's."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ablations.plan import ResolvedArm
+from ablations.specs import Arm
+from core.device import device_name
+from core.train import Budget
+
+
+def _ref(spec, arm: Arm) -> str | None:
+    ref = spec.reference_of(arm)
+    return ref.name if ref else None
+
+
+def row_base(runner, arm: Arm, res: ResolvedArm) -> dict[str, Any]:
+    spec, plan = runner.spec, runner.plan
+    return {
+        "ablation": spec.name, "arm": arm.name, "description": arm.description,
+        "component": arm.component, "compare_to": _ref(spec, arm), "variant": spec.base,
+        "overrides": dict(arm.overrides), "config": res.flat, "key": res.key,
+        "status": "ok", "error": None, "corpus": plan.corpus.name, "device": device_name(runner.device),
+        "workers": runner.opts.workers, "seed": res.seed, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "params_unique": None, "params_total": None, "tokens_seen": 0, "wall_s": 0.0,
+        "train_loss": [], "train_loss_time": [], "evals": [],
+        "eval_mlm_loss": None, "eval_mlm_acc": None, "eval_sentence_acc": None,
+        "eval_nsp_acc": None, "eval_sop_acc": None,
+        "tokens_per_s": None, "infer_tokens_per_s": None, "train_tokens_per_s": None,
+        "peak_mem_bytes": None, "saved_bytes": None, "saved_bytes_long": None, "long_seq_len": None,
+        "flops_per_token": None, "utilisation": None, "flops_label": None,
+        "flops_per_step": None, "flops_per_token_measured": None, "flops_per_token_analytic": None,
+        "train_flops": None, "budget_kind": Budget.of(res.train).kind,
+    }
+
+
+def twin_row(runner, twin: dict, arm: Arm) -> dict:
+    """A row trained for another arm of the same configuration, recorded under `arm`."""
+    return {**twin, "arm": arm.name, "description": arm.description, "component": arm.component,
+            "compare_to": _ref(runner.spec, arm), "overrides": dict(arm.overrides), "same_as": twin["arm"]}

@@ -1,0 +1,249 @@
+"""The runner: every unit of a plan trained (or recorded) once; one row per (arm, seed).
+
+- Seed k (`--seeds N`) is the same for every arm: initialisation where shapes agree,
+  data order and masks. A unit is an (arm, seed) pair.
+- Finished units (status ok, oom or nan) whose configuration is unchanged are skipped on
+  a re-run; a unit that errored is retried; a changed configuration trains afresh. Each
+  unit checkpoints, so an interrupted one resumes where it stopped. Units whose resolved
+  configuration equals another's are trained once and recorded under both names.
+- Several processes (or machines on one shared file system) may run the same command on
+  one run directory: a unit is trained by whoever holds its lease (`core.lease`), the
+  others skip it and wait for its row. No row is lost or doubled. `--workers N` starts
+  N - 1 such processes itself (`ablations.run.workers`).
+- Failures are results (`ablations.run.arm`); the summary lists the errors so that the
+  CLI's exit code can tell a script that something failed.
+- `--ladder K`: a unit yields K rows (rungs, smallest budget first), each appended as soon
+  as it is finished; a re-run skips finished rungs, and the unit's result is its largest
+  rung (`ablations.rundir.results`).
+
+The runner does not render the report: the CLI does, from the run directory, after it.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ablations.plan import Plan, Unit, make_plan
+from ablations.run.arm import ArmTrainer
+from ablations.run.bench import run_bench
+from ablations.run.rows import row_base, twin_row
+from ablations.run.timing import time_side_by_side
+from ablations.run.workers import Workers
+from ablations.rundir import (
+    FINISHED,
+    RESULTS,
+    SPEC,
+    append_row,
+    arm_dir,
+    claim_run_dir,
+    default_run_dir,
+    is_lower_rung,
+    read_rows,
+    write_text,
+)
+from core.device import device_name, pick_device
+from core.lease import Lease
+
+_NAN_HINT = {"nan": "; it stopped on a non-finite loss: change its configuration (e.g. --lr) to train it again"}
+
+
+@dataclass
+class RunSummary:
+    out: Path
+    rows: list[dict] = field(default_factory=list)     # the rows this process appended
+    errors: list[str] = field(default_factory=list)    # "arm (seed k): message", one per failed unit
+
+
+class Runner:
+    def __init__(self, plan: Plan, console=None, worker: int = 0):
+        from rich.console import Console
+
+        self.plan, self.spec, self.opts = plan, plan.spec, plan.opts
+        self.worker = worker  # > 0: a --workers helper (trains free units, then exits)
+        self.console = console or Console()
+        self.out = Path(self.opts.out) if self.opts.out else default_run_dir(self.spec.name)
+        self.device = pick_device(self.opts.device)
+        if self.opts.workers > 1 and self.device.type != "cpu":
+            raise ValueError(f"--workers {self.opts.workers} splits CPU cores between arms; on {self.device.type} "
+                             "one arm at a time uses the device fully: drop --workers (--nproc-per-node spreads "
+                             "an arm over several GPUs)")
+        self.trainer = ArmTrainer(self.out, self.opts, plan.settings, self.device, self.log)
+        self.summary = RunSummary(self.out)
+        self.done_keys: dict[str, dict] = {}                          # configuration key -> its finished row
+        self.finished: set[tuple[str, str]] = set()                   # (key, arm) with a result
+        self.rungs: dict[tuple[str, str], dict[int, dict]] = {}       # (key, arm) -> a ladder's finished lower rungs
+        self.twins: dict[tuple[str, int], list[str]] = {}             # (key, seed) -> the arms that share it
+
+    def log(self, msg: str) -> None:
+        self.console.print(f"[dim]worker {self.worker}[/dim] {msg}" if self.worker else msg)
+
+    # -- the run ----------------------------------------------------------------------------------
+    def run(self) -> RunSummary:
+        claim_run_dir(self.out, self.spec.name)
+        if self.spec.kind == "bench":
+            return self._run_bench()
+        plan = self.plan
+        self.trainer.data_for(plan.units[0].resolved.data)  # a corpus or tokenizer problem stops the run here, once
+        if not self.worker:
+            self._write_spec()
+        self._refresh()
+        for u in plan.trained:
+            self.twins.setdefault((u.resolved.key, u.seed), []).append(u.arm.name)
+        if plan.partial:
+            self.log(f"this process trains {len(plan.selected)} of {len(self.spec.arms)} arms: "
+                     + (", ".join(a.name for a in plan.selected) or "none (an empty shard)"))
+        workers = Workers.start(self, len(plan.trained), _worker_main)
+        waiting = [u for u in plan.trained if self._run_one(u) == "held"]
+        if self.worker:
+            return self.summary  # the starting process waits, times and reports
+        self._wait_for(waiting)
+        workers.join(self.log)
+        if plan.partial:
+            self.log("side-by-side timing skipped (--arms/--shard): it needs every arm in one process; "
+                     "run once more without them after all parts finish (it trains nothing, only times)")
+        else:
+            time_side_by_side(self, [u.resolved for u in plan.units])
+        return self.summary
+
+    def _write_spec(self) -> None:
+        info = self.plan.spec_json()
+        write_text(self.out / SPEC, json.dumps(info, indent=1, default=str))
+        s = self.plan.settings
+        distinct = len({u.resolved.key for u in self.plan.units})
+        self.log(f"[bold]{self.spec.name}[/bold]: {len(self.spec.arms)} arms × {self.opts.seeds} seed(s) "
+                 f"({distinct} distinct runs), size {s.size}, seq {s.seq_len}, batch {s.batch_size}, "
+                 f"budget {info['budget_per_arm']} per arm, corpus: {info['corpus']}, device: "
+                 f"{device_name(self.device)}; results in {self.out}")
+        if info["ladder"]:
+            self.log(f"ladder: every arm at {info['ladder']['rungs']} budgets {info['ladder']['budgets']}, cooled "
+                     "down (wsd) from one constant-rate run per arm and seed")
+
+    def _refresh(self) -> None:
+        """What the results file says is finished (by this or any other process)."""
+        for r in read_rows(self.out / RESULTS):
+            if r.get("status") in FINISHED and r.get("key"):
+                self._remember(r["key"], r["arm"], r)
+
+    def _remember(self, key: str, arm: str, row: dict) -> None:
+        """A finished row: a ladder's lower rung, or the (arm, seed)'s result."""
+        if is_lower_rung(row):
+            self.rungs.setdefault((key, arm), {})[row["rung"]] = row
+        else:
+            self.done_keys.setdefault(key, row)
+            self.finished.add((key, arm))
+
+    # -- one (arm, seed) --------------------------------------------------------------------------
+    def _run_one(self, unit: Unit) -> str:
+        """Train one unit or record why not; returns what happened ("held": another process
+        is training it right now)."""
+        res, arm = unit.resolved, unit.arm
+        done = self.done_keys.get(res.key)
+        if (res.key, arm.name) in self.finished:
+            self.log(f"{unit.head}: finished earlier ({done['status']}), skipped" + _NAN_HINT.get(done["status"], ""))
+            return "finished"
+        if done is not None:
+            return self._record_twin(unit, done)
+        twin = self._twin_in_flight(unit)
+        if twin is not None:
+            self.log(f"{unit.head}: same configuration as {twin}, which another process is training; waiting for it")
+            return "held"
+        lease = Lease(arm_dir(self.out, arm.name, res.seed))
+        if not lease.acquire():
+            self.log(f"{unit.head}: being trained by {lease.holder_info().get('holder', 'another process')}; "
+                     "its row will be waited for")
+            return "held"
+        try:
+            return self._train_leased(unit)
+        finally:
+            lease.release()
+
+    def _train_leased(self, unit: Unit) -> str:
+        self._refresh()  # another process may have finished it between our first look and the lease
+        if unit.resolved.key in self.done_keys:
+            return self._run_one(unit)
+        self.log(f"{unit.head}: {unit.arm.description or ''}")
+        base = row_base(self, unit.arm, unit.resolved)
+        if not self.opts.ladder:
+            return self._file_row(unit, self.trainer.train(unit.resolved, base))
+        done = self.rungs.get((unit.resolved.key, unit.arm.name), {})
+        if done:
+            self.log(f"  rungs {', '.join(str(k + 1) for k in sorted(done))} finished earlier, kept")
+        status = "ok"
+        for row in self.trainer.train_ladder(unit.resolved, base, done):
+            status = self._file_row(unit, row)
+        return status
+
+    def _file_row(self, unit: Unit, row: dict) -> str:
+        """A freshly trained row: remembered, logged and appended."""
+        if row["status"] in FINISHED:
+            self._remember(unit.resolved.key, unit.arm.name, row)
+        colour = {"ok": "green", "oom": "yellow"}.get(row["status"], "red")
+        rung = f"rung {row['rung'] + 1}/{row['ladder']}: " if row.get("ladder") else ""
+        summary = f"eval MLM loss {row['eval_mlm_loss']:.3f}, " if row.get("eval_mlm_loss") is not None else ""
+        self.log(f"  [{colour}]{row['status']}[/{colour}] {rung}{summary}{row.get('wall_s', 0):.0f}s"
+                 + (f" — {row['error']}" if row.get("error") else ""))
+        return self._append(row)
+
+    def _record_twin(self, unit: Unit, twin: dict) -> str:
+        """The twin's row (a ladder: its rungs too, smallest first) recorded under this arm."""
+        res, arm = unit.resolved, unit.arm
+        self.log(f"{unit.head}: same configuration as {twin['arm']}; its result is recorded for this arm too")
+        mine = self.rungs.setdefault((res.key, arm.name), {})
+        for k, rung in sorted(self.rungs.get((res.key, twin["arm"]), {}).items()):
+            if k not in mine:
+                mine[k] = twin_row(self, rung, arm)
+                self._append(mine[k])
+        self.finished.add((res.key, arm.name))
+        return self._append(twin_row(self, twin, arm))
+
+    def _append(self, row: dict) -> str:
+        append_row(self.out / RESULTS, row)
+        self.summary.rows.append(row)
+        if row["status"] == "error":
+            self.summary.errors.append(f"{row['arm']} (seed {row['seed']}): {row['error']}")
+        return row["status"]
+
+    def _twin_in_flight(self, unit: Unit) -> str | None:
+        """An arm of the same configuration that another process is training right now: its
+        row will be this arm's too, so training it again would only double the work."""
+        for other in self.twins.get((unit.resolved.key, unit.seed), []):
+            if other != unit.arm.name and Lease(arm_dir(self.out, other, unit.seed)).holder_info() is not None:
+                return other
+        return None
+
+    def _wait_for(self, waiting: list[Unit], poll_s: float = 2.0) -> None:
+        """Units another process holds: wait for their rows; take over any whose holder died."""
+        if waiting:
+            self.log(f"waiting for {len(waiting)} unit(s) trained by other processes")
+        while waiting:
+            time.sleep(poll_s)
+            self._refresh()
+            waiting = [u for u in waiting if self._run_one(u) == "held"]
+
+    def _run_bench(self) -> RunSummary:
+        s, spec = self.plan.settings, self.spec
+        seq_lens = spec.bench_seq_lens[:2] if self.opts.quick else spec.bench_seq_lens
+        self.summary.errors += run_bench(spec.bench_variants, seq_lens, "both", s.size,
+                                         512 if self.opts.quick else spec.defaults.get("tokens_per_batch", 8192),
+                                         self.opts, self.out, self.console, ablation=spec.name)
+        return self.summary
+
+
+def run_plan(plan: Plan, console=None) -> RunSummary:
+    return Runner(plan, console).run()
+
+
+def run_ablation(spec, opts, console=None) -> RunSummary:
+    """Plan and run an ablation from Python (the CLI's `run`, without the report: then
+    `ablations.report.render_report(summary.out)`)."""
+    return run_plan(make_plan(spec, opts), console)
+
+
+def _worker_main(plan: Plan, threads: int, index: int) -> None:
+    """A --workers helper process: the same plan, training whatever unit is free."""
+    import torch
+
+    torch.set_num_threads(threads)
+    Runner(plan, worker=index).run()

@@ -1,0 +1,127 @@
+"""The schema of an ablation: a base variant plus arms of dotted overrides.
+
+An arm names exactly the keys it changes ("model.attention", "data.sentence_task",
+"train.lr"), relative to the ablation's base, and optionally the arm it should be
+compared with (`compare_to`) to show one component's marginal effect. Users write the
+same structure in TOML (`ablations.specs.toml`).
+
+`expectations` are the papers' claimed directions; the report checks each one against
+the measured figures and says plainly whether this run reproduced it.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from core.registry import unknown_name_error
+
+SECTIONS = ("model", "data", "train")
+# the run options an ablation's `defaults` (or a TOML [defaults] table) may set
+DEFAULT_KEYS = ("size", "seq_len", "batch_size", "tokens", "steps", "lr", "vocab_size", "tokens_per_batch")
+METRICS = ("params_unique", "params_total", "tokens_per_s", "peak_mem_bytes", "saved_bytes",
+           "saved_bytes_long", "eval_mlm_loss", "eval_mlm_acc", "eval_nsp_acc", "eval_sop_acc", "wall_s")
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    overrides: Mapping[str, Any] = field(default_factory=dict)   # dotted keys, relative to the base
+    description: str = ""
+    compare_to: str | None = None                                # default: the base arm
+    component: str | None = None                                 # what this arm adds or removes
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """`arm`'s `metric` should be `direction` ("lower"/"higher") than its comparison arm's,
+    by at least `factor` (a ratio, e.g. 0.5 = at most half) where given."""
+    claim: str
+    arm: str
+    metric: str
+    direction: str
+    factor: float | None = None
+    versus: str | None = None  # default: the arm's compare_to
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class AblationSpec:
+    name: str
+    description: str
+    base: str                                        # variant name
+    arms: tuple[Arm, ...]
+    base_overrides: Mapping[str, Any] = field(default_factory=dict)
+    defaults: Mapping[str, Any] = field(default_factory=dict)   # the CPU budget: size, seq_len, batch_size, tokens...
+    # the budget at which the effect is expected to show (estimated from the papers'
+    # curves; `run NAME --budget gpu` uses it); same keys as defaults, plus "why"
+    gpu_budget: Mapping[str, Any] = field(default_factory=dict)
+    expectations: tuple[Expectation, ...] = ()
+    kind: str = "train"                              # train | bench (no training: seq_scaling)
+    bench_variants: tuple[str, ...] = ()
+    bench_seq_lens: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        names = [a.name for a in self.arms]
+        if len(set(names)) != len(names):
+            raise ValueError(f"ablation {self.name!r}: arm names repeat: {names}")
+        for arm in self.arms:
+            check_dotted(arm.overrides, f"arm {arm.name!r}")
+            if arm.compare_to is not None and arm.compare_to not in names:
+                raise unknown_name_error(f"compare_to arm of {arm.name!r}", arm.compare_to, names)
+        check_dotted(self.base_overrides, "base_overrides")
+        for key in self.defaults:
+            if key not in DEFAULT_KEYS:
+                raise unknown_name_error(f"key in the defaults of ablation {self.name!r}", key, DEFAULT_KEYS)
+        for key in self.gpu_budget:
+            if key not in (*DEFAULT_KEYS, "why"):
+                raise unknown_name_error(f"key in the gpu_budget of ablation {self.name!r}", key, DEFAULT_KEYS)
+        for e in self.expectations:
+            if e.arm not in names:
+                raise unknown_name_error("expectation arm", e.arm, names)
+            if e.metric not in METRICS:
+                raise unknown_name_error("expectation metric", e.metric, METRICS)
+
+    @property
+    def base_arm(self) -> Arm:
+        return self.arms[0]
+
+    def arm(self, name: str) -> Arm:
+        for a in self.arms:
+            if a.name == name:
+                return a
+        raise unknown_name_error(f"arm of {self.name}", name, [a.name for a in self.arms])
+
+    def reference_of(self, arm: Arm) -> Arm | None:
+        if arm is self.base_arm:
+            return None
+        return self.arm(arm.compare_to) if arm.compare_to else self.base_arm
+
+    def to_json(self) -> dict[str, Any]:
+        """What a report needs of the spec, written into the run directory's spec.json, so
+        that the report reads the run directory alone (a copied or older run renders the
+        same). Each expectation names the arm it is compared with (`versus` resolved)."""
+        expectations = []
+        for e in self.expectations:
+            ref = self.reference_of(self.arm(e.arm))
+            expectations.append({**asdict(e), "versus": e.versus or (ref.name if ref else None)})
+        return {"ablation": self.name, "description": self.description, "base": self.base,
+                "arms": [a.name for a in self.arms],
+                "gpu_budget": dict(self.gpu_budget), "expectations": expectations}
+
+
+def check_dotted(overrides: Mapping[str, Any], where: str) -> None:
+    from core.data import DataConfig
+    from core.model import ModelConfig
+    from core.train import TrainConfig
+
+    classes = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+    for key in overrides:
+        section, _, field_name = key.partition(".")
+        if section not in classes or not field_name:
+            raise ValueError(f"{where}: override key {key!r} must be 'model.<field>', 'data.<field>' "
+                             "or 'train.<field>'")
+        if field_name not in classes[section].field_names():
+            raise unknown_name_error(f"{section} field in {where}", field_name, classes[section].field_names())
+
+

@@ -1,0 +1,207 @@
+"""What a run directory guarantees: one ablation, one result per (arm, seed), arm names
+that never collide, exports that match their row and never delete what they did not
+write, and configuration errors found before anything trains."""
+import json
+import shutil
+
+import pytest
+
+from ablations.__main__ import main as cli
+from ablations.plan import RunOptions, make_plan
+from ablations.plan.ladder import budget_axis
+from ablations.rundir import (
+    RESULTS,
+    append_row,
+    arm_dir,
+    arm_dirname,
+    claim_run_dir,
+    default_run_dir,
+    read_rows,
+    result_rows,
+    results,
+)
+from ablations.specs import get_ablation, load_toml
+
+
+def test_arm_directory_names_are_injective_and_stay_inside_arms(tmp_path):
+    names = ["x/y", "x_y", "x%2Fy", "..", ".", "E=H shared", "all/1", "+factorized", "한국어"]
+    dirs = [arm_dirname(n) for n in names]
+    assert len(set(dirs)) == len(names)
+    for n in names:
+        d = arm_dir(tmp_path, n, 0)
+        assert d.resolve().parent.parent == (tmp_path / "arms").resolve() and "/" not in arm_dirname(n)
+    assert arm_dirname("+factorized") == "+factorized"  # names that are already safe are kept as they are
+
+
+def test_default_run_directory_stays_under_runs():
+    assert str(default_run_dir("/tmp/elsewhere")).startswith("runs/")
+    assert default_run_dir("objective").as_posix() == "runs/objective"
+
+
+def test_one_rule_for_which_rows_are_results():
+    rows = [{"arm": "a", "seed": 0, "status": "ok", "v": 1},
+            {"arm": "a", "seed": 1, "status": "ok", "v": 2},
+            {"arm": "b", "seed": 0, "ladder": 3, "rung": 0, "v": 3},  # a lower rung: a budget point
+            {"arm": "b", "seed": 0, "ladder": 3, "rung": 2, "v": 4},
+            {"arm": "a", "seed": 0, "status": "nan", "v": 5}]         # a re-run replaces the earlier row
+    assert {k: r["v"] for k, r in results(rows).items()} == {("a", 0): 5, ("a", 1): 2, ("b", 0): 4}
+    assert [r["v"] for r in result_rows(rows)] == [5, 2, 4]
+
+
+def test_a_budget_speaks_in_one_order_everywhere():
+    """--steps and --tokens together: the arms are matched on tokens, and a ladder rung says tokens too."""
+    settings = make_plan(get_ablation("seq_scaling"), RunOptions(steps=5, tokens=1000)).settings
+    assert settings.budget.kind == "tokens"
+    assert budget_axis(settings.budget.fields()) == ("tokens", 1000)
+
+
+def test_a_run_directory_belongs_to_one_ablation(tmp_path):
+    claim_run_dir(tmp_path, "objective")
+    append_row(tmp_path / RESULTS, {"ablation": "objective", "arm": "nsp", "seed": 0, "status": "ok"})
+    claim_run_dir(tmp_path, "objective")  # the same ablation may resume there
+    with pytest.raises(ValueError, match="holds a run of ablation 'objective'; running 'masking' there"):
+        claim_run_dir(tmp_path, "masking")
+
+
+def test_every_arm_is_checked_before_any_trains(tmp_path, corpus_file, capsys):
+    spec = tmp_path / "typo.toml"
+    spec.write_text('name = "typo"\nbase = "bert"\n[[arms]]\nname = "base"\n'
+                    '[[arms]]\nname = "fast"\noverrides = { "train.lr" = "fast" }\n'
+                    '[[arms]]\nname = "lhs"\noverrides = { "model.attention" = "lhs" }\n', encoding="utf-8")
+    out = tmp_path / "run"
+    assert cli(["run", str(spec), "--quick", "--out", str(out), "--corpus", str(corpus_file), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid configuration in 2 arm(s)" in err and "fast: arm 'fast': train.lr must be float" in err
+    assert "lhs: " in err and "Did you mean 'lsh'" in err
+    assert not (out / RESULTS).exists()  # nothing trained
+    with pytest.raises(ValueError, match="nothing trained"):
+        make_plan(load_toml(spec), RunOptions(quick=True, corpus=str(corpus_file)))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--flops", "-1e9"], "--flops must be >= 1"),
+    (["--lr", "inf"], "--lr must be a finite number > 0"),
+    (["--lr", "nan"], "--lr must be a finite number > 0"),
+    (["--lr", "-1e-3"], "--lr must be a finite number > 0"),
+])
+def test_bad_numbers_are_named(argv, message, capsys):
+    assert cli(["run", "objective", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_micro_run_reads_its_gpu_budget_without_crashing(tmp_path):
+    """The CPU budgets' size (micro) was missing from the report's size order."""
+    from ablations.analysis.verdicts import collect
+    from ablations.report.training import _warnings
+
+    arms = collect([{"arm": "a", "seed": 0, "status": "ok"}])
+    info = {"gpu_budget": {"size": "small", "tokens": 100, "why": "w"}, "options": {"size": "micro"},
+            "budget_per_arm": {"max_tokens": 1000}}
+    assert "is far below the budget" in _warnings(arms, info, "x")[-1]
+    info["options"]["size"] = "base"
+    assert "meets the budget" in _warnings(arms, info, "x")[-1]
+
+
+@pytest.fixture(scope="module")
+def two_seed_run(tmp_path_factory, corpus_file, cache_dir):
+    """objective's nsp arm trained at seed 0 (lr 1e-3), then at seed 3 (lr 5e-3) into one directory."""
+    out = tmp_path_factory.mktemp("run")
+    base = ["run", "objective", "--quick", "--arms", "nsp", "--out", str(out), "--corpus", str(corpus_file),
+            "--no-progress"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BERT_ABLATE_CACHE", str(cache_dir))
+        assert cli(base + ["--lr", "0.001"]) == 0
+        assert cli(base + ["--seed", "3", "--lr", "0.005"]) == 0
+    return out
+
+
+def _exported_source(directory):
+    return json.loads((directory / "bert_ablate.json").read_text())["source"]
+
+
+@pytest.mark.slow
+def test_export_names_the_seed_and_takes_the_row_it_reports(two_seed_run, tmp_path, capsys):
+    run = two_seed_run
+    rows = {r["seed"]: r for r in read_rows(run / RESULTS)}
+    assert cli(["export", str(run), "nsp@3", "--format", "native", "--out", str(tmp_path / "e3")]) == 0
+    assert "nsp seed 3 (of seeds 0, 3" in capsys.readouterr().out
+    assert _exported_source(tmp_path / "e3") == {"run_dir": str(run), "arm": "nsp", "seed": 3}
+    kept = json.loads((run / rows[3]["weights_dir"] / "bert_ablate.json").read_text())["source"]
+    assert kept["key"] == rows[3]["key"] != rows[0]["key"]
+    assert cli(["export", str(run), "nsp", "--seed", "3", "--out", str(tmp_path / "e3b")]) == 0
+    assert cli(["export", str(run), "nsp", "--out", str(tmp_path / "e0")]) == 0  # ARM alone: the first seed
+    assert _exported_source(tmp_path / "e0")["seed"] == 0
+    assert cli(["export", str(run), "nsp@7", "--out", str(tmp_path / "e7")]) == 2
+    assert "has no seed 7" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_directory_without_seed_0_exports_its_own_seed(two_seed_run, tmp_path):
+    run = tmp_path / "only3"
+    shutil.copytree(two_seed_run, run)
+    lines = [r for r in read_rows(run / RESULTS) if r["seed"] == 3]
+    (run / RESULTS).write_text("".join(json.dumps(r) + "\n" for r in lines))
+    shutil.rmtree(run / "arms" / "nsp" / "seed-0")
+    assert cli(["export", str(run), "nsp", "--out", str(tmp_path / "e")]) == 0
+    assert _exported_source(tmp_path / "e")["seed"] == 3
+
+
+@pytest.mark.slow
+def test_a_failed_rerun_is_not_exported_with_older_weights(two_seed_run, tmp_path, capsys):
+    run = tmp_path / "stale"
+    shutil.copytree(two_seed_run, run)
+    row = next(r for r in read_rows(run / RESULTS) if r["seed"] == 0)
+    append_row(run / RESULTS, {**row, "status": "nan", "error": "non-finite loss at step 2",
+                               "timestamp": "2099-01-01T00:00:00"})
+    assert cli(["export", str(run), "nsp", "--out", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err
+    assert "seed 0 (its result row of 2099-01-01T00:00:00) ended 'nan'" in err and not (tmp_path / "e").exists()
+
+
+@pytest.mark.slow
+def test_export_never_deletes_what_it_did_not_write(two_seed_run, tmp_path, capsys):
+    run = two_seed_run
+    theirs = tmp_path / "d"
+    theirs.mkdir()
+    (theirs / "config.json").write_text("{}")
+    (theirs / "NOTES.md").write_text("x")
+    assert cli(["export", str(run), "nsp", "--out", str(theirs)]) == 2
+    assert "NOTES.md" in capsys.readouterr().err and (theirs / "NOTES.md").read_text() == "x"
+    weights = run / "arms" / "nsp" / "seed-3"
+    before = sorted(p.name for p in weights.iterdir())
+    assert cli(["export", str(run), "nsp@3", "--format", "native", "--out", str(weights)]) == 2
+    assert "inside the run's arms/ directory" in capsys.readouterr().err
+    assert sorted(p.name for p in weights.iterdir()) == before
+    # an earlier export is replaced whole; a file added to it since is refused, not deleted
+    out = tmp_path / "again"
+    assert cli(["export", str(run), "nsp", "--out", str(out)]) == 0
+    assert cli(["export", str(run), "nsp@3", "--out", str(out)]) == 0
+    assert _exported_source(out)["seed"] == 3
+    (out / "mine.txt").write_text("keep")
+    assert cli(["export", str(run), "nsp", "--out", str(out)]) == 2
+    assert (out / "mine.txt").read_text() == "keep"
+
+
+@pytest.mark.slow
+def test_another_ablation_is_refused_before_it_trains(two_seed_run, corpus_file, capsys):
+    rows = len(read_rows(two_seed_run / RESULTS))
+    assert cli(["run", "masking", "--quick", "--out", str(two_seed_run), "--corpus", str(corpus_file),
+                "--no-progress"]) == 2
+    assert "holds a run of ablation 'objective'; running 'masking'" in capsys.readouterr().err
+    assert len(read_rows(two_seed_run / RESULTS)) == rows
+
+
+@pytest.mark.slow
+def test_the_report_reads_only_the_run_directory(two_seed_run, tmp_path, monkeypatch):
+    """A copied run renders the same report when the catalogue no longer knows its ablation:
+    description and expected directions come from spec.json."""
+    import ablations.specs.catalogue as catalogue
+    from ablations.report import render_report
+
+    run = tmp_path / "copied"
+    shutil.copytree(two_seed_run, run)
+    description = get_ablation("objective").description
+    monkeypatch.setattr(catalogue, "ABLATIONS", {})
+    report = render_report(run).read_text()
+    assert description in report
+    assert "The papers' expected directions" in report and "ALBERT Table 5" in report
