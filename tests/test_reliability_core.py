@@ -1,0 +1,133 @@
+"""Issue 24, the core side: corpora and task files that must not lose or invent data, a
+corpus cache keyed on content, messages that name the real cause, stale leases, and the
+two warm-start recipes for a longer position table."""
+import io
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from core.data import DataConfig, build_dataset
+from core.data.corpus import CorpusError, CorpusReport, fingerprint, iter_documents, resolve_files
+from core.data.tokenizer import MAX_SENTENCE_BYTES, TokenizerError
+from core.finetune import TaskError, load_task
+from core.interop import export_arm, load_arm, warm_start
+from core.lease import Lease
+from core.train import TrainConfig, Trainer
+from variants import build_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# -- item 6: WikiExtractor documents without </doc> -------------------------------------------------------
+def wiki(docs: list[tuple[str, bool]]) -> str:
+    """WikiExtractor text: (body, closed) per document, the title on the tag's next line."""
+    out = []
+    for i, (body, closed) in enumerate(docs, 1):
+        out.append(f'<doc id="{i}" url="https://x/{i}" title="T{i}">\nT{i}\n{body}\n' + ("</doc>\n" if closed else ""))
+    return "".join(out)
+
+
+def test_unclosed_wikiextractor_documents_are_recovered_and_counted(tmp_path):
+    path = tmp_path / "wiki_00"
+    path.write_text(wiki([(f"Doc {i} first sentence. Doc {i} second sentence.", i not in (2, 4))
+                          for i in range(1, 5)]), encoding="utf-8")
+    report = CorpusReport()
+    docs = list(iter_documents([path], report))
+    assert docs == [[f"Doc {i} first sentence.", f"Doc {i} second sentence."] for i in range(1, 5)]
+    assert (report.documents, report.unclosed_docs, report.skipped_lines) == (4, 2, 0)
+    assert report.first_unclosed == f"{path}:5"  # doc 2's <doc line, closed by doc 3's
+
+
+def test_the_data_statistics_name_unclosed_documents(tmp_path):
+    from core.data.builtin_corpus import iter_builtin_documents
+
+    bodies = ["\n".join(doc) for _, doc in zip(range(40), iter_builtin_documents())]
+    path = tmp_path / "wiki_00"
+    path.write_text(wiki([(b, i % 7 != 3) for i, b in enumerate(bodies)]), encoding="utf-8")
+    stats = build_dataset(DataConfig(vocab_size=600, max_length=64, dupe_factor=1, max_eval_examples=16),
+                          path, tmp_path / "cache").stats()
+    assert (stats["documents"], stats["unclosed_docs"], stats["skipped_lines"]) == (40, 6, 0)
+    assert stats["first_unclosed"].startswith(f"{path}:")
+
+
+# -- item 9: the corpus fingerprint is its content -----------------------------------------------------------
+def test_the_corpus_fingerprint_follows_content_not_mtime_or_place(tmp_path):
+    corpus = tmp_path / "a" / "corpus"
+    corpus.mkdir(parents=True)
+    (corpus / "one.txt").write_text("First line of text.\n", encoding="utf-8")
+    big = random.Random(0).randbytes(5 << 20)
+    (corpus / "two.txt").write_bytes(big)
+    before = fingerprint(resolve_files(corpus))
+
+    copy = tmp_path / "b" / "corpus"
+    shutil.copytree(corpus, copy)  # new mtimes, same bytes, another place
+    assert fingerprint(resolve_files(copy)) == before
+
+    one = corpus / "one.txt"
+    st = one.stat()
+    one.write_text("Other line of text.\n", encoding="utf-8")   # same size ...
+    os.utime(one, ns=(st.st_atime_ns, st.st_mtime_ns))         # ... and `touch -d` restores the mtime
+    assert one.stat().st_size == st.st_size and one.stat().st_mtime_ns == st.st_mtime_ns
+    changed = fingerprint(resolve_files(corpus))
+    assert changed != before
+
+    two = copy / "two.txt"
+    st = two.stat()
+    two.write_bytes(big[:-10] + b"0123456789")                  # the last MiB of a large file
+    os.utime(two, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert fingerprint(resolve_files(copy)) not in (before, changed)
+    (copy / "two.txt").rename(copy / "two.jsonl")                # a name decides the format: it counts
+    assert fingerprint(resolve_files(copy)) != before
+
+
+def test_the_data_command_sees_a_same_size_same_mtime_edit(tmp_path, corpus_file):
+    path = tmp_path / "prose.txt"
+    shutil.copyfile(corpus_file, path)
+    cfg = DataConfig(vocab_size=600, max_length=64, dupe_factor=1, max_eval_examples=16)
+    first = build_dataset(cfg, path, tmp_path / "cache").stats()
+    st = path.stat()
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("\n\n", "\n.", 5), encoding="utf-8")  # five documents fewer, same size
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_size == st.st_size
+    assert build_dataset(cfg, path, tmp_path / "cache").stats()["documents"] == first["documents"] - 5
+
+
+# -- item 11: messages that name the real cause ---------------------------------------------------------------
+def test_a_line_too_long_for_sentencepiece_names_its_file_line_and_the_limit(tmp_path, cache_dir):
+    path = tmp_path / "long.txt"
+    path.write_text("가나다라마바사" * (MAX_SENTENCE_BYTES // 10) + "\n", encoding="utf-8")  # ~2x the limit
+    with pytest.raises(TokenizerError) as err:
+        build_dataset(DataConfig(vocab_size=600, max_length=64), path, cache_dir)
+    msg = str(err.value)
+    assert "\n" not in msg and "sentences_" not in msg
+    assert f"{path}:1" in msg and f"{MAX_SENTENCE_BYTES} bytes" in msg and "max_sentence_length" in msg
+    assert "one per line" in msg
+
+
+@pytest.mark.parametrize("encoding, name", [("utf-16", "UTF-16"), ("utf-16-le", "UTF-16LE"),
+                                            ("utf-16-be", "UTF-16BE")])
+def test_utf16_text_is_called_utf16_with_the_iconv_fix(tmp_path, encoding, name):
+    path = tmp_path / "text.txt"
+    path.write_bytes(("한국어 문장입니다. Some English too.\n" * 20).encode(encoding))
+    with pytest.raises(CorpusError) as err:
+        list(iter_documents([path]))
+    msg = str(err.value)
+    assert f"{path} is {name} text" in msg and f"iconv -f {name} -t UTF-8 {path} > {path}.utf8" in msg
+    assert "binary" not in msg
+
+
+def test_a_binary_file_is_still_called_binary(tmp_path):
+    path = tmp_path / "blob.bin"
+    path.write_bytes(bytes(random.Random(1).randrange(256) if i % 3 else 0 for i in range(4096)))
+    with pytest.raises(CorpusError, match="is a binary file"):
+        list(iter_documents([path]))
+
+
