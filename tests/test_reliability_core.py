@@ -57,6 +57,26 @@ def test_the_data_statistics_name_unclosed_documents(tmp_path):
     assert stats["first_unclosed"].startswith(f"{path}:")
 
 
+# -- item 7: a TSV row with a tab inside a text field ---------------------------------------------------------
+def test_a_row_with_more_fields_than_the_header_is_an_error_naming_its_line(tmp_path):
+    header = "id\tsentence1\tsentence2\tlabel"
+    good = ["1\ta cat\ta dog\tyes", "2\tx\ty\tno"]
+    for name in ("dev.tsv", "test.tsv"):
+        (tmp_path / name).write_text("\n".join([header, *good]) + "\n", encoding="utf-8")
+    # a blank line, then a row whose second sentence holds a tab: its label column reads "dog"
+    (tmp_path / "train.tsv").write_text("\n".join([header, good[0], "", "3\ta\tthe\tdog\tyes", good[1]]) + "\n",
+                                        encoding="utf-8")
+    spec = f"tsv:{tmp_path}:text_a=sentence1,text_b=sentence2,label=label"
+    with pytest.raises(TaskError, match=r"train\.tsv:4: 5 fields, the header has 4"):
+        load_task(spec)
+    (tmp_path / "train.tsv").write_text("\n".join([header, *good]) + "\n", encoding="utf-8")
+    (tmp_path / "test.tsv").write_text("\n".join([header, *good, "3\ta\tb\tyes\t"]) + "\n", encoding="utf-8")
+    with pytest.raises(TaskError, match=r"test\.tsv:4: 5 fields, the header has 4"):
+        load_task(spec)
+    (tmp_path / "test.tsv").write_text("\n".join([header, *good]) + "\n", encoding="utf-8")
+    assert load_task(spec).classes == ["no", "yes"]
+
+
 # -- item 9: the corpus fingerprint is its content -----------------------------------------------------------
 def test_the_corpus_fingerprint_follows_content_not_mtime_or_place(tmp_path):
     corpus = tmp_path / "a" / "corpus"
