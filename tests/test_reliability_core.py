@@ -151,3 +151,32 @@ def test_a_binary_file_is_still_called_binary(tmp_path):
         list(iter_documents([path]))
 
 
+LEASE_HOLDER = ("import sys, os; from core.lease import Lease\n"
+                "lease = Lease(sys.argv[1], ttl_s=3600); assert lease.acquire(); print('held', flush=True)\n"
+                "sys.stdin.readline() if sys.argv[2] == 'wait' else os._exit(0)  # exit without release\n")
+
+
+def test_a_dead_holder_on_this_host_frees_its_lease_at_once(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", LEASE_HOLDER, str(tmp_path), "die"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.stdout.strip() == "held" and (tmp_path / "lease.json").is_file()
+    mine = Lease(tmp_path, ttl_s=3600)
+    assert mine.acquire()  # the holder's pid is gone: no hour's wait
+    mine.release()
+
+    live = subprocess.Popen([sys.executable, "-c", LEASE_HOLDER, str(tmp_path), "wait"], env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert live.stdout.readline().strip() == "held"
+        assert not Lease(tmp_path, ttl_s=3600).acquire()  # a live holder keeps it
+    finally:
+        live.communicate("\n", timeout=60)
+
+
+def test_a_dead_pid_on_another_host_is_left_to_the_ttl(tmp_path):
+    (tmp_path / "lease.json").write_text(json.dumps({"holder": "elsewhere:1:x", "host": "elsewhere-host-x",
+                                                     "pid": 2 ** 22 + 12345, "since": 0}))
+    assert not Lease(tmp_path, ttl_s=3600).acquire()
+
+
