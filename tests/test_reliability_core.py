@@ -180,3 +180,29 @@ def test_a_dead_pid_on_another_host_is_left_to_the_ttl(tmp_path):
     assert not Lease(tmp_path, ttl_s=3600).acquire()
 
 
+def tiny_tokenizer(path: Path) -> Path:
+    import sentencepiece as spm
+
+    buf = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter([f"hello world this is a test sentence number {i}" for i in range(200)]),
+        model_writer=buf, vocab_size=40, pad_id=0, unk_id=1, bos_id=-1, eos_id=-1, pad_piece="[PAD]",
+        unk_piece="[UNK]", control_symbols=["[CLS]", "[SEP]", "[MASK]"], minloglevel=2)
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["native", "hf"])
+def test_a_truncated_weights_file_is_named_with_the_fix(tmp_path, fmt):
+    if fmt == "hf":
+        pytest.importorskip("transformers")
+    out = tmp_path / "exported"
+    export_arm(build_model("bert", size="tiny", vocab_size=40), tiny_tokenizer(tmp_path / "sp.model"), out, fmt)
+    weights = out / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # a copy cut short
+    with pytest.raises(ValueError) as err:
+        load_arm(out)
+    msg = str(err.value)
+    assert "\n" not in msg and str(weights) in msg and "truncated or corrupt" in msg and "re-export" in msg
+
+
