@@ -206,3 +206,37 @@ def test_a_truncated_weights_file_is_named_with_the_fix(tmp_path, fmt):
     assert "\n" not in msg and str(weights) in msg and "truncated or corrupt" in msg and "re-export" in msg
 
 
+# -- item 13: two recipes for a longer position table --------------------------------------------------------
+def test_warm_start_positions_repeat_or_random(tmp_path):
+    source = build_model("roberta", size="tiny", vocab_size=40, max_position_embeddings=64)
+    src = source.state_dict()
+    name = "embeddings.position.weight"
+
+    repeated = build_model("roberta-lsh", size="tiny", vocab_size=40, max_position_embeddings=160, lsh_bucket_size=16)
+    report = warm_start(repeated, source)  # the default: Longformer's repetition
+    assert torch.equal(repeated.state_dict()[name][2 + 70], src[name][2 + 70 % 64])
+    assert "extended by repeating the learned positions" in report.line()
+
+    fresh = build_model("roberta-lsh", size="tiny", vocab_size=40, max_position_embeddings=160, lsh_bucket_size=16)
+    init = fresh.state_dict()[name].clone()
+    report = warm_start(fresh, source, positions="random")  # KoBigBird's: a new table, nothing loaded
+    assert torch.equal(fresh.state_dict()[name], init)
+    assert torch.equal(fresh.state_dict()["embeddings.word.weight"], src["embeddings.word.weight"])
+    line = report.line()
+    assert "repeating" not in line and f"{name} (66 -> 162 rows) left at its random initialisation" in line
+
+    with pytest.raises(ValueError, match="position recipe 'tile'.* Valid choices: random, repeat"):
+        warm_start(fresh, source, positions="tile")
+    with pytest.raises(ValueError, match="init_positions 'copy'.* Valid choices: random, repeat"):
+        TrainConfig(max_steps=1, init_positions="copy")
+
+
+def test_the_trainer_warm_starts_with_the_configured_positions(small_data, tmp_path):
+    source = build_model("roberta", size="tiny", vocab_size=600, max_position_embeddings=64)
+    export_arm(source, small_data.tokenizer.path, tmp_path / "src", "native")
+    fresh = build_model("roberta-lsh", size="tiny", vocab_size=600, max_position_embeddings=160, lsh_bucket_size=16)
+    init = fresh.state_dict()["embeddings.position.weight"].clone()
+    cfg = TrainConfig(max_steps=1, device="cpu", init_from=str(tmp_path / "src"), init_positions="random")
+    line = Trainer(fresh, small_data, cfg, progress_bar=False).warm_start()
+    assert "left at its random initialisation" in line
+    assert torch.equal(fresh.state_dict()["embeddings.position.weight"], init)
