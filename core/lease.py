@@ -1,10 +1,14 @@
 """Leases: "this process is working on that directory", safe across processes and machines
 that share a file system, and self-expiring when the holder dies.
 
-A lease is a small JSON file (holder id, host, pid) whose modification time is its
-heartbeat: a background thread touches it every `heartbeat_s`. A lease whose heartbeat is
-older than `ttl_s` belongs to a crashed holder and may be taken over. Acquisition and
-takeover happen under an flock on a sibling file, so two contenders never both win.
+A lease is a small JSON file (holder id, host, pid, pid namespace) whose modification
+time is its heartbeat: a background thread touches it every `heartbeat_s`. A lease whose
+heartbeat is older than `ttl_s` belongs to a crashed holder and may be taken over. A
+holder on this host (and pid namespace) whose process no longer exists is known dead at
+once, without waiting out the ttl (a killed run restarted at once would otherwise wait a
+minute for its own old lease); a holder elsewhere is judged by its heartbeat alone, since
+its pid means nothing here. Acquisition and takeover happen under an flock on a sibling
+file, so two contenders never both win.
 """
 from __future__ import annotations
 
@@ -19,6 +23,31 @@ from pathlib import Path
 from core.files import atomic_write_text, file_lock
 
 LEASE = "lease.json"
+
+
+def _pid_namespace() -> str:
+    """Which pid numbering this process sees ('' where unknown): containers that share a
+    host name (docker --network host) do not share pids."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
+def _dead_here(info: dict) -> bool:
+    """The holder ran on this host, in this pid namespace, and its process is gone. A live
+    pid (even one reused by another process, or another user's) is no proof of death: there
+    the ttl decides."""
+    if (info.get("host") != socket.gethostname() or not isinstance(info.get("pid"), int)
+            or info.get("pidns", "") != _pid_namespace()):
+        return False
+    try:
+        os.kill(info["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, OverflowError):  # PermissionError: alive, someone else's
+        return False
+    return False
 
 
 class Lease:
@@ -38,7 +67,7 @@ class Lease:
             info = json.loads(self.path.read_text(encoding="utf-8"))
         except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
             return None
-        return info if age <= self.ttl_s else None
+        return info if age <= self.ttl_s and not _dead_here(info) else None
 
     def held_elsewhere(self) -> bool:
         info = self.holder_info()
@@ -52,7 +81,8 @@ class Lease:
             if self.held_elsewhere():
                 return False
             atomic_write_text(self.path, json.dumps({"holder": self.holder, "host": socket.gethostname(),
-                                                     "pid": os.getpid(), "since": time.time()}))
+                                                     "pid": os.getpid(), "pidns": _pid_namespace(),
+                                                     "since": time.time()}))
         self._stop.clear()
         self._thread = threading.Thread(target=self._beat, name=f"lease-{self.dir.name}", daemon=True)
         self._thread.start()

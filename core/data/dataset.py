@@ -371,6 +371,8 @@ class PretrainingData:
             "sentence_label_balance": frac(int((labels == 1).sum()), len(labels)),
             "skipped_lines": self.corpus_report.get("skipped_lines", 0),
             "first_skipped": self.corpus_report.get("first_skipped", ""),
+            "unclosed_docs": self.corpus_report.get("unclosed_docs", 0),
+            "first_unclosed": self.corpus_report.get("first_unclosed", ""),
         }
 
 

@@ -21,6 +21,8 @@ from core.data.config import CLS, DEFAULT_COVERAGE, MASK, PAD, SEP, SPECIAL_TOKE
 from core.data.corpus import CorpusReport, empty_corpus_error
 from core.files import atomic_write_bytes
 
+# SentencePiece's max_sentence_length (in bytes): it drops longer sentences from training
+MAX_SENTENCE_BYTES = 1 << 14
 WORD_START = "\u2581"  # "▁": SentencePiece marks the first piece of every word with it
 
 
@@ -70,13 +72,16 @@ def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
 
 
 def _limited(sentences: Iterable[str], limit: int, counter: list, failure: list | None = None) -> Iterator[str]:
-    """At most `limit` sentences, counted. SentencePiece turns an exception raised inside
-    its iterator into an opaque RuntimeError, so the reader's own error is kept aside."""
+    """At most `limit` sentences, counted in counter[0] (those SentencePiece will drop as too
+    long in counter[1]). SentencePiece turns an exception raised inside its iterator into
+    an opaque RuntimeError, so the reader's own error is kept aside."""
     try:
         for s in sentences:
             if counter[0] >= limit:
                 return
             counter[0] += 1
+            if len(s) > MAX_SENTENCE_BYTES // 4 and len(s.encode()) > MAX_SENTENCE_BYTES:
+                counter[1] += 1
             yield s
     except DataError as err:
         if failure is None:
@@ -114,11 +119,18 @@ def auto_coverage(counts: Counter, vocab_size: int, default: float = DEFAULT_COV
     return max(MIN_COVERAGE, min(default, top / total))
 
 
-def _explain(err: RuntimeError, cfg: DataConfig, coverage: float, corpus_name: str, seen: int,
+def _explain(err: RuntimeError, cfg: DataConfig, coverage: float, corpus_name: str, seen: int, too_long: int,
              report: CorpusReport | None) -> DataError:
     msg = str(err)
     if seen == 0:
         return empty_corpus_error(corpus_name, report)
+    if too_long == seen:  # SentencePiece dropped them all and says only "!sentences_.empty()"
+        where = (f"; the longest line, {report.longest_at}, is {report.longest_line:,} bytes"
+                 if report is not None and report.longest_at else "")
+        return TokenizerError(
+            f"corpus {corpus_name}: every sentence ({seen}) is longer than SentencePiece's limit of "
+            f"{MAX_SENTENCE_BYTES} bytes (max_sentence_length), so none is left to train on{where}; break such "
+            "lines into paragraphs or sentences, one per line (a sentence ends at . ! ? or a line break)")
     chars = re.search(r"smaller than required_chars\. (\d+) vs (\d+)", msg)
     if chars:
         need = int(chars.group(2))
@@ -152,9 +164,9 @@ def train_tokenizer(sentences: Callable[[], Iterator[str]], out_path: Path, cfg:
     called twice when the coverage is automatic); write atomically to out_path."""
     coverage = cfg.character_coverage
     if coverage == 0:
-        coverage = auto_coverage(character_counts(_limited(sentences(), cfg.tokenizer_max_sentences, [0])),
+        coverage = auto_coverage(character_counts(_limited(sentences(), cfg.tokenizer_max_sentences, [0, 0])),
                                  cfg.vocab_size)
-    buffer, seen, failure = io.BytesIO(), [0], []
+    buffer, seen, failure = io.BytesIO(), [0, 0], []
     try:
         spm.SentencePieceTrainer.train(
             sentence_iterator=_limited(sentences(), cfg.tokenizer_max_sentences, seen, failure), model_writer=buffer,
@@ -162,11 +174,11 @@ def train_tokenizer(sentences: Callable[[], Iterator[str]], out_path: Path, cfg:
             pad_id=PAD, unk_id=UNK, bos_id=-1, eos_id=-1, pad_piece="[PAD]", unk_piece="[UNK]",
             control_symbols=["[CLS]", "[SEP]", "[MASK]"], num_threads=os.cpu_count() or 1,
             input_sentence_size=cfg.tokenizer_max_sentences, shuffle_input_sentence=True,
-            max_sentence_length=1 << 14, minloglevel=2,
+            max_sentence_length=MAX_SENTENCE_BYTES, minloglevel=2,
         )
     except RuntimeError as err:
         if failure:
             raise failure[0] from None
-        raise _explain(err, cfg, coverage, corpus_name, seen[0], report) from None
+        raise _explain(err, cfg, coverage, corpus_name, seen[0], seen[1], report) from None
     atomic_write_bytes(out_path, buffer.getvalue())
     return Tokenizer(out_path)

@@ -27,18 +27,27 @@ def find_split(spec: TaskSpec, split: str) -> Path:
                     f"name one with {split}=FILE")
 
 
-def read_tsv(path: Path) -> tuple[list[str], list[list[str]]]:
+def read_tsv(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """The header and (line number, fields) of every non-blank row. Every row must have the
+    header's field count: with QUOTE_NONE a tab inside a text field shifts the columns after
+    it, and a shifted label would otherwise become a class of its own."""
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
         raise TaskError(f"{path}: not UTF-8 (line {line}, byte {err.start}); re-save it as UTF-8") from None
-    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE))
-    rows = [r for r in rows if any(c.strip() for c in r)]
+    rows = [(line, r) for line, r in enumerate(csv.reader(io.StringIO(text, newline=""), delimiter="\t",
+                                                          quoting=csv.QUOTE_NONE), 1) if any(c.strip() for c in r)]
     if not rows:
         raise TaskError(f"{path}: empty file (expected a header line and examples)")
-    return rows[0], rows[1:]
+    (_, header), body = rows[0], rows[1:]
+    for line, row in body:
+        if len(row) != len(header):
+            raise TaskError(f"{path}:{line}: {len(row)} fields, the header has {len(header)}; "
+                            + ("a text field holds a tab (replace it with a space)" if len(row) > len(header)
+                               else "fill in the missing fields"))
+    return header, body
 
 
 def _column(path: Path, header: list[str], role: str, name: str) -> int:
@@ -67,9 +76,7 @@ def read_split(spec: TaskSpec, split: str, classes: dict[str, int]) -> list[Exam
     if spec.text_b:
         cols.append(_column(path, header, "text_b", spec.text_b))
     out = []
-    for line, row in enumerate(rows, 2):
-        if len(row) <= max(cols):
-            raise TaskError(f"{path}:{line}: {len(row)} fields, the header has {len(header)}")
+    for line, row in rows:
         label = _label(path, line, spec, row[cols[1]].strip(), classes)
         out.append(Example(row[cols[0]], row[cols[2]] if spec.text_b else None, label))
     if not out:
@@ -86,7 +93,7 @@ def _classes(spec: TaskSpec) -> dict[str, int]:
     path = find_split(spec, "train")
     header, rows = read_tsv(path)
     col = _column(path, header, "label", spec.label)
-    values = sorted({r[col].strip() for r in rows if len(r) > col})
+    values = sorted({r[col].strip() for _, r in rows})
     return {v: i for i, v in enumerate(values)}
 
 

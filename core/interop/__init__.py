@@ -6,7 +6,8 @@
 - `native`: the library's own format (config JSON + safetensors + tokenizer), for any arm.
 - `export`: `export_arm` (HF where transformers can hold the arm, native otherwise, saying
   why) and `load_arm` (either format).
-- `warm_start`: start a model from another's weights; longer position tables by repetition.
+- `warm_start`: start a model from another's weights; a longer position table repeated
+  (Longformer) or left random (KoBigBird).
 """
 from core.interop.export import FORMATS, ExportResult, LoadedArm, choose_format, export_arm, load_arm, max_abs_diff
 from core.interop.hf import export_problems, from_hf, to_hf

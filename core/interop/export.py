@@ -19,7 +19,17 @@ from core.data import Tokenizer
 from core.files import atomic_dir, atomic_write_text
 from core.interop.hf import export_problems, from_hf, to_hf
 from core.interop.hf_tokenizer import build_hf_tokenizer
-from core.interop.native import MARKER, SP_MODEL, copy_tokenizer, load_native, read_marker, save_native, write_marker
+from core.interop.native import (
+    MARKER,
+    SP_MODEL,
+    WEIGHTS,
+    copy_tokenizer,
+    load_native,
+    read_marker,
+    save_native,
+    unreadable_weights,
+    write_marker,
+)
 from core.model import PretrainingModel
 from core.registry import unknown_name_error
 
@@ -149,8 +159,14 @@ def _load_hf_dir(directory: Path, marker: dict[str, Any] | None) -> PretrainingM
     if not hasattr(tf, arch):
         raise ValueError(f"{directory / 'config.json'}: architecture {arch!r} is not one of "
                          "Bert/Albert/Roberta ForPreTraining/ForMaskedLM, which load_arm reads")
+    from safetensors import SafetensorError
+
     with _quiet_transformers():
-        return from_hf(getattr(tf, arch).from_pretrained(directory)).eval()
+        try:
+            hf = getattr(tf, arch).from_pretrained(directory)
+        except SafetensorError as err:
+            raise unreadable_weights(directory / WEIGHTS, err) from None
+    return from_hf(hf).eval()
 
 
 def load_arm(directory: str | Path) -> LoadedArm:

@@ -59,7 +59,15 @@ def read_marker(directory: Path) -> dict[str, Any]:
         raise ValueError(f"{directory / MARKER} is not valid JSON ({err}); re-export the arm") from None
 
 
+def unreadable_weights(weights: Path, err: Exception) -> ValueError:
+    """A weights file cut short (a full disk, a killed copy) or damaged: named, with the fix."""
+    return ValueError(f"{weights} is truncated or corrupt ({str(err).splitlines()[0][:120]}); re-export the arm "
+                      "(python -m ablations export RUN ARM), or copy it again; a run's kept weights come back by "
+                      "re-running that arm")
+
+
 def load_native(directory: Path, marker: dict[str, Any]) -> PretrainingModel:
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     cfg = ModelConfig.from_dict(marker["model_config"])
@@ -67,7 +75,10 @@ def load_native(directory: Path, marker: dict[str, Any]) -> PretrainingModel:
     weights = directory / WEIGHTS
     if not weights.is_file():
         raise FileNotFoundError(f"{weights} is missing: {directory} holds a config but no weights; re-export it")
-    state = load_file(str(weights))
+    try:
+        state = load_file(str(weights))
+    except SafetensorError as err:
+        raise unreadable_weights(weights, err) from None
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ValueError(f"{weights} does not fit its config: missing {sorted(missing)[:5]}, "

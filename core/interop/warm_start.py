@@ -1,9 +1,18 @@
-"""Warm starts (KoBigBird's recipe): begin an arm from another arm's weights where shapes
-allow, e.g. a 512-token `roberta` continued as `roberta-lsh` at 4096 tokens.
+"""Warm starts: begin an arm from another arm's weights where shapes allow, e.g. a
+512-token `roberta` continued as `roberta-lsh` at 4096 tokens. Everything that cannot be
+carried is listed, never dropped silently.
 
-A longer position table is filled by repeating the learned positions (KoBigBird copies the
-512 learned rows over and over); everything that cannot be carried is listed, never dropped
-silently.
+A longer position table has two published recipes (`positions`):
+
+- "repeat" (the default), Longformer's (Beltagy et al. 2020, section 5): the new table is
+  the source's learned rows copied over and over, so that every position starts where the
+  source's attention already knows what a local offset looks like. Longformer reports
+  that this made continued pretraining converge much faster than random positions.
+- "random", KoBigBird's (monologg/KoBigBird, pretrain/README): warm-started from BERT with
+  only the 4,096-row position table initialised at random; the 512 learned rows are
+  deliberately not loaded. Every other tensor is still copied.
+
+A table of the same length is copied as any other tensor, whatever the recipe.
 """
 from __future__ import annotations
 
@@ -13,20 +22,25 @@ from dataclasses import dataclass, field
 import torch
 
 from core.model import PretrainingModel
+from core.registry import unknown_name_error
 
 POSITIONS = "embeddings.position.weight"
+POSITION_RECIPES = ("repeat", "random")   # Longformer's, KoBigBird's
 
 
 @dataclass
 class WarmStartReport:
     copied: list[str] = field(default_factory=list)
     extended: list[str] = field(default_factory=list)      # position tables filled by repetition
+    fresh: list[str] = field(default_factory=list)         # longer position tables left at their init
     not_carried: list[str] = field(default_factory=list)   # "name (reason)"
 
     def line(self) -> str:
         head = f"warm start: {len(self.copied)} tensors copied"
         if self.extended:
             head += f", {', '.join(self.extended)} extended by repeating the learned positions"
+        if self.fresh:
+            head += f", {', '.join(self.fresh)} left at its random initialisation"
         rest = "; not carried over: " + ", ".join(_grouped(self.not_carried)) if self.not_carried else \
             "; nothing left behind"
         return head + rest
@@ -52,8 +66,11 @@ def repeat_positions(source: torch.Tensor, rows: int, offset: int, source_offset
     return torch.cat([head, learned.repeat(reps, 1)[:need]])
 
 
-def warm_start(model: PretrainingModel, source: PretrainingModel) -> WarmStartReport:
-    """Copy `source`'s tensors into `model` where names and shapes agree."""
+def warm_start(model: PretrainingModel, source: PretrainingModel, positions: str = "repeat") -> WarmStartReport:
+    """Copy `source`'s tensors into `model` where names and shapes agree; a longer position
+    table by `positions` ("repeat" or "random", see the module docstring)."""
+    if positions not in POSITION_RECIPES:
+        raise unknown_name_error("position recipe", positions, POSITION_RECIPES)
     report = WarmStartReport()
     ours, theirs = model.state_dict(), source.state_dict()
     new = {}
@@ -65,9 +82,13 @@ def warm_start(model: PretrainingModel, source: PretrainingModel) -> WarmStartRe
             new[name] = src
             report.copied.append(name)
         elif name == POSITIONS and src.shape[1] == tensor.shape[1] and tensor.shape[0] > src.shape[0]:
-            new[name] = repeat_positions(src, tensor.shape[0], model.cfg.position_offset,
-                                         source.cfg.position_offset)
-            report.extended.append(f"{name} ({src.shape[0]} -> {tensor.shape[0]} rows)")
+            rows = f"{name} ({src.shape[0]} -> {tensor.shape[0]} rows)"
+            if positions == "random":
+                report.fresh.append(rows)
+            else:
+                new[name] = repeat_positions(src, tensor.shape[0], model.cfg.position_offset,
+                                             source.cfg.position_offset)
+                report.extended.append(rows)
         else:
             report.not_carried.append(f"{name} (shape {tuple(src.shape)} -> {tuple(tensor.shape)})")
     report.not_carried += [f"{k} (not in this model)" for k in theirs if k not in ours]

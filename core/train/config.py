@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.config_base import StrictConfig
+from core.config_base import StrictConfig, check_choice
+from core.interop.warm_start import POSITION_RECIPES
 from core.optim import check_schedule
 
 # LSH hashing seed of every evaluation, so that arms are scored on the same buckets
@@ -45,6 +46,9 @@ class TrainConfig(StrictConfig):
     compile: bool = False             # torch.compile the model (core.model.compile_model); eager fallback
     unpad: bool = True                # pad tokens skip the linear layers (core.model.unpad); same outputs
     init_from: str = ""               # warm start: an exported arm or a run's arm directory
+    # a longer position table than init_from's: "repeat" its learned rows (Longformer) or
+    # leave it "random" (KoBigBird); core.interop.warm_start says why each
+    init_positions: str = "repeat"
     # the learning-rate schedule (core.optim): linear (warm-up, linear decay to 0) or wsd
     # (warm-up, constant, then a 1 - sqrt cooldown over the last `decay` of the budget)
     schedule: str = "linear"
@@ -68,6 +72,7 @@ class TrainConfig(StrictConfig):
         if not 0 <= self.warmup < 1:
             raise ValueError(f"warmup is a fraction of the budget in [0, 1), got {self.warmup}")
         check_schedule(self.schedule)
+        check_choice("init_positions", self.init_positions, POSITION_RECIPES)
         if not 0 < self.decay < 1:
             raise ValueError(f"decay is the cooldown's fraction of the budget in (0, 1), got {self.decay}")
         if self.warmup_steps < 0:

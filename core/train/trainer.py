@@ -240,7 +240,7 @@ class Trainer:
         already holds them); the one-line account of what was and was not carried over."""
         if not self.cfg.init_from:
             return None
-        report = warm_start(self.model, load_arm(self.cfg.init_from).model)
+        report = warm_start(self.model, load_arm(self.cfg.init_from).model, self.cfg.init_positions)
         if self.rank == 0:
             print(report.line(), file=sys.stderr)
         return report.line()
