@@ -51,7 +51,7 @@ BOOKKEEPING_FIELDS = ("eval_every", "checkpoint_every", "log_every", "device", "
                       "curve_examples", "compile", "unpad", "flops_per_step")
 # trajectory fields added after checkpoints (and results rows) existed: left out of the
 # identity at these defaults, so that older checkpoints and finished rows keep theirs
-LATER_DEFAULTS = {"schedule": "linear", "decay": 0.2, "warmup_steps": 0, "max_flops": 0.0}
+LATER_DEFAULTS = {"schedule": "linear", "decay": 0.2, "warmup_steps": 0, "max_flops": 0.0, "precision": "auto"}
 # which Progress counter each budget field is measured by
 BUDGET_PROGRESS = {"max_steps": "step", "max_tokens": "tokens", "max_seconds": "seconds",
                    "max_flops": "flops"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.config_base import StrictConfig
+from core.device import check_precision
 from core.optim import check_schedule
 from core.train.evaluate import DEFAULT_HASH_SEED
 
@@ -38,6 +39,9 @@ class TrainConfig(StrictConfig):
     checkpoint_every: int = 0         # steps; 0 writes only at the end (if an out_dir is given)
     log_every: int = 10
     device: str = "auto"
+    # core.device: auto (bf16 autocast on CUDA, fp32 on a CPU), bf16 (autocast on either:
+    # the tests run the mixed-precision path on a CPU) or fp32 (no autocast)
+    precision: str = "auto"
     seed: int = 0
     hash_seed: int = DEFAULT_HASH_SEED  # LSH hashing seed for evaluation
     compile: bool = False             # torch.compile the model (core.model.compile_model); eager fallback
@@ -66,6 +70,7 @@ class TrainConfig(StrictConfig):
         if not 0 <= self.warmup < 1:
             raise ValueError(f"warmup is a fraction of the budget in [0, 1), got {self.warmup}")
         check_schedule(self.schedule)
+        check_precision(self.precision)
         if not 0 < self.decay < 1:
             raise ValueError(f"decay is the cooldown's fraction of the budget in (0, 1), got {self.decay}")
         if self.warmup_steps < 0:
