@@ -5,6 +5,8 @@ implementations, timed in the same run so that the ratios are meaningful.
     pytest benchmarks/bench_train_step.py --benchmark-only -k ratio -s   # interleaved ratios
     PYTHONPATH=. python benchmarks/bench_train_step.py [--rounds 9] [--threads 1] [--compile] [--size small]
     PYTHONPATH=. python benchmarks/bench_train_step.py --corpus ../shared/data/kowiki --no-reformer  # + unpadding
+    PYTHONPATH=. python benchmarks/bench_train_step.py --device cuda --bf16 --size base --batch 32 --seq 512 \
+        --vocab 30522 --no-reformer --json out.json     # on a GPU (benchmarks/gpu_check.sh runs this)
 
 The `ratio` tests (and the script) alternate both sides in one process, A B A B ..., and
 report the median, min and max of the per-round ratio: the figures quoted in the README.
@@ -14,6 +16,9 @@ report the median, min and max of the per-round ratio: the figures quoted in the
 - `reformer` mini at 4096 tokens vs reformer-pytorch's own `ReformerLM` of the same shape.
 - with `--corpus`: real segment-pair batches (where padding is real), unpadding on/off and
   HF, a different batch every round; prints the batches' padding fraction.
+- with `--device cuda --bf16`: both sides under bf16 autocast (SDPA on both), every step
+  synchronised; utilisation against the chip's bf16 dense peak (its datasheet figure,
+  `CHIP_BF16_DENSE_TFLOPS`) and against a bf16 matmul timed in the same rounds.
 """
 import argparse
 import sys
@@ -25,6 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from interleave import fmt, interleave, ratio  # noqa: E402
 
+from core.device import autocast, device_name, synchronize  # noqa: E402
 from core.measure import flops_per_token, matmul_peak_flops  # noqa: E402
 from core.model import compile_model  # noqa: E402
 from core.model.dropout import Dropout  # noqa: E402
@@ -32,6 +38,21 @@ from core.optim import adamw  # noqa: E402
 from variants import build_model, get_config  # noqa: E402
 
 B, T, V = 32, 128, 8000
+# where and in what precision every side runs: set by --device and --bf16 (the main block)
+DEVICE, PRECISION = torch.device("cpu"), "auto"
+
+# the datasheet's dense (no sparsity) bf16 tensor-core peak, TFLOP/s, by the first name
+# that torch.cuda.get_device_name contains (NVL and PCIe parts before the SXM ones)
+CHIP_BF16_DENSE_TFLOPS = (("H200 NVL", 835.0), ("H200", 989.4), ("H100 NVL", 835.0), ("H100 PCIe", 756.0),
+                          ("H100", 989.4), ("GH200", 989.4), ("A100", 312.0), ("L40S", 362.1), ("L4", 121.0),
+                          ("A10", 125.0))
+
+
+def chip_peak_flops() -> float | None:
+    if DEVICE.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(DEVICE)
+    return next((tf * 1e12 for key, tf in CHIP_BF16_DENSE_TFLOPS if key in name), None)
 
 
 def mlm_batch(B, T, V, sentence=True):
@@ -43,7 +64,7 @@ def mlm_batch(B, T, V, sentence=True):
                  token_type_ids=torch.zeros_like(ids), mlm_labels=labels)
     if sentence:
         batch["sentence_labels"] = torch.randint(0, 2, (B,))
-    return batch
+    return {k: v.to(DEVICE) for k, v in batch.items()}
 
 
 def make_step(model, loss_fn):
@@ -52,9 +73,11 @@ def make_step(model, loss_fn):
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn()
+        with autocast(DEVICE, PRECISION):
+            loss = loss_fn()
         loss.backward()
         opt.step()
+        synchronize(DEVICE)  # the timer must see the step's kernels finish
         return loss
 
     step()  # warm-up: allocator, AdamW state
@@ -116,8 +139,10 @@ def hf_bert(size: str = "mini"):
     ours = get_config("bert", size=size, vocab_size=V)
     cfg = transformers.BertConfig(vocab_size=V, hidden_size=ours.hidden_size, num_hidden_layers=ours.num_layers,
                                   num_attention_heads=ours.num_heads, intermediate_size=ours.intermediate_size,
-                                  max_position_embeddings=512)
-    return transformers.BertForPreTraining(cfg)
+                                  max_position_embeddings=max(512, T), attn_implementation="sdpa")
+    model = transformers.BertForPreTraining(cfg).to(DEVICE)
+    assert model.config._attn_implementation == "sdpa", model.config._attn_implementation
+    return model
 
 
 def hf_loss(model, b):
@@ -127,7 +152,7 @@ def hf_loss(model, b):
 
 def ours_bert(fast_dropout=True, compiled=False, size="mini"):
     torch.manual_seed(0)
-    model = build_model("bert", size=size, vocab_size=V)
+    model = build_model("bert", size=size, vocab_size=V, max_position_embeddings=max(512, T)).to(DEVICE)
     for m in model.modules():
         if isinstance(m, Dropout):
             m.fast = fast_dropout
@@ -138,36 +163,57 @@ def inference(model, call):
     model.eval()
 
     def run():
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(DEVICE, PRECISION):
             call()
+        synchronize(DEVICE)
     run()  # warm-up
     return run
 
 
-PEAK_N, PEAK_REPS = 1024, 4
+def peak_shape() -> tuple[int, int, torch.dtype]:
+    """core.measure.cost's peak workload: fp32 1024^3 on a CPU; on CUDA 8192^3 in the
+    precision the steps run in (bf16 under --bf16), large enough to fill the chip."""
+    if DEVICE.type == "cuda":
+        return 8192, 8, torch.bfloat16 if PRECISION in ("auto", "bf16") else torch.float32
+    return 1024, 4, torch.float32
 
 
 def matmul_burst():
-    """core.measure.cost's peak workload (fp32 1024^3 matmuls), timed as one more side of the
-    interleaving so that the peak is measured under the same load as the steps."""
-    a, b = torch.randn(PEAK_N, PEAK_N), torch.randn(PEAK_N, PEAK_N)
+    """The peak workload, timed as one more side of the interleaving so that the peak is
+    measured under the same load as the steps."""
+    n, reps, dtype = peak_shape()
+    a, b = torch.randn(n, n, device=DEVICE, dtype=dtype), torch.randn(n, n, device=DEVICE, dtype=dtype)
 
     def run():
-        for _ in range(PEAK_REPS):
+        for _ in range(reps):
             a @ b
+        synchronize(DEVICE)
     return run
 
 
-def utilisation(times: dict[str, list[float]], name: str, flops_per_step: float) -> str:
-    """Achieved FLOP/s of a step over the matmul peak of the same round: median (min, max)."""
+def utilisation_figures(times: dict[str, list[float]], name: str, flops_per_step: float) -> dict[str, float | None]:
+    """Achieved FLOP/s of a step; over the matmul peak of the same round (median, min, max)
+    and over the chip's datasheet bf16 dense peak (CUDA: the MFU usually quoted)."""
     import statistics
 
-    peak = [2 * PEAK_N**3 * PEAK_REPS / t for t in times["matmul_peak"]]
+    n, reps, _ = peak_shape()
+    peak = [2 * n**3 * reps / t for t in times["matmul_peak"]]
     per_round = [flops_per_step / t / p for t, p in zip(times[name], peak)]
     achieved = flops_per_step / statistics.median(times[name])
-    return (f"{achieved / 1e9:.1f} GFLOP/s, {statistics.median(per_round):.0%} of the round's matmul peak "
-            f"(min {min(per_round):.0%}, max {max(per_round):.0%}; peak {statistics.median(peak) / 1e9:.0f} GFLOP/s; "
-            f"cost model peak {matmul_peak_flops('cpu') / 1e9:.0f})")
+    chip = chip_peak_flops()
+    return {"step_s": statistics.median(times[name]), "flops_per_step": flops_per_step, "achieved_flops": achieved,
+            "of_matmul_peak": statistics.median(per_round), "of_matmul_peak_min": min(per_round),
+            "of_matmul_peak_max": max(per_round), "matmul_peak_flops": statistics.median(peak),
+            "chip_peak_flops": chip, "mfu": achieved / chip if chip else None}
+
+
+def utilisation(times: dict[str, list[float]], name: str, flops_per_step: float) -> str:
+    u = utilisation_figures(times, name, flops_per_step)
+    chip = f", MFU {u['mfu']:.1%} of the chip's {u['chip_peak_flops'] / 1e12:.0f} TFLOP/s bf16" if u["mfu"] else ""
+    return (f"{u['achieved_flops'] / 1e9:.1f} GFLOP/s, {u['of_matmul_peak']:.0%} of the round's matmul peak "
+            f"(min {u['of_matmul_peak_min']:.0%}, max {u['of_matmul_peak_max']:.0%}; peak "
+            f"{u['matmul_peak_flops'] / 1e9:.0f} GFLOP/s; cost model peak {matmul_peak_flops(str(DEVICE)) / 1e9:.0f})"
+            f"{chip}")
 
 
 def bert_ratios(rounds: int = 7, compiled: bool = False, size: str = "mini") -> dict[str, dict[str, float]]:
@@ -188,7 +234,7 @@ def bert_ratios(rounds: int = 7, compiled: bool = False, size: str = "mini") -> 
            "inference hf/ours": ratio(ti, "hf", "ours")}
     if compiled:
         out["compile off/on"] = ratio(t, "ours", "ours_compiled")
-    print(f"bert {size}, {B}x{T}, V={V}")
+    print(f"bert {size}, {B}x{T}, V={V}, {device_name(DEVICE)}, precision {PRECISION}")
     for name, r in out.items():
         print(f"{name:>22}: {fmt(r)}")
     fpt = flops_per_token(ours.cfg, T)["flops_per_token"]
@@ -196,7 +242,11 @@ def bert_ratios(rounds: int = 7, compiled: bool = False, size: str = "mini") -> 
     hf_fpt = fpt + 3 * 0.85 * (2 * H * H + 2 * H * V)  # HF also transforms and decodes the unmasked 85%
     for name, f in (("ours", fpt), ("hf", hf_fpt)):
         print(f"{name:>22}: step {statistics.median(t[name]) * 1e3:.0f} ms, {utilisation(t, name, f * B * T)}")
+    LAST["utilisation"] = {name: utilisation_figures(t, name, f * B * T) for name, f in (("ours", fpt), ("hf", hf_fpt))}
     return out
+
+
+LAST: dict = {}  # the last bert_ratios' utilisation figures, for --json
 
 
 @pytest.mark.benchmark(group="ratio")
@@ -251,14 +301,14 @@ def reformer_side(name: str):
     """(model, loss function) of one side of the reformer comparison: "ours" or "reformer_pytorch"."""
     b = mlm_batch(1, LONG, V)
     if name == "ours":
-        ours = build_model("reformer", size="mini", vocab_size=V, max_position_embeddings=LONG)
+        ours = build_model("reformer", size="mini", vocab_size=V, max_position_embeddings=LONG).to(DEVICE)
         return ours, lambda: ours(**b).loss
     from reformer_pytorch import ReformerLM
 
     # the same shape and the same dropout as our `reformer` (ReformerLM defaults to none)
     theirs = ReformerLM(num_tokens=V, dim=256, depth=4, heads=4, dim_head=64, max_seq_len=LONG, bucket_size=64,
                         n_hashes=4, ff_chunks=4, absolute_position_emb=True, lsh_dropout=0.1, ff_dropout=0.1,
-                        post_attn_dropout=0.1)
+                        post_attn_dropout=0.1).to(DEVICE)
     ce = torch.nn.functional.cross_entropy
     return theirs, lambda: ce(theirs(b["input_ids"]).transpose(1, 2), b["mlm_labels"], ignore_index=-100)
 
@@ -328,13 +378,31 @@ if __name__ == "__main__":
     parser.add_argument("--size", default="mini", help="bert size for the ours-vs-HF figures (mini, small, ...)")
     parser.add_argument("--corpus",
                         help="also time unpadding on this corpus's real batches (e.g. ../shared/data/kowiki)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast on both sides (the default on CUDA)")
+    parser.add_argument("--batch", type=int, default=B, help="examples per step")
+    parser.add_argument("--seq", type=int, default=T, help="tokens per example")
+    parser.add_argument("--vocab", type=int, default=V)
+    parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args()
+    from core.device import pick_device
+
+    DEVICE = pick_device(args.device)
+    PRECISION = "bf16" if args.bf16 else ("auto" if DEVICE.type == "cuda" else "fp32")
+    B, T, V = args.batch, args.seq, args.vocab
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    bert_ratios(args.rounds, args.compile, args.size)
+    figures = {"device": device_name(DEVICE), "torch": torch.__version__, "precision": PRECISION, "size": args.size,
+               "batch": B, "seq": T, "vocab": V, "rounds": args.rounds, "bert": bert_ratios(args.rounds, args.compile,
+                                                                                           args.size), **LAST}
     if args.corpus:
-        unpad_ratios(args.corpus, args.rounds + 1)
+        figures["unpad"] = unpad_ratios(args.corpus, args.rounds + 1)
     if not args.no_reformer:
-        reformer_ratio(max(3, args.rounds // 2))
-        reformer_peak_memory()
+        figures["reformer"] = reformer_ratio(max(3, args.rounds // 2))
+        if DEVICE.type == "cpu":  # resident memory; on CUDA `python -m ablations bench` measures the allocator's
+            figures["reformer_peak_rss_mib"] = reformer_peak_memory()
+    if args.json:
+        import json
+
+        Path(args.json).write_text(json.dumps(figures, indent=1))

@@ -14,7 +14,7 @@
         ▼
     config_base.py  strict, JSON round-tripping config dataclasses
     registry.py     name registries that fail loudly with the valid choices
-    device.py       device choice, bf16 autocast on CUDA, OOM recognition
+    device.py       device choice, precision (bf16 autocast on CUDA; on a CPU on request), OOM recognition
     files.py        atomic writes of files and directories
     optim.py        the one AdamW constructor that training and measurement share
 

@@ -1,4 +1,10 @@
-"""Device choice and precision: CUDA when present (bf16 autocast), CPU otherwise (fp32)."""
+"""Device choice and precision: CUDA when present (bf16 autocast), CPU otherwise (fp32).
+
+Precision is named, not switched on and off: "auto" is bf16 autocast on CUDA and fp32 on
+a CPU (where fp32 is both faster and exact); "bf16" asks for bf16 autocast on either, so
+that the mixed-precision code path (dtype meetings of bf16 activations with fp32
+buffers, masks and indices) can be exercised on a CPU; "fp32" turns autocast off on
+either. Master weights, gradients and optimizer state stay fp32 in every case."""
 from __future__ import annotations
 
 import contextlib
@@ -8,6 +14,7 @@ import torch
 from core.registry import unknown_name_error
 
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -20,10 +27,23 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def autocast(device: torch.device, enabled: bool = True):
-    """bf16 autocast on CUDA; a no-op on CPU, where fp32 is both faster and exact."""
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+def check_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise unknown_name_error("precision", precision, PRECISIONS)
+    return precision
+
+
+def resolved_precision(device: torch.device, precision: str = "auto") -> str:
+    """"fp32" or "bf16": what `precision` means on `device`."""
+    if check_precision(precision) == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    return precision
+
+
+def autocast(device: torch.device, precision: str = "auto"):
+    """bf16 autocast where `precision` resolves to bf16 on this device, else a no-op."""
+    if resolved_precision(device, precision) == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 

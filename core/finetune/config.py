@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.config_base import StrictConfig
+from core.device import check_precision
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class FinetuneConfig(StrictConfig):
     max_train_examples: int = 0       # 0 = the whole train split
     seed: int = 0
     device: str = "auto"
+    precision: str = "auto"           # core.device: auto (bf16 on CUDA, fp32 on a CPU), bf16 or fp32
     hash_seed: int = 1234             # fixed LSH buckets for dev/test predictions
     unpad: bool = True                # pad tokens skip the linear layers (core.model.unpad); same outputs
 
@@ -36,6 +38,7 @@ class FinetuneConfig(StrictConfig):
             raise ValueError(f"warmup is a fraction of max_steps in [0, 1), got {self.warmup}")
         if self.eval_every < 0 or self.patience < 0 or self.max_train_examples < 0:
             raise ValueError("eval_every, patience and max_train_examples must be >= 0")
+        check_precision(self.precision)
 
     @property
     def eval_interval(self) -> int:

@@ -56,7 +56,7 @@ def predict(model: TaskModel, enc: Encoded, cfg: FinetuneConfig, regression: boo
         for batch in batches(enc, cfg.eval_batch_size, regression):
             batch = to_device(batch, device)
             batch.pop("labels")
-            with autocast(device):
+            with autocast(device, cfg.precision):
                 _, logits = model(**batch)
             out += (logits.float() if regression else logits.argmax(-1)).tolist()
     model.train()
@@ -124,7 +124,7 @@ def finetune(pretrained: PretrainingModel, tokenizer: Tokenizer, task: Task, cfg
 def _step(model: TaskModel, optimizer: torch.optim.Optimizer, batch: dict, cfg: FinetuneConfig, lr_factor: float,
           device: torch.device) -> None:
     optimizer.zero_grad(set_to_none=True)
-    with autocast(device):
+    with autocast(device, cfg.precision):
         loss, _ = model(**batch)
     loss.backward()
     if cfg.clip_norm:

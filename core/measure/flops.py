@@ -72,21 +72,22 @@ def flops_batch(cfg: ModelConfig, batch_size: int, seq_len: int, mask_fraction: 
     return {key: v.to(device) for key, v in batch.items()}
 
 
-def count_step_flops(model: PretrainingModel, batch: dict, device: torch.device) -> dict[str, int]:
+def count_step_flops(model: PretrainingModel, batch: dict, device: torch.device,
+                     precision: str = "auto") -> dict[str, int]:
     """FLOPs of one forward and backward of `model` on `batch`, by aten op (train mode,
     autocast as in training; the optimizer's element-wise update is not a matmul)."""
     counter = FlopCounterMode(display=False, custom_mapping=CPU_SDPA)
     counter.mod_tracker = _GlobalOnly()
     model.train()
     with counter:
-        with autocast(device):
+        with autocast(device, precision):
             loss = model(**batch).loss
         loss.backward()
     return {str(op): int(n) for op, n in counter.get_flop_counts().get("Global", {}).items()}
 
 
 def measured_flops(model_cfg: ModelConfig, batch_size: int, seq_len: int, device: str | torch.device = "cpu",
-                   mask_fraction: float = 0.15, seed: int = 0) -> dict:
+                   mask_fraction: float = 0.15, seed: int = 0, precision: str = "auto") -> dict:
     """One real training step's FLOPs at this batch shape, with the analytic estimate beside
     it. The caller's RNG state is left as it was (model init and LSH hashing draw from it).
 
@@ -102,7 +103,7 @@ def measured_flops(model_cfg: ModelConfig, batch_size: int, seq_len: int, device
         torch.manual_seed(seed)
         model = PretrainingModel(model_cfg).to(device)
         batch = flops_batch(model_cfg, batch_size, seq_len, mask_fraction, seed, device)
-        by_op = count_step_flops(model, batch, device)
+        by_op = count_step_flops(model, batch, device, precision)
     del model, batch
     if device.type == "cuda":  # a runner measures before training: leave the memory to the arm
         torch.cuda.empty_cache()

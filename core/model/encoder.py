@@ -65,13 +65,30 @@ class Sublayer(nn.Module):
 
 
 class _Branch(nn.Module):
-    """Exposes a pre-LN sublayer's residual branch as the f/g of a reversible block."""
+    """Exposes a pre-LN sublayer's residual branch as the f/g of a reversible block.
+
+    reformer-pytorch recomputes every branch inside its custom backward, where the
+    forward's autocast no longer holds (the backward runs after the `with autocast`
+    block, and on CUDA in autograd's own thread). Unhelped, a bf16 forward is recomputed
+    in fp32: slower, more activation memory, and the inputs reconstructed as
+    y - branch(y) carry the difference between the two precisions into the gradients
+    (2-4% of their norm at `tiny`). So the branch records the autocast state of its
+    forward and restores it when reformer-pytorch signals the recomputation (`_reverse`),
+    as torch.utils.checkpoint does."""
 
     def __init__(self, sublayer: Sublayer):
         super().__init__()
         self.sublayer = sublayer
+        self.autocast_state: tuple[str, bool, torch.dtype] | None = None
 
     def forward(self, x: torch.Tensor, **kwargs: object) -> torch.Tensor:
+        kind = x.device.type
+        if not kwargs.get("_reverse"):
+            self.autocast_state = (kind, torch.is_autocast_enabled(kind), torch.get_autocast_dtype(kind))
+        elif self.autocast_state is not None and self.autocast_state[0] == kind:
+            _, enabled, dtype = self.autocast_state
+            with torch.autocast(kind, dtype=dtype, enabled=enabled):
+                return self.sublayer.branch(x, **kwargs)
         return self.sublayer.branch(x, **kwargs)
 
 

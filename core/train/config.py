@@ -4,7 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.config_base import StrictConfig, check_choice
-from core.interop.warm_start import POSITION_RECIPES
 from core.optim import check_schedule
 
 # LSH hashing seed of every evaluation, so that arms are scored on the same buckets
@@ -41,6 +40,9 @@ class TrainConfig(StrictConfig):
     checkpoint_every: int = 0         # steps; 0 writes only at the end (if an out_dir is given)
     log_every: int = 10
     device: str = "auto"
+    # core.device: auto (bf16 autocast on CUDA, fp32 on a CPU), bf16 (autocast on either:
+    # the tests run the mixed-precision path on a CPU) or fp32 (no autocast)
+    precision: str = "auto"
     seed: int = 0
     hash_seed: int = DEFAULT_HASH_SEED  # LSH hashing seed for evaluation
     compile: bool = False             # torch.compile the model (core.model.compile_model); eager fallback
@@ -72,7 +74,12 @@ class TrainConfig(StrictConfig):
         if not 0 <= self.warmup < 1:
             raise ValueError(f"warmup is a fraction of the budget in [0, 1), got {self.warmup}")
         check_schedule(self.schedule)
+        # imported here, not above: the config's field names are read without torch (the CLI's `list`)
+        from core.device import check_precision
+        from core.interop.warm_start import POSITION_RECIPES
+
         check_choice("init_positions", self.init_positions, POSITION_RECIPES)
+        check_precision(self.precision)
         if not 0 < self.decay < 1:
             raise ValueError(f"decay is the cooldown's fraction of the budget in (0, 1), got {self.decay}")
         if self.warmup_steps < 0:

@@ -75,12 +75,19 @@ def rank_device(name: str, world: World) -> torch.device:
     return device
 
 
+def launched_by_torchrun() -> bool:
+    return all(var in os.environ for var in ("WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"))
+
+
 def init_from_env(device_name: str = "auto") -> tuple[World, torch.device]:
-    """Join the process group torchrun describes (no-op for one process or an existing
-    group); returns this rank's world and device."""
+    """Join the process group torchrun describes (no-op for a plain process or an existing
+    group); returns this rank's world and device. Under torchrun a group is joined even
+    for one rank, so that a script's own collectives (a barrier after building the data)
+    work at any --nproc-per-node, and one GPU still starts nccl; the Trainer's collectives
+    stay no-ops for one rank."""
     world = current_world()
     device = rank_device(device_name, world)
-    if world.distributed and not dist.is_initialized():
+    if (world.distributed or launched_by_torchrun()) and not dist.is_initialized():
         for var in ("MASTER_ADDR", "MASTER_PORT"):
             if var not in os.environ:
                 raise RuntimeError(f"WORLD_SIZE={world.size} but {var} is not set: launch with "

@@ -22,19 +22,21 @@ from core.train.config import DEFAULT_HASH_SEED
 
 @torch.no_grad()
 def evaluate(model: PretrainingModel, data, device: torch.device, batch_size: int = 32,
-             hash_seed: int = DEFAULT_HASH_SEED, per_example: bool = False, mlm_limit: int | None = None) -> dict:
+             hash_seed: int = DEFAULT_HASH_SEED, per_example: bool = False, mlm_limit: int | None = None,
+             precision: str = "auto") -> dict:
     """Scores on the held-out sets; with `mlm_limit`, the MLM loss on the first examples only
-    (a point of the training curve, no sentence sets)."""
+    (a point of the training curve, no sentence sets). `precision` as in training
+    (core.device); losses are summed in fp32/fp64 whatever it is."""
     was_training = model.training
     model.eval()
     try:
         with model.seeded_hashing(hash_seed):
-            out = _mlm_scores(model, data, device, batch_size, per_example, mlm_limit)
+            out = _mlm_scores(model, data, device, batch_size, per_example, mlm_limit, precision)
             if mlm_limit:
                 return out
             if model.sentence_head is not None:
                 for task in ("nsp", "sop"):
-                    out.update(_pair_scores(model, data, task, device, batch_size, per_example))
+                    out.update(_pair_scores(model, data, task, device, batch_size, per_example, precision))
             else:
                 out.update(eval_nsp_acc=None, eval_sop_acc=None)
     finally:
@@ -52,7 +54,7 @@ def _readable(model: PretrainingModel, batch: dict) -> dict:
 
 
 def _mlm_scores(model: PretrainingModel, data, device: torch.device, batch_size: int, per_example: bool,
-                limit: int | None = None) -> dict:
+                limit: int | None = None, precision: str = "auto") -> dict:
     sums: list[float] = []
     counts: list[int] = []
     label_freq = torch.zeros(model.cfg.vocab_size, dtype=torch.long)
@@ -62,7 +64,7 @@ def _mlm_scores(model: PretrainingModel, data, device: torch.device, batch_size:
         batch = _readable(model, to_device(batch, device))
         if model.sentence_head is None:
             batch.pop("sentence_labels", None)
-        with autocast(device):
+        with autocast(device, precision):
             o = model(**batch)
         picked = batch["mlm_labels"] != IGNORE_INDEX
         labels = batch["mlm_labels"][picked]
@@ -102,11 +104,11 @@ def _mlm_summary(sums: list[float], counts: list[int], correct: float, loss_sq: 
 
 
 def _pair_scores(model: PretrainingModel, data, task: str, device: torch.device, batch_size: int,
-                 per_example: bool) -> dict:
+                 per_example: bool, precision: str = "auto") -> dict:
     right: list[int] = []
     for batch in data.eval_batches(task, batch_size):
         batch = _readable(model, to_device(batch, device))
-        with autocast(device):
+        with autocast(device, precision):
             logits = model(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"),
                            mlm_labels=torch.full_like(batch["input_ids"], IGNORE_INDEX),
                            ).sentence_logits  # no MLM rows: sentence head only

@@ -283,7 +283,7 @@ class Trainer:
             data_s += time.perf_counter() - t_data
             if model.sentence_head is None:
                 batch.pop("sentence_labels", None)
-            with autocast(self.device):
+            with autocast(self.device, c.precision):
                 out = model(**batch)
             (out.loss / c.grad_accum).backward()
             sentence = out.sentence_loss if out.sentence_loss is not None else torch.zeros((), device=self.device)
@@ -331,7 +331,8 @@ class Trainer:
     def _evaluate(self, per_example: bool = False) -> dict:
         """Scores now; the curve keeps the summaries, the final scores also per example."""
         c = self.cfg
-        scores = evaluate(self.model, self.eval_data, self.device, c.eval_batch_size, c.hash_seed, per_example)
+        scores = evaluate(self.model, self.eval_data, self.device, c.eval_batch_size, c.hash_seed, per_example,
+                          precision=c.precision)
         summary = {k: v for k, v in scores.items() if not isinstance(v, list | str)}
         self.evals.append({**self._where(), **summary})
         return scores
@@ -365,7 +366,7 @@ class Trainer:
         by example at any point of the curve, e.g. at equal FLOPs."""
         c = self.cfg
         scores = evaluate(self.model, self.eval_data, self.device, c.eval_batch_size, c.hash_seed,
-                          per_example=True, mlm_limit=c.curve_examples or None)
+                          per_example=True, mlm_limit=c.curve_examples or None, precision=c.precision)
         losses = [float(f"{x:.5g}") for x in scores.get("eval_mlm_example_loss", [])]
         self.evals.append({**self._where(), "curve": True, "eval_mlm_loss": scores["eval_mlm_loss"],
                            "eval_mlm_acc": scores["eval_mlm_acc"], "mlm_example_losses": losses})
