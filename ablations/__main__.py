@@ -87,7 +87,8 @@ def _options(args):
                       keep_checkpoints=args.keep_checkpoints, progress=not args.no_progress, budget=args.budget,
                       compile=args.compile, arms=args.arms, shard=args.shard,
                       nproc_per_node=args.nproc_per_node, workers=args.workers, ladder=args.ladder, ladder_ratio=args.ladder_ratio,
-                      flops=args.flops)
+                      flops=args.flops, precision=args.precision,
+                      lr_search=args.lr_search, lr_grid=args.lr_grid, lr_search_fraction=args.lr_search_fraction)
 
 
 def _cmd_run(args) -> int:
@@ -299,7 +300,14 @@ def _add_run(r: argparse.ArgumentParser) -> None:
     r.add_argument("--seq-len", type=int, help="tokens per example (default 128; the attention ablation 1024)")
     r.add_argument("--batch-size", type=int, help="examples per optimizer step (default 16)")
     r.add_argument("--vocab-size", type=int, help="SentencePiece vocabulary (default 8000)")
-    r.add_argument("--lr", type=float, help="peak learning rate (default 1e-3), warm-up then linear decay")
+    r.add_argument("--lr", type=float, help="one peak learning rate for every arm (default: each arm's width rule, "
+                                            "1e-3 x 128 / hidden size); warm-up then linear decay")
+    r.add_argument("--lr-search", action="store_true",
+                   help="each arm (first seed) at a grid of rates on part of the budget; every seed then trains "
+                        "at the rate with the lowest held-out loss (search points in RUN_DIR/lr-search/)")
+    r.add_argument("--lr-grid", help="--lr-search's rates as multiples of each arm's own (default 0.5,1,2)")
+    r.add_argument("--lr-search-fraction", type=float, default=0.25,
+                   help="the part of the budget each search point trains (default 0.25)")
     r.add_argument("--device", default="auto", help="auto, cpu or cuda")
     r.add_argument("--seed", type=int, default=0, help="the first seed (default 0)")
     r.add_argument("--seeds", type=int, default=1, help="train every arm with seeds seed, seed+1, ... (default 1); "
@@ -309,6 +317,8 @@ def _add_run(r: argparse.ArgumentParser) -> None:
     r.add_argument("--keep-checkpoints", action="store_true", help="keep each finished arm's checkpoint")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.add_argument("--compile", action="store_true", help="torch.compile the models (eager fallback with a warning)")
+    r.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="autocast precision: auto (bf16 on CUDA, fp32 on a CPU), bf16 or fp32")
     _add_downstream_flags(r)
     part = r.add_argument_group("distributed (README: \"Distributed and multi-machine\")")
     part.add_argument("--arms", help="train only these arms, comma-separated (others may run elsewhere)")
@@ -369,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-NUMBER_FLAGS = ("--flops", "--lr", "--tokens", "--steps", "--seed", "--seeds", "--ladder", "--ladder-ratio",
+NUMBER_FLAGS = ("--flops", "--lr", "--lr-search-fraction", "--tokens", "--steps", "--seed", "--seeds", "--ladder", "--ladder-ratio",
                 "--batch-size", "--seq-len", "--vocab-size", "--workers", "--downstream-steps", "--downstream-seeds")
 
 

@@ -94,6 +94,7 @@ def quick(tmp_path, corpus_file, cache_dir, **kw):
 def test_quick_objective_run_end_to_end_then_resume_skips_everything(tmp_path, corpus_file, cache_dir):
     spec = get_ablation("objective")
     run_ablation(spec, quick(tmp_path, corpus_file, cache_dir))
+    render_report(tmp_path)
     rows = read_rows(tmp_path / "results.jsonl")
     assert [r["arm"] for r in rows] == ["nsp", "none", "sop"]
     required = {"ablation", "arm", "variant", "config", "status", "error", "params_unique", "params_total",
@@ -205,6 +206,7 @@ def test_bench_writes_rows_and_plots(tmp_path):
 @pytest.mark.slow
 def test_quick_packing_run_end_to_end(tmp_path, corpus_file, cache_dir):
     run_ablation(get_ablation("packing"), quick(tmp_path, corpus_file, cache_dir))
+    render_report(tmp_path)
     rows = {r["arm"]: r for r in read_rows(tmp_path / "results.jsonl")}
     assert all(r["status"] == "ok" for r in rows.values()), {k: r["error"] for k, r in rows.items()}
     assert rows["full-sentences"]["config"]["data.packing"] == "full-sentences"

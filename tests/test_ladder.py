@@ -12,6 +12,7 @@ import ablations.run.arm as arm_module
 from ablations.analysis.verdicts import collect
 from ablations.plan.ladder import Ladder, rung_budgets
 from ablations.plan.options import RunOptions
+from ablations.report import render_report
 from ablations.run.arm import ArmTrainer
 from ablations.run.runner import run_ablation
 from ablations.rundir import read_rows
@@ -174,6 +175,7 @@ def test_ladder_rows_resume_and_equal_independent_runs(tmp_path, corpus_file, ca
     assert counted == {"seed-0": 6, "rung-0": 1}  # stable to 3, rung 0's cooldown, stable 3 -> 6
     monkeypatch.setattr(arm_module, "fit", fit)
     run_ablation(SPEC, options(out, corpus_file, cache_dir, steps=16, ladder=3))
+    render_report(out)
 
     rows = read_rows(out / "results.jsonl")
     for name in ("base", "slow"):

@@ -7,6 +7,7 @@ import torch
 
 from ablations.analysis.verdicts import ArmStats, collect, difference, speed_of, speed_words
 from ablations.plan.options import RunOptions
+from ablations.report import render_report
 from ablations.run.runner import run_ablation
 from ablations.rundir import read_rows
 from ablations.specs import AblationSpec, Arm, get_ablation
@@ -98,6 +99,7 @@ def test_seeds_are_shared_by_arms_and_a_rerun_adds_only_missing_ones(tmp_path, c
     assert by[("sop", 1)]["eval_set"] == "base"
     assert by[("sop", 1)]["eval_mlm_example_tokens"] == by[("base", 1)]["eval_mlm_example_tokens"]
     summary = run_ablation(spec, RunOptions(**opts, seeds=3))
+    render_report(tmp_path)
     assert sorted((r["arm"], r["seed"]) for r in summary.rows) == [("base", 2), ("sop", 2)]
     report = (tmp_path / "report.md").read_text()
     assert "± " in report and "seeds [0, 1, 2]" in report and "[95%]" in report

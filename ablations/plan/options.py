@@ -12,6 +12,11 @@ from core.registry import unknown_name_error
 # quick mode's smallest vocabulary; the runner raises it to fit the corpus's characters
 # (Korean needs about 3,000 pieces for characters alone at SentencePiece's default coverage)
 QUICK_VOCAB = 500
+# --lr-search's grid: multiples of each arm's own base rate; and the part of the budget each
+# search point trains (a rate chosen on a short budget is biased high, the short-horizon bias;
+# README "Each arm at its own best learning rate" gives the measurement behind it)
+DEFAULT_GRID = (0.5, 1.0, 2.0)
+DEFAULT_FRACTION = 0.25
 # (lowest valid value, what it is) for every numeric option; None means "not set"
 LIMITS: dict[str, tuple[float, str]] = {
     "steps": (1, "optimizer steps per arm"), "tokens": (1, "training tokens per arm"),
@@ -46,6 +51,7 @@ class RunOptions:
     memory_limit_bytes: int | None = None
     budget: str = "cpu"               # cpu: the ablation's defaults; gpu: its gpu_budget
     compile: bool = False             # torch.compile every model (train and speed measurement)
+    precision: str = "auto"           # autocast: auto (bf16 on CUDA, fp32 on a CPU), bf16 or fp32
     downstream: tuple[str, ...] = ()   # tasks to fine-tune every ok arm on (ablations.downstream)
     downstream_steps: int = 300
     downstream_seeds: int = 1
@@ -56,6 +62,9 @@ class RunOptions:
     flops: float | None = None        # training FLOPs per arm (measured per step); excludes steps/tokens
     ladder: int = 0                   # K >= 3: every arm at K budgets, branched from one wsd run (ablations.plan.ladder)
     ladder_ratio: float = 2.0         # each rung's budget over the previous one's
+    lr_search: bool = False           # each arm at its own best rate from a grid (ablations.plan.lr_search)
+    lr_grid: str | None = None        # multiples of each arm's base rate, e.g. "0.5,1,2"
+    lr_search_fraction: float = DEFAULT_FRACTION  # the part of the budget each search point trains
 
     def __post_init__(self) -> None:
         """Every number is checked here, before any data is built: a bad value is one line
@@ -64,6 +73,8 @@ class RunOptions:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or value < low):
                 raise ValueError(f"--{name.replace('_', '-')} must be >= {low} ({what}), got {value}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise unknown_name_error("--precision", self.precision, ("auto", "fp32", "bf16"))
         if self.budget not in ("cpu", "gpu"):
             raise unknown_name_error("--budget", self.budget, ("cpu", "gpu"))
         parse_shard(self.shard)
@@ -81,7 +92,15 @@ class RunOptions:
         if isinstance(self.ladder, bool) or self.ladder < 0:
             raise ValueError(f"--ladder must be a whole number >= 3 (budgets per arm), got {self.ladder}")
         check_ladder(self.ladder, self.ladder_ratio)
+        self._check_lr_search()
         self._check_flops()
+
+    def _check_lr_search(self) -> None:
+        parse_grid(self.lr_grid)
+        check_fraction(self.lr_search_fraction)
+        if self.lr_search and self.lr is not None:
+            raise ValueError(f"--lr-search and --lr {self.lr:g}: --lr gives every arm one rate, the search finds "
+                             "each arm its own; choose one (the search's grid multiplies each arm's width-rule rate)")
 
     def _check_flops(self) -> None:
         if self.flops is None:
@@ -130,3 +149,23 @@ def parse_duration(text: str) -> float:
     if not parts or "".join(n + u for n, u in parts) != text:
         raise ValueError(f"cannot read duration {text!r}; use e.g. 90s, 10m or 1h30m")
     return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+
+
+def parse_grid(text: str | None) -> tuple[float, ...]:
+    """'0.5,1,2' -> (0.5, 1.0, 2.0): multiples of each arm's base rate, at least 2, all > 0."""
+    if text is None:
+        return DEFAULT_GRID
+    try:
+        grid = tuple(sorted({float(x) for x in str(text).split(",") if x.strip()}))
+    except ValueError:
+        raise ValueError(f"--lr-grid takes comma-separated multiples of each arm's rate, e.g. 0.5,1,2; got {text!r}") \
+            from None
+    if len(grid) < 2 or not all(math.isfinite(m) and m > 0 for m in grid):
+        raise ValueError(f"--lr-grid needs at least two finite multiples > 0, e.g. 0.5,1,2; got {text!r}")
+    return grid
+
+
+def check_fraction(fraction: float) -> None:
+    if not 0 < fraction <= 1:
+        raise ValueError(f"--lr-search-fraction is the part of the budget each search point trains, in (0, 1]; "
+                         f"got {fraction}")

@@ -24,6 +24,7 @@ import torch
 
 from ablations.rundir import RANK_RESULT, UNIT
 from core.data import DataConfig, build_dataset
+from core.device import resolved_precision
 from core.files import atomic_write_text
 from core.model import ModelConfig, PretrainingModel
 from core.train import TrainConfig, Trainer, init_from_env, teardown
@@ -45,7 +46,7 @@ def fit(model_cfg: ModelConfig, data, eval_data, train_cfg: TrainConfig, ckpt_di
                   train_loss=result.train_loss, train_loss_time=result.train_loss_time, evals=result.evals,
                   train_tokens_per_s=p.tokens / max(p.seconds, 1e-9), world_size=trainer.world,
                   train_flops=p.flops,
-                  warm_start=result.warm_start,
+                  warm_start=result.warm_start, precision=resolved_precision(trainer.device, train_cfg.precision),
                   **{k: v for k, v in result.final_eval.items() if k.startswith("eval_")})
     fields.update(result.speed(warmup=2))
     return fields, model
