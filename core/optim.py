@@ -22,6 +22,18 @@ def adamw(params, **kwargs) -> torch.optim.AdamW:
         return torch.optim.AdamW(params, **kwargs)
 
 
+# the width rule's anchor: the peak rate that leaves the unigram stage soonest at H = 128
+# (the CPU budgets' micro size; README: "The learning-rate width rule")
+BASE_LR, BASE_WIDTH = 1e-3, 128
+
+
+def lr_for_width(hidden_size: int, base_lr: float = BASE_LR, base_width: int = BASE_WIDTH) -> float:
+    """The peak rate for a model of width H: base_lr x base_width / H (muP's rule for Adam on
+    hidden matrices). Adam's first steps move the hidden states by about lr x width, so a
+    rate that suits H = 128 moves a model of H = 768 six times as far."""
+    return base_lr * base_width / hidden_size
+
+
 def warmup_linear_decay(fraction: float, warmup: float) -> float:
     """The learning-rate factor at `fraction` of the budget: linear warm-up over the first
     `warmup` fraction, then linear decay to 0. Pretraining and fine-tuning share it."""

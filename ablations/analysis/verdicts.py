@@ -17,7 +17,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from ablations.rundir import results
-from core.stats import judge, mean_se, paired_eval_se, speed_ratio, wilson
+from core.stats import Z95, judge, mean_se, paired_eval_se, speed_ratio, wilson
 
 LOSSES = ("eval_mlm_loss", "eval_sentence_loss")
 ACCURACIES = ("eval_mlm_acc", "eval_nsp_acc", "eval_sop_acc")
@@ -40,6 +40,22 @@ class ArmStats:
     def mean_se(self, key: str) -> tuple[float, float | None] | None:
         vals = list(self.values(key).values())
         return mean_se(vals) if vals else None
+
+    def unigram_gap(self) -> tuple[float, float] | None:
+        """(mean over seeds of held-out MLM loss minus the masked tokens' unigram entropy, its
+        95% noise: the paired per-token standard errors combined over seeds); None for rows
+        written before the unigram reference was recorded."""
+        got = [(r["eval_mlm_unigram_gap"], r.get("eval_mlm_unigram_gap_se")) for r in self.rows.values()
+               if r.get("eval_mlm_unigram_gap") is not None]
+        if not got or any(se is None for _, se in got):
+            return None
+        return (sum(g for g, _ in got) / len(got), Z95 * math.sqrt(sum(se * se for _, se in got)) / len(got))
+
+    def left_unigram_stage(self) -> bool | None:
+        """Its held-out MLM loss is below the unigram entropy by more than its noise: it has
+        learned something from context. None where the rows cannot say."""
+        got = self.unigram_gap()
+        return None if got is None else got[0] + got[1] < 0
 
     def interval(self, task: str) -> tuple[float, float, int] | None:
         """Wilson 95% interval of an accuracy, pooled over seeds: (low, high, n)."""

@@ -7,6 +7,7 @@ the arm and the field (exit 2), instead of after other arms have trained.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ablations.plan.ladder import rung_budgets
@@ -14,6 +15,7 @@ from ablations.plan.options import RunOptions
 from ablations.plan.resolve import ResolvedArm, pair_eval_sets, resolve_arm
 from ablations.plan.selection import is_partial, select_arms
 from ablations.plan.settings import RunSettings, settle
+from ablations.rundir import default_run_dir
 from ablations.specs import AblationSpec, Arm
 from core.data import corpus_source, vocab_for_corpus
 from core.train import Budget
@@ -40,6 +42,12 @@ class Plan:
     units: list[Unit] = field(default_factory=list)     # every (arm, seed) of the ablation, seeds outermost
     selected: list[Arm] = field(default_factory=list)   # the arms this process trains (--arms, --shard)
 
+    rates: dict[str, tuple[float, str]] = field(default_factory=dict)  # arm -> (rate, why): --lr-search's choice
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.opts.out) if self.opts.out else default_run_dir(self.spec.name)
+
     @property
     def partial(self) -> bool:
         return is_partial(self.opts)
@@ -60,9 +68,10 @@ class Plan:
                 "corpus": self.corpus.name if self.corpus else None, "seeds": o.seed_list, "ladder": ladder}
 
 
-def make_plan(spec: AblationSpec, opts: RunOptions) -> Plan:
+def make_plan(spec: AblationSpec, opts: RunOptions, rates: dict[str, tuple[float, str]] | None = None) -> Plan:
+    """rates: arm -> (rate, why), the rates an --lr-search chose (the arms' own otherwise)."""
     settings = settle(spec, opts)
-    plan = Plan(spec, opts, settings, selected=select_arms(spec, opts))
+    plan = Plan(spec, opts, settings, selected=select_arms(spec, opts), rates=dict(rates or {}))
     if spec.kind == "bench":
         return plan
     plan.corpus = corpus_source(opts.corpus)
@@ -70,13 +79,14 @@ def make_plan(spec: AblationSpec, opts: RunOptions) -> Plan:
         # a smoke test's vocabulary sized to the corpus's characters: Korean needs about
         # 3,000 pieces at SentencePiece's default coverage, far more than --quick's 500
         plan.settings = settings = settings.with_vocab(vocab_for_corpus(plan.corpus, settings.vocab_size))
-    plan.units = _resolve_units(spec, opts, settings, plan.corpus.fingerprint)
+    plan.units = _resolve_units(spec, opts, settings, plan.corpus.fingerprint, plan.rates)
     pair_eval_sets([u.resolved for u in plan.units],
                    {u.seed: u.resolved for u in plan.units if u.arm is spec.base_arm})
     return plan
 
 
-def _resolve_units(spec: AblationSpec, opts: RunOptions, settings: RunSettings, corpus_fp: str) -> list[Unit]:
+def _resolve_units(spec: AblationSpec, opts: RunOptions, settings: RunSettings, corpus_fp: str,
+                   rates: dict[str, tuple[float, str]]) -> list[Unit]:
     """Every (seed, arm); a time budget is split equally among the distinct configurations."""
     def resolve(n_trained: int) -> list[Unit]:
         units, errors = [], []
@@ -84,7 +94,8 @@ def _resolve_units(spec: AblationSpec, opts: RunOptions, settings: RunSettings, 
             for i, arm in enumerate(spec.arms, 1):
                 head = f"[{i}/{len(spec.arms)}] {arm.name}" + (f" seed {seed}" if opts.seeds > 1 else "")
                 try:
-                    units.append(Unit(head, arm, resolve_arm(spec, arm, settings, opts, corpus_fp, n_trained, seed)))
+                    res = resolve_arm(spec, arm, settings, opts, corpus_fp, n_trained, seed, rates.get(arm.name))
+                    units.append(Unit(head, arm, res))
                 except (ValueError, TypeError) as err:
                     errors.append(f"{arm.name}: {' '.join(str(err).split())}")
         if errors:

@@ -20,6 +20,7 @@ from core.data import DataConfig
 from core.device import oom_result, pick_device
 from core.measure import step_flops
 from core.model import ModelConfig
+from core.optim import BASE_LR, BASE_WIDTH, lr_for_width
 from core.train import TrainConfig
 from core.train.checkpoint import LATER_DEFAULTS
 from variants import SIZES, get_config, get_variant
@@ -41,6 +42,8 @@ class ResolvedArm:
     key: str          # identity of the configuration (seed included): finished rows match on it
     seed: int
     eval_data: DataConfig | None = None   # whose held-out set scores it: the base arm's where allowed (`pair_eval_sets`)
+    lr_source: str = ""                    # where train.lr came from: the width rule, --lr / the spec, the arm
+    lr_search: dict | None = None          # --lr-search: the rates tried, their losses, the choice, the cost
 
 
 def _split(overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -52,8 +55,10 @@ def _split(overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def resolve_arm(spec: AblationSpec, arm: Arm, settings: RunSettings, opts: RunOptions,
-                corpus_fp: str, n_trained: int = 1, seed: int | None = None) -> ResolvedArm:
-    """Seed k is the same for every arm: initialisation, data order and masks."""
+                corpus_fp: str, n_trained: int = 1, seed: int | None = None,
+                rate: tuple[float, str] | None = None) -> ResolvedArm:
+    """Seed k is the same for every arm: initialisation, data order and masks. `rate`: the
+    arm's rate chosen elsewhere (--lr-search) and where it came from."""
     seed = opts.seed if seed is None else seed
     variant = get_variant(spec.base)
     over = _split({**spec.base_overrides, **arm.overrides})
@@ -77,8 +82,15 @@ def resolve_arm(spec: AblationSpec, arm: Arm, settings: RunSettings, opts: RunOp
     budget = settings.budget.fields()
     if "max_seconds" in budget:
         budget["max_seconds"] = budget["max_seconds"] / max(1, n_trained)
-    train_fields = {"batch_size": settings.batch_size, "lr": settings.lr, "device": opts.device, "seed": seed,
-                    "checkpoint_every": 50, "log_every": 1, "eval_points": 8, "compile": opts.compile, **budget,
+    lr, lr_source = (settings.lr, "one rate for all arms (--lr or the spec)") if settings.lr is not None else \
+        (lr_for_width(model.hidden_size), f"width rule: {BASE_LR:g} x {BASE_WIDTH} / H={model.hidden_size}")
+    if rate is not None:
+        lr, lr_source = rate
+    if "lr" in over["train"]:
+        lr_source = "pinned by the arm (train.lr)"
+    train_fields = {"batch_size": settings.batch_size, "lr": lr, "device": opts.device, "seed": seed,
+                    "checkpoint_every": 50, "log_every": 1, "eval_points": 8, "compile": opts.compile,
+                    "precision": opts.precision, **budget,
                     **({"schedule": "wsd"} if opts.ladder else {}), **over["train"]}
     if train_fields.get("max_flops"):
         train_fields["flops_per_step"] = _budget_flops_per_step(model, data, train_fields, pick_device(opts.device))
@@ -100,7 +112,7 @@ def resolve_arm(spec: AblationSpec, arm: Arm, settings: RunSettings, opts: RunOp
     if opts.ladder:  # the rungs' budgets: a ladder is another unit than one run of the same config
         key_src["ladder"] = [opts.ladder, opts.ladder_ratio]
     key = hashlib.sha1(json.dumps([key_src, corpus_fp], sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return ResolvedArm(arm, spec.base, model, data, train, flat, key, seed)
+    return ResolvedArm(arm, spec.base, model, data, train, flat, key, seed, lr_source=lr_source)
 
 
 def pair_eval_sets(units: list[ResolvedArm], base: dict[int, ResolvedArm]) -> None:

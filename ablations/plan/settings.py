@@ -15,8 +15,8 @@ from core.registry import unknown_name_error
 from core.train import Budget
 from variants import SIZES
 
-DEFAULTS = {"size": "mini", "seq_len": 128, "batch_size": 16, "tokens": 60_000, "vocab_size": 8000, "lr": 1e-3,
-            "long_seq_len": 2048}
+DEFAULTS = {"size": "mini", "seq_len": 128, "batch_size": 16, "tokens": 60_000, "vocab_size": 8000, "lr": None,
+            "long_seq_len": 2048}  # lr None: each arm's rate follows its width (core.optim.lr_for_width)
 QUICK = {"size": "tiny", "seq_len": 64, "batch_size": 4, "steps": 3, "vocab_size": QUICK_VOCAB, "long_seq_len": 128}
 
 
@@ -27,7 +27,7 @@ class RunSettings:
     batch_size: int
     budget: Budget          # per arm; a time budget is split among the trained arms (plan.resolve)
     vocab_size: int
-    lr: float
+    lr: float | None        # one rate for every arm (--lr or the spec's), or None: the width rule per arm
     long_seq_len: int       # an extra saved-bytes figure at this length; 0 disables
 
     def with_vocab(self, vocab_size: int) -> RunSettings:
@@ -73,5 +73,5 @@ def _check(s: RunSettings, where: str) -> None:
         low, what = LIMITS[name]
         if value is not None and (not isinstance(value, int | float) or isinstance(value, bool) or value < low):
             raise ValueError(f"{where}: {name} must be >= {low} ({what}), got {value!r}")
-    if not isinstance(s.lr, int | float) or not s.lr > 0:
+    if s.lr is not None and (not isinstance(s.lr, int | float) or not s.lr > 0):
         raise ValueError(f"{where}: lr must be > 0, got {s.lr!r}")

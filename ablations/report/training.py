@@ -31,7 +31,8 @@ def _acc(stats: ArmStats, task: str) -> str:
 
 def _result_rows(arms: dict[str, ArmStats], speed: dict) -> tuple[list[str], list[list[str]]]:
     headers = ["arm", "status", "seeds", "params", "speed, side by side (tok/s)", "tok/s during training",
-               "peak mem", "saved for bwd", "MLM loss", "MLM acc", "NSP acc [95%]", "SOP acc [95%]"]
+               "peak mem", "saved for bwd", "MLM loss", "MLM acc", "NSP acc [95%]", "SOP acc [95%]",
+               "MLM loss − unigram entropy"]
     table = []
     for name, st in arms.items():
         f = st.first
@@ -46,8 +47,17 @@ def _result_rows(arms: dict[str, ArmStats], speed: dict) -> tuple[list[str], lis
         table.append([name, status, str(len(st.rows)), fmt(f.get("params_unique"), millions), side,
                       pm(st.mean_se("tokens_per_s"), "{:,.0f}"), fmt(f.get("peak_mem_bytes"), mib),
                       fmt(f.get("saved_bytes"), mib), pm(st.mean_se("eval_mlm_loss")), _acc(st, "mlm"),
-                      _acc(st, "nsp"), _acc(st, "sop")])
+                      _acc(st, "nsp"), _acc(st, "sop"), _unigram_cell(st)])
     return headers, table
+
+
+def _unigram_cell(st: ArmStats) -> str:
+    """'-0.412 ± 0.031: learns from context' or '+0.020 ± 0.030: unigram stage'."""
+    got = st.unigram_gap()
+    if got is None:
+        return "–"
+    gap, noise = got
+    return f"{gap:+.3f} ± {noise:.3f}: " + ("learns from context" if gap + noise < 0 else "unigram stage")
 
 
 def _comparison_rows(arms: dict[str, ArmStats], speed: dict) -> tuple[list[list[str]], list[str]]:
@@ -79,9 +89,11 @@ def _warnings(arms: dict[str, ArmStats], spec_info: dict, name: str) -> list[str
     out = []
     stuck = [a for a, st in arms.items() if st.rows and _at_unigram_stage(st)]
     if stuck:
-        out.append(f"> **No learning beyond unigram frequencies** in {', '.join(stuck)}: their MLM accuracy is not "
-                   "above always predicting the most frequent masked token. Their losses say nothing about the "
-                   "components yet; train longer (`--tokens`) or use `--budget gpu`.")
+        out.append(f"> **No learning beyond unigram frequencies** in {', '.join(stuck)}: their held-out MLM loss is "
+                   "not below the masked tokens' unigram entropy (the best context-free predictor) beyond noise "
+                   "(rows without that reference: accuracy not above always predicting the most frequent token). "
+                   "Their losses say nothing about the components yet; train longer (`--tokens`) or use "
+                   "`--budget gpu`.")
     shared = sorted({a for a, st in arms.items() for r in st.rows.values() if (r.get("workers") or 1) > 1})
     if shared:
         out.append(f"> **Trained side by side** (`--workers`): {', '.join(shared)} trained while other arms shared "
@@ -108,7 +120,12 @@ def _size_rank(size: str | None) -> int:
 
 
 def _at_unigram_stage(st: ArmStats) -> bool:
-    """MLM accuracy (pooled over seeds) not clearly above the most-frequent-token rate."""
+    """Not yet learning from context: held-out MLM loss not below the masked tokens' unigram
+    entropy beyond noise; for older rows without it, MLM accuracy (pooled over seeds) not
+    clearly above the most-frequent-token rate."""
+    left = st.left_unigram_stage()
+    if left is not None:
+        return not left
     rows = [r for r in st.rows.values() if r.get("eval_mlm_acc") is not None and r.get("eval_mlm_majority_acc")
             is not None and r.get("eval_mlm_tokens")]
     if not rows:
@@ -159,6 +176,7 @@ def training_report(rows: list[dict], out: Path, console, x: str = "tokens") -> 
            "over seeds. See the README's \"How to read a report\".", ""]
     headers, table = _result_rows(arms, speed)
     md += ["## Results", "", md_table(headers, table), ""]
+    md += _rates_section(arms)
     deltas, verdicts = _comparison_rows(arms, speed)
     if deltas:
         md += ["## Each arm against its comparison arm", "",
@@ -184,12 +202,35 @@ def training_report(rows: list[dict], out: Path, console, x: str = "tokens") -> 
 
 
 def _print_summary(console, name: str, headers: list[str], table: list[list[str]], lines: list[str], worth) -> None:
-    keep = [0, 1, 2, 3, 4, 8, 9, 10, 11]
+    keep = [0, 1, 2, 3, 4, 8, 9, 10, 11, 12]
     print_table(console, name, [headers[i] for i in keep], [[r[i] for i in keep] for r in table])
     for line in lines:
         console.print(line.replace("**", "").removeprefix("> "))
     if worth.fronts.axes:
         console.print(f"Pareto front over {', '.join(worth.fronts.axes)}: {', '.join(worth.fronts.all_axes)}")
+
+
+def _rates_section(arms: dict[str, ArmStats]) -> list[str]:
+    """Each arm's learning rate and where it came from; with --lr-search the rates tried,
+    their held-out losses and what the search cost (kept out of the arm's own cost)."""
+    firsts = {n: st.first for n, st in arms.items() if st.rows}
+    if not any(f.get("lr_source") for f in firsts.values()):
+        return []
+    tuned = any(f.get("lr_search") for f in firsts.values())
+    lines = ["## Learning rates", "", "Arms compared at " + ("rates tuned per arm (`--lr-search`)" if tuned else
+             "the rates below, not tuned per arm (`--lr-search` tunes them)") + ".", ""]
+    for name, f in firsts.items():
+        lr = (f.get("config") or {}).get("train.lr")
+        line = f"- {name}: lr {lr:.3g} ({f.get('lr_source') or 'source not recorded'})" if lr else f"- {name}: –"
+        search = f.get("lr_search")
+        if search:
+            tried = ", ".join(f"{float(k):.3g}: {'–' if v is None else f'{v:.3f}'}" for k, v in search["losses"].items())
+            line += (f"; held-out MLM loss by rate {tried}; search cost {search['flops']:.3g} FLOPs, "
+                     f"{search['seconds']:.0f} s (not counted in the arm's cost)")
+            if search.get("edge"):
+                line += "; **the best rate is at the grid's edge: the grid did not bracket it** (widen `--lr-grid`)"
+        lines.append(line + ".")
+    return lines + [""]
 
 
 def _expectation_lines(expectations: list[dict], arms: dict[str, ArmStats], speed: dict) -> list[str]:

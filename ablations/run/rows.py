@@ -32,7 +32,8 @@ def row_base(runner, arm: Arm, res: ResolvedArm) -> dict[str, Any]:
         "peak_mem_bytes": None, "saved_bytes": None, "saved_bytes_long": None, "long_seq_len": None,
         "flops_per_token": None, "utilisation": None, "flops_label": None,
         "flops_per_step": None, "flops_per_token_measured": None, "flops_per_token_analytic": None,
-        "train_flops": None, "budget_kind": Budget.of(res.train).kind,
+        "train_flops": None, "budget_kind": Budget.of(res.train).kind, "lr_source": res.lr_source,
+        "lr_search": res.lr_search,
     }
 
 

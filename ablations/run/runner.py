@@ -28,6 +28,7 @@ from pathlib import Path
 from ablations.plan import Plan, Unit, make_plan
 from ablations.run.arm import ArmTrainer
 from ablations.run.bench import run_bench
+from ablations.run.lr_search import tune_rates
 from ablations.run.rows import row_base, twin_row
 from ablations.run.timing import time_side_by_side
 from ablations.run.workers import Workers
@@ -38,7 +39,6 @@ from ablations.rundir import (
     append_row,
     arm_dir,
     claim_run_dir,
-    default_run_dir,
     is_lower_rung,
     read_rows,
     write_text,
@@ -57,13 +57,14 @@ class RunSummary:
 
 
 class Runner:
-    def __init__(self, plan: Plan, console=None, worker: int = 0):
+    def __init__(self, plan: Plan, console=None, worker: int = 0, timing: bool = True):
         from rich.console import Console
 
         self.plan, self.spec, self.opts = plan, plan.spec, plan.opts
         self.worker = worker  # > 0: a --workers helper (trains free units, then exits)
+        self.timing = timing  # time the arms side by side after training (not for search points)
         self.console = console or Console()
-        self.out = Path(self.opts.out) if self.opts.out else default_run_dir(self.spec.name)
+        self.out = plan.run_dir
         self.device = pick_device(self.opts.device)
         if self.opts.workers > 1 and self.device.type != "cpu":
             raise ValueError(f"--workers {self.opts.workers} splits CPU cores between arms; on {self.device.type} "
@@ -100,7 +101,9 @@ class Runner:
             return self.summary  # the starting process waits, times and reports
         self._wait_for(waiting)
         workers.join(self.log)
-        if plan.partial:
+        if not self.timing:
+            pass
+        elif plan.partial:
             self.log("side-by-side timing skipped (--arms/--shard): it needs every arm in one process; "
                      "run once more without them after all parts finish (it trains nothing, only times)")
         else:
@@ -232,7 +235,16 @@ class Runner:
 
 
 def run_plan(plan: Plan, console=None) -> RunSummary:
+    """Every unit of the plan; with --lr-search, first each arm's rate (`ablations.run.lr_search`)."""
+    if plan.opts.lr_search and plan.spec.kind != "bench":
+        plan = tune_rates(plan, lambda p: Runner(p, console, timing=False).run(), (console or _console()).print)
     return Runner(plan, console).run()
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
 
 
 def run_ablation(spec, opts, console=None) -> RunSummary:

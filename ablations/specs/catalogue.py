@@ -1,7 +1,8 @@
 """The named ablations: each a base variant, its arms and the papers' expected directions.
 
-Every training ablation shares one CPU budget (`CPU_BUDGET`): the size, vocabulary, rate
-and token budget at which a model leaves the unigram stage in a few minutes on 2 cores
+Every training ablation shares one CPU budget (`CPU_BUDGET`): the size, vocabulary and
+token budget at which a model leaves the unigram stage in a few minutes on 2 cores (the
+rate follows each arm's width, `core.optim.lr_for_width`)
 (README: "How long must a model train before its losses mean something?" gives the
 measurements). `gpu_budget` is where each paper's loss effect is expected to show.
 """
@@ -26,7 +27,7 @@ _SOP = {"data.sentence_task": "sop"}
 # since this component is in 5 of albert_reformer's 11 arms (`attention` sweeps 1 to 8)
 _LSH = {"model.attention": "lsh", "model.lsh_bucket_size": 32, "model.lsh_n_hashes": 2}
 # (README: "How long must a model train"); every training ablation's default
-CPU_BUDGET = {"size": "micro", "vocab_size": 4000, "lr": 1e-3, "seq_len": 128, "batch_size": 16, "tokens": 550_000}
+CPU_BUDGET = {"size": "micro", "vocab_size": 4000, "seq_len": 128, "batch_size": 16, "tokens": 550_000}
 _REV = {"model.norm": "pre", "model.reversible": True}
 _COMPONENTS = [("factorized", "factorized embeddings E=64", _FACT), ("shared", "all layers share one group", _SHARE),
                ("sop", "sentence-order prediction instead of NSP", _SOP), ("lsh", "LSH attention", _LSH),

@@ -289,6 +289,18 @@ class PretrainingData:
                 yield epoch, b, self.collate(self.train, idx, epoch=epoch)
             epoch, start = epoch + 1, 0
 
+    def label_log_probs(self, smoothing: float = 0.5) -> np.ndarray:
+        """log p(token) over the training split's ordinary tokens (what masked labels are drawn
+        from), add-`smoothing` so that no token is impossible; special tokens, never labels, get
+        the smallest probability. The prior an MLM output bias can start at: the training split
+        only, the same for every arm of one data configuration."""
+        counts = np.bincount(self.train.ids, minlength=self.tokenizer.vocab_size)[:self.tokenizer.vocab_size]
+        counts = counts.astype(np.float64)
+        counts[:FIRST_ORDINARY_ID] = 0.0
+        counts[FIRST_ORDINARY_ID:] += smoothing
+        counts[:FIRST_ORDINARY_ID] = min(smoothing, counts[FIRST_ORDINARY_ID:].min())
+        return np.log(counts / counts.sum())
+
     def eval_batches(self, which: str = "mlm", batch_size: int = 32, limit: int | None = None) -> Iterator[dict]:
         """Held-out batches with fixed masks; `limit` takes the first examples only."""
         es = self.evals[which]

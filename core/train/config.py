@@ -56,6 +56,11 @@ class TrainConfig(StrictConfig):
     schedule: str = "linear"
     decay: float = 0.2                # wsd: the cooldown's fraction of the budget
     warmup_steps: int = 0             # > 0: warm up over this many steps, not a fraction of the budget
+    # the MLM output bias at the start of a fresh run: "unigram" starts it at the log
+    # frequencies of the training split's tokens (the class prior: the loss starts at the
+    # unigram entropy instead of log V, and the bias need not travel ~10 nats at ~lr a step);
+    # "zero" is BERT's initialisation
+    mlm_bias: str = "unigram"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(self.betas))
@@ -80,6 +85,7 @@ class TrainConfig(StrictConfig):
 
         check_choice("init_positions", self.init_positions, POSITION_RECIPES)
         check_precision(self.precision)
+        check_choice("mlm_bias", self.mlm_bias, ("unigram", "zero"))
         if not 0 < self.decay < 1:
             raise ValueError(f"decay is the cooldown's fraction of the budget in (0, 1), got {self.decay}")
         if self.warmup_steps < 0:

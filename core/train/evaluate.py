@@ -57,6 +57,8 @@ def _mlm_scores(model: PretrainingModel, data, device: torch.device, batch_size:
                 limit: int | None = None, precision: str = "auto") -> dict:
     sums: list[float] = []
     counts: list[int] = []
+    token_losses: list[torch.Tensor] = []   # every predicted token's loss and label: the unigram reference
+    token_labels: list[torch.Tensor] = []
     label_freq = torch.zeros(model.cfg.vocab_size, dtype=torch.long)
     correct = s_loss = s_correct = s_count = 0.0
     loss_sq = 0.0
@@ -74,6 +76,8 @@ def _mlm_scores(model: PretrainingModel, data, device: torch.device, batch_size:
         sums += torch.zeros(B, dtype=torch.float64, device=rows.device).index_add_(0, rows, per_token.double()).tolist()
         counts += picked.sum(1).tolist()
         loss_sq += float((per_token.double() ** 2).sum())
+        token_losses.append(per_token.double().cpu())
+        token_labels.append(labels.cpu())
         label_freq += torch.bincount(labels.cpu(), minlength=model.cfg.vocab_size)
         correct += float((o.mlm_logits.argmax(-1) == labels).sum())
         if o.sentence_loss is not None:
@@ -83,9 +87,30 @@ def _mlm_scores(model: PretrainingModel, data, device: torch.device, batch_size:
             s_count += b
     # the accuracy of always predicting the most frequent masked token: the unigram stage
     majority = int(label_freq.max()) / max(int(label_freq.sum()), 1)
-    return _mlm_summary(sums, counts, correct, loss_sq, per_example) | {"eval_mlm_majority_acc": majority,
+    unigram = unigram_reference(torch.cat(token_labels), torch.cat(token_losses)) if token_labels else {}
+    return _mlm_summary(sums, counts, correct, loss_sq, per_example) | unigram | {"eval_mlm_majority_acc": majority,
         "eval_sentence_loss": s_loss / s_count if s_count else None,
         "eval_sentence_acc": s_correct / s_count if s_count else None}
+
+
+def unigram_reference(labels: torch.Tensor, losses: torch.Tensor) -> dict:
+    """The held-out masked tokens' unigram entropy, and the model's loss against it.
+
+    The entropy of the masked labels' own frequencies is the loss of the best predictor that
+    ignores the context, on these very tokens: a model whose loss is not below it has
+    learned nothing from context yet (the unigram stage), whatever its accuracy. The gap
+    (loss - entropy) is a mean of per-token differences, each token's loss minus its
+    unigram loss -log p(label), so its standard error is paired, token by token."""
+    if labels.numel() == 0:
+        return {}
+    freq = torch.bincount(labels).double()
+    p = freq / freq.sum()
+    entropy = float(-(p[p > 0] * p[p > 0].log()).sum())
+    gap = losses.double() - (-p.log()[labels])
+    n = gap.numel()
+    se = float(gap.std(unbiased=True)) / math.sqrt(n) if n > 1 else float("nan")
+    return {"eval_mlm_unigram_entropy": entropy, "eval_mlm_unigram_gap": float(gap.mean()),
+            "eval_mlm_unigram_gap_se": se}
 
 
 def _mlm_summary(sums: list[float], counts: list[int], correct: float, loss_sq: float, per_example: bool) -> dict:

@@ -245,10 +245,23 @@ class Trainer:
             print(report.line(), file=sys.stderr)
         return report.line()
 
+    def _init_output_bias(self) -> None:
+        """A fresh run's MLM output bias at the training tokens' log frequencies (`mlm_bias`);
+        a warm start then copies the source's bias over it where it has one."""
+        if self.cfg.mlm_bias != "unigram" or not hasattr(self.data, "label_log_probs"):
+            return
+        log_p = torch.as_tensor(self.data.label_log_probs(), dtype=torch.float32)
+        with torch.no_grad():
+            bias = self.model.mlm_head.bias
+            n = min(len(log_p), bias.numel())  # a table larger than the tokenizer: its extra rows stay unlikely
+            bias.fill_(float(log_p.min()))
+            bias[:n] = log_p[:n].to(bias.device, bias.dtype)
+
     def train(self, resume: bool = True, until: dict | None = None) -> TrainResult:
         """Train to the budget, or with `until` (a budget dict, e.g. {"max_steps": 60}) only
         until that is reached: status "paused", checkpoint written, no final evaluation."""
         if not (resume and self.resume()):
+            self._init_output_bias()
             self.warm_start_line = self.warm_start()
         self.model.train()
         batches = self._batches()

@@ -1,0 +1,92 @@
+"""`--lr-search`: each arm at its own best learning rate, chosen on a short part of the budget.
+
+Comparing every arm at one rate favours the arm that rate suits. The search trains each
+arm (its first seed) at a grid of rates, multiples of the arm's own base rate (the width
+rule, or --lr), on `fraction` of the budget, scores each on the same fixed-mask held-out
+examples, and keeps the rate with the lowest held-out MLM loss; every seed then trains at
+that rate for the full budget. Search points are an ablation of their own (one arm per
+(arm, rate)) in RUN_DIR/lr-search/, so they resume like any run and are never trained twice.
+
+The search's cost is kept out of the arms' own training cost, and reported beside it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ablations.plan.build import Plan
+from ablations.plan.options import RunOptions
+from ablations.specs import AblationSpec, Arm
+
+SEARCH_DIR = "lr-search"
+
+
+def point_name(arm: str, lr: float) -> str:
+    return f"{arm} @ lr {lr:.3g}"
+
+
+def searched_arms(plan: Plan) -> dict[str, float]:
+    """arm -> its base rate, for the arms the search tunes: those this process trains whose
+    rate an arm override does not pin."""
+    first = plan.opts.seed_list[0]
+    return {u.arm.name: u.resolved.train.lr for u in plan.trained
+            if u.seed == first and "train.lr" not in u.arm.overrides}
+
+
+def search_spec(plan: Plan, grid: tuple[float, ...]) -> AblationSpec:
+    """One arm per (arm, rate); the first is a point of the base arm, so that arms sharing
+    its data are scored on its held-out examples (paired)."""
+    base = {a.name: a for a in plan.spec.arms}
+    arms = [Arm(point_name(name, lr * m), {**base[name].overrides, "train.lr": lr * m},
+                f"{name} at {m:g} x its rate", component=name)
+            for name, lr in searched_arms(plan).items() for m in grid]
+    return dataclasses.replace(plan.spec, name=f"{plan.spec.name}/{SEARCH_DIR}", arms=tuple(arms), expectations=(),
+                               description=f"learning-rate search of {plan.spec.name}")
+
+
+def search_options(plan: Plan, out: str, fraction: float) -> RunOptions:
+    """The run's options for the search points: the first seed, `fraction` of the budget."""
+    b = plan.settings.budget
+    scaled = {"tokens": b.max_tokens and max(1, round(b.max_tokens * fraction)),
+              "steps": b.max_steps and max(1, round(b.max_steps * fraction)),
+              "flops": b.max_flops and b.max_flops * fraction,
+              "time_budget": b.max_seconds and b.max_seconds * fraction}
+    return dataclasses.replace(plan.opts, **{k: v or None for k, v in scaled.items()}, seeds=1, out=out, arms=None,
+                               shard=None, ladder=0, downstream=(), workers=plan.opts.workers, lr=None,
+                               lr_search=False, size=plan.settings.size, seq_len=plan.settings.seq_len,
+                               batch_size=plan.settings.batch_size, vocab_size=plan.settings.vocab_size)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    arm: str
+    chosen: float | None                 # None: no search point finished ok
+    losses: dict[float, float | None]    # rate -> final held-out MLM loss (None: not ok)
+    edge: bool                           # the best rate is the grid's smallest or largest
+    flops: float
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"chosen": self.chosen, "losses": {f"{k:.6g}": v for k, v in self.losses.items()},
+                "edge": self.edge, "flops": self.flops, "seconds": self.seconds}
+
+
+def choose_rates(rows: dict[tuple[str, int], dict], bases: dict[str, float], grid: tuple[float, ...]) \
+        -> dict[str, SearchResult]:
+    """Per arm, the rate whose search point has the lowest held-out MLM loss (rows: the
+    search run's results, `ablations.rundir.results`)."""
+    by_name = {r["arm"]: r for r in rows.values()}
+    out = {}
+    for arm, base in bases.items():
+        points = {base * m: by_name.get(point_name(arm, base * m)) for m in grid}
+        losses = {lr: (r["eval_mlm_loss"] if r and r.get("status") == "ok" and r.get("eval_mlm_loss") is not None
+                       and math.isfinite(r["eval_mlm_loss"]) else None) for lr, r in points.items()}
+        ok = {lr: v for lr, v in losses.items() if v is not None}
+        chosen = min(ok, key=ok.get) if ok else None
+        rates = sorted(points)
+        out[arm] = SearchResult(arm, chosen, losses, chosen is not None and chosen in (rates[0], rates[-1]),
+                                sum(r.get("train_flops") or 0 for r in points.values() if r),
+                                sum(r.get("wall_s") or 0 for r in points.values() if r))
+    return out
