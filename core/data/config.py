@@ -30,6 +30,10 @@ class DataError(ValueError):
     file and the fix. A run stops at the first one: every arm would meet it again."""  # [CLS] a [SEP] b [SEP] plus room for a few pieces
 
 
+class CorpusError(DataError):
+    """A corpus problem the user can fix; the message names the file and the fix."""
+
+
 @dataclass(frozen=True)
 class DataConfig(StrictConfig):
     # tokenizer

@@ -20,14 +20,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.data.config import DataError
+from core.data.config import CorpusError
 from core.data.formats import EXTRA_FORMATS, ReadOptions, dataset_dir_files, detect_extra, read_extra
 
 FORMATS = ("auto", "text", "wikiextractor", "jsonl", *EXTRA_FORMATS)
-
-
-class CorpusError(DataError):
-    """A corpus problem the user can fix; the message names the file and the fix."""
 
 
 @dataclass

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.data.config import CorpusError
 from core.data.sentences import split_sentences
 
 LMD_SUFFIXES = (".jsonl.zst", ".json.zst", ".jsonl.zstd")
@@ -33,9 +34,7 @@ class ReadOptions:
     text_column: str = "text"
 
 
-def _error(message: str):
-    from core.data.corpus import CorpusError  # the text formats' error (corpus imports this module)
-
+def _error(message: str) -> CorpusError:
     return CorpusError(message)
 
 
