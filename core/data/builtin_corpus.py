@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ast
 import sysconfig
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from core.data.sentences import split_sentences
@@ -41,7 +41,7 @@ def _paragraphs(doc: str) -> Iterator[str]:
             yield text
 
 
-def iter_builtin_documents() -> Iterator[list[str]]:
+def iter_builtin_documents(split: Callable[[str], list[str]] = split_sentences) -> Iterator[list[str]]:
     for path in stdlib_files():
         try:
             tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -53,7 +53,7 @@ def iter_builtin_documents() -> Iterator[list[str]]:
                 doc = ast.get_docstring(node, clean=True)
                 if doc:
                     for para in _paragraphs(doc):
-                        sentences.extend(split_sentences(para))
+                        sentences.extend(split(para))
         # dedupe within a module (ast.walk revisits the module node) while keeping order
         sentences = list(dict.fromkeys(sentences))
         if len(sentences) >= 2:

@@ -16,6 +16,11 @@ SENTENCE_TASKS = ("none", "nsp", "sop")
 MASKINGS = ("static", "dynamic")
 MASK_UNITS = ("token", "whole-word", "ngram")
 TOKENIZER_TYPES = ("unigram", "bpe")
+SENTENCE_SPLITTERS = ("regex", "kss")   # core.data.sentences.get_splitter
+# fields added after caches, checkpoints and results rows existed: left out of `to_dict`
+# (so of every cache key, checkpoint identity and row key) at these defaults, so that what
+# was built before they existed keeps its identity (as core.train.checkpoint.LATER_DEFAULTS)
+LATER_DEFAULTS = {"sentence_splitter": "regex", "text_column": "text"}
 MIN_MAX_LENGTH = 8
 DEFAULT_COVERAGE = 0.9995  # SentencePiece's recommendation for CJK scripts
 
@@ -23,6 +28,10 @@ DEFAULT_COVERAGE = 0.9995  # SentencePiece's recommendation for CJK scripts
 class DataError(ValueError):
     """A data problem the user can fix (corpus, tokenizer, cache); the message names the
     file and the fix. A run stops at the first one: every arm would meet it again."""  # [CLS] a [SEP] b [SEP] plus room for a few pieces
+
+
+class CorpusError(DataError):
+    """A corpus problem the user can fix; the message names the file and the fix."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,9 @@ class DataConfig(StrictConfig):
     tokenizer_path: str = ""          # an existing SentencePiece .model to load instead of training
     character_coverage: float = DEFAULT_COVERAGE  # 0: automatic, fitted to the vocabulary
     tokenizer_max_sentences: int = 1_000_000
+    # corpus reading: both are part of the data's identity (the corpus fingerprint)
+    sentence_splitter: str = "regex"  # regex (Korean and English punctuation) | kss (extra `kss`)
+    text_column: str = "text"         # the text column of Parquet / datasets, the field of JSON lines
     # examples
     max_length: int = 128
     packing: str = "segment-pair"     # segment-pair | sentence-pair | full-sentences | doc-sentences
@@ -63,6 +75,9 @@ class DataConfig(StrictConfig):
         check_choice("masking", self.masking, MASKINGS)
         check_choice("mask_unit", self.mask_unit, MASK_UNITS)
         check_choice("tokenizer_type", self.tokenizer_type, TOKENIZER_TYPES)
+        check_choice("sentence_splitter", self.sentence_splitter, SENTENCE_SPLITTERS)
+        if not self.text_column:
+            raise ValueError("text_column must name a column (default 'text')")
         if self.max_length < MIN_MAX_LENGTH:
             raise ValueError(f"max_length={self.max_length} is below the minimum of {MIN_MAX_LENGTH} "
                              "([CLS], two segments, two [SEP]s); raise max_length")
@@ -86,6 +101,10 @@ class DataConfig(StrictConfig):
             raise ValueError(f"eval_fraction must be in (0, 1), got {self.eval_fraction}")
         if not 0 <= self.short_seq_prob <= 1:
             raise ValueError(f"short_seq_prob must be in [0, 1], got {self.short_seq_prob}")
+
+    def to_dict(self) -> dict:
+        """Every field, except later ones at their defaults (LATER_DEFAULTS)."""
+        return {k: v for k, v in super().to_dict().items() if not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])}
 
     @property
     def pairs(self) -> bool:

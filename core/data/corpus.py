@@ -23,14 +23,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.data.config import DataError
-from core.data.sentences import split_sentences
+from core.data.config import CorpusError
+from core.data.formats import EXTRA_FORMATS, ReadOptions, dataset_dir_files, detect_extra, read_extra
 
-FORMATS = ("auto", "text", "wikiextractor", "jsonl")
-
-
-class CorpusError(DataError):
-    """A corpus problem the user can fix; the message names the file and the fix."""
+FORMATS = ("auto", "text", "wikiextractor", "jsonl", *EXTRA_FORMATS)
 
 
 @dataclass
@@ -64,6 +60,8 @@ def resolve_files(spec: str | os.PathLike) -> list[Path]:
     path = Path(spec)
     if path.is_file():
         return [path]
+    if path.is_dir() and (arrow := dataset_dir_files(path)) is not None:
+        return arrow  # a datasets.save_to_disk directory: its Arrow files
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and not any(
             part.startswith(".") for part in p.relative_to(path).parts))
@@ -186,6 +184,8 @@ def _decoded(path: Path, report: CorpusReport) -> Iterator[tuple[int, str]]:
 
 
 def detect_format(path: Path) -> str:
+    if extra := detect_extra(path):
+        return extra
     name = path.name[:-3] if path.name.endswith(".gz") else path.name
     if name.endswith((".jsonl", ".json", ".ndjson")):
         return "jsonl"
@@ -196,23 +196,23 @@ def detect_format(path: Path) -> str:
     return "text"
 
 
-def _paragraphs_to_sentences(paragraphs: list[str]) -> list[str]:
-    return [s for p in paragraphs for s in split_sentences(p)]
+def _paragraphs_to_sentences(paragraphs: list[str], opts: ReadOptions) -> list[str]:
+    return [s for p in paragraphs for s in opts.split(p)]
 
 
-def _text_docs(path: Path, report: CorpusReport) -> Iterator[list[str]]:
+def _text_docs(path: Path, report: CorpusReport, opts: ReadOptions) -> Iterator[list[str]]:
     paragraphs: list[str] = []
     for _, line in _decoded(path, report):
         if line.strip():
             paragraphs.append(line.strip())
         elif paragraphs:
-            yield _paragraphs_to_sentences(paragraphs)
+            yield _paragraphs_to_sentences(paragraphs, opts)
             paragraphs = []
     if paragraphs:
-        yield _paragraphs_to_sentences(paragraphs)
+        yield _paragraphs_to_sentences(paragraphs, opts)
 
 
-def _wiki_docs(path: Path, report: CorpusReport) -> Iterator[list[str]]:
+def _wiki_docs(path: Path, report: CorpusReport, opts: ReadOptions) -> Iterator[list[str]]:
     paragraphs: list[str] | None = None   # None: between documents
     title_pending = False
     opened = 0                            # line of the open document's <doc tag
@@ -222,11 +222,11 @@ def _wiki_docs(path: Path, report: CorpusReport) -> Iterator[list[str]]:
             if paragraphs is not None:    # the previous document has no </doc>: this tag closes it
                 report.unclosed(path, opened)
                 if paragraphs:
-                    yield _paragraphs_to_sentences(paragraphs)
+                    yield _paragraphs_to_sentences(paragraphs, opts)
             paragraphs, title_pending, opened = [], True, lineno
         elif stripped == "</doc>":
             if paragraphs:
-                yield _paragraphs_to_sentences(paragraphs)
+                yield _paragraphs_to_sentences(paragraphs, opts)
             paragraphs = None
         elif paragraphs is not None and stripped:
             if title_pending:  # the article title repeats on the first line; it is not prose
@@ -236,36 +236,39 @@ def _wiki_docs(path: Path, report: CorpusReport) -> Iterator[list[str]]:
     if paragraphs is not None:            # the file ends inside a document
         report.unclosed(path, opened)
         if paragraphs:
-            yield _paragraphs_to_sentences(paragraphs)
+            yield _paragraphs_to_sentences(paragraphs, opts)
 
 
-def _jsonl_docs(path: Path, report: CorpusReport) -> Iterator[list[str]]:
+def _jsonl_docs(path: Path, report: CorpusReport, opts: ReadOptions) -> Iterator[list[str]]:
     for lineno, line in _decoded(path, report):
         if not line.strip():
             continue
         try:
-            text = json.loads(line)["text"]
+            text = json.loads(line)[opts.text_column]
         except (json.JSONDecodeError, KeyError, TypeError):
-            report.skip(path, lineno, 'not a JSON object with a "text" field')
+            report.skip(path, lineno, f'not a JSON object with a "{opts.text_column}" field')
             continue
         paragraphs = [p.strip() for p in str(text).splitlines() if p.strip()]
         if paragraphs:
-            yield _paragraphs_to_sentences(paragraphs)
+            yield _paragraphs_to_sentences(paragraphs, opts)
 
 
 _READERS = {"text": _text_docs, "wikiextractor": _wiki_docs, "jsonl": _jsonl_docs}
 
 
 def iter_documents(files: list[Path], report: CorpusReport | None = None,
-                   fmt: str = "auto") -> Iterator[list[str]]:
-    """Stream documents (lists of sentences) from every file in order."""
+                   fmt: str = "auto", opts: ReadOptions | None = None) -> Iterator[list[str]]:
+    """Stream documents (lists of sentences) from every file in order; `opts`: the
+    sentence splitter and the text column (core.data.formats)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown corpus format {fmt!r}; use one of {', '.join(FORMATS)}")
     report = report if report is not None else CorpusReport()
+    opts = opts or ReadOptions()
     for path in files:
         report.files += 1
-        reader = _READERS[detect_format(path) if fmt == "auto" else fmt]
-        for doc in reader(path, report):
+        kind = detect_format(path) if fmt == "auto" else fmt
+        docs = read_extra(kind, path, report, opts) if kind in EXTRA_FORMATS else _READERS[kind](path, report, opts)
+        for doc in docs:
             doc = [s for s in doc if s]
             if doc:
                 report.documents += 1

@@ -34,7 +34,9 @@ from core.data.builtin_corpus import builtin_fingerprint, iter_builtin_documents
 from core.data.config import FIRST_ORDINARY_ID, MASK, PAD, UNK, DataConfig
 from core.data.corpus import CorpusError, CorpusReport, empty_corpus_error, fingerprint, iter_documents, resolve_files
 from core.data.examples import IGNORE, TokenStore, build_examples
+from core.data.formats import ReadOptions
 from core.data.masking import mask_sequence
+from core.data.sentences import get_splitter
 from core.data.tokenizer import Tokenizer, TokenizerError, character_counts, load_tokenizer, train_tokenizer, vocab_for
 from core.files import atomic_dir
 
@@ -60,22 +62,32 @@ class CorpusSource:
     name: str
     fingerprint: str
     files: list[Path] | None  # None: the built-in corpus
+    sentence_splitter: str = "regex"
+    text_column: str = "text"
 
     def documents(self, report: CorpusReport) -> Iterator[list[str]]:
+        split = get_splitter(self.sentence_splitter)
         if self.files is None:
-            for doc in iter_builtin_documents():
+            for doc in iter_builtin_documents(split):
                 report.documents += 1
                 report.sentences += len(doc)
                 yield doc
         else:
-            yield from iter_documents(self.files, report)
+            yield from iter_documents(self.files, report, opts=ReadOptions(split, self.text_column))
 
 
-def corpus_source(corpus: str | os.PathLike | None) -> CorpusSource:
+def corpus_source(corpus: str | os.PathLike | None, text_column: str = "text",
+                  sentence_splitter: str = "regex") -> CorpusSource:
+    """The corpus and how it is read: the splitter and the text column change its
+    sentences, so they join its fingerprint (at their defaults they leave it as it was)."""
+    reading = {k: v for k, v in (("sentence_splitter", sentence_splitter), ("text_column", text_column))
+               if v != DataConfig.__dataclass_fields__[k].default}
+    suffix = "-" + _key(reading)[:8] if reading else ""
     if corpus is None or str(corpus) in ("", "builtin"):
-        return CorpusSource(BUILTIN_NAME, "builtin-" + builtin_fingerprint(), None)
+        return CorpusSource(BUILTIN_NAME, "builtin-" + builtin_fingerprint() + suffix, None, sentence_splitter,
+                            text_column)
     files = resolve_files(corpus)
-    return CorpusSource(str(corpus), fingerprint(files), files)
+    return CorpusSource(str(corpus), fingerprint(files) + suffix, files, sentence_splitter, text_column)
 
 
 def vocab_for_corpus(src: CorpusSource, at_least: int, max_documents: int = 2000) -> int:
@@ -391,7 +403,7 @@ class PretrainingData:
 def build_dataset(cfg: DataConfig, corpus: str | os.PathLike | None = None,
                   cache_dir: str | os.PathLike | None = None) -> PretrainingData:
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
-    src = corpus_source(corpus)
+    src = corpus_source(corpus, cfg.text_column, cfg.sentence_splitter)
     tok = load_or_train_tokenizer(src, cfg, cache)
     store, report = load_or_build_store(src, tok, cache)
     final = cache / "examples" / _key(FORMAT_VERSION, src.fingerprint, tok.fingerprint, cfg.to_dict())

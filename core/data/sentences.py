@@ -38,3 +38,33 @@ def split_sentences(text: str) -> list[str]:
     if tail:
         sentences.append(tail)
     return sentences
+
+
+# -- choosing a splitter ----------------------------------------------------------------------------
+SPLITTERS = ("regex", "kss")
+KSS_BACKEND = "punct"  # kss's own punctuation rules: no morphological analyser to install or load
+
+
+def get_splitter(name: str):
+    """The sentence splitter `DataConfig.sentence_splitter` names: `regex` (the rule above)
+    or `kss` (Korean Sentence Splitter, the optional extra `kss`)."""
+    if name == "regex":
+        return split_sentences
+    if name == "kss":
+        return _kss_splitter()
+    from core.registry import unknown_name_error
+
+    raise unknown_name_error("sentence splitter", name, SPLITTERS)
+
+
+def _kss_splitter():
+    try:
+        import kss
+    except ImportError:
+        from core.data.config import DataError
+
+        raise DataError('sentence_splitter="kss" needs the kss package: pip install -e ".[kss]"') from None
+
+    def split(text: str) -> list[str]:
+        return [s.strip() for s in kss.split_sentences(text, backend=KSS_BACKEND) if s.strip()]
+    return split

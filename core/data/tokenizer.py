@@ -56,6 +56,12 @@ class Tokenizer:
     def encode(self, texts: list[str]) -> list[list[int]]:
         return self.sp.encode(texts)
 
+    def encode_with_offsets(self, texts: list[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+        """Ids and each piece's (begin, end) character span in the original text: what maps
+        character-level labels (NER) onto pieces. A character that normalisation expands
+        into several pieces (NFKC: "㈜" -> "(주)") is covered by the last; the others are empty."""
+        return [(r["ids"], [tuple(o) for o in r["offsets"]]) for r in self.sp.encode_as_offset_mapping(texts)]
+
     def decode(self, ids: Iterable[int]) -> str:
         return self.sp.decode([int(i) for i in ids])
 

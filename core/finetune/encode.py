@@ -13,13 +13,30 @@ import torch
 
 from core.data import CLS, PAD, SEP, Tokenizer
 from core.finetune.tasks import Example
+from core.model import IGNORE_INDEX as IGNORE
 
 
 @dataclass
 class Encoded:
     ids: list[list[int]]
     types: list[list[int]]
-    labels: list[float | int]
+    labels: list                  # a class or score per row; token classification: a label per token
+    # token classification (core.finetune.tagging): each row's text, its pieces' character
+    # spans, and the gold tag of every character, which the score compares with
+    texts: list[str] | None = None
+    offsets: list[list[tuple[int, int]]] | None = None
+    gold: list[list[int]] | None = None
+
+    @property
+    def targets(self) -> list:
+        """What predictions are scored against: per-row labels, or per-character tags."""
+        return self.labels if self.gold is None else self.gold
+
+    def head(self, n: int) -> Encoded:
+        """The first n rows (a capped training split)."""
+        cut = lambda x: None if x is None else x[:n]  # noqa: E731
+        return Encoded(self.ids[:n], self.types[:n], self.labels[:n], cut(self.texts), cut(self.offsets),
+                       cut(self.gold))
 
 
 def _truncate(a: list[int], b: list[int], budget: int) -> None:
@@ -54,5 +71,10 @@ def batches(enc: Encoded, batch_size: int, regression: bool, order: list[int] | 
         for r, i in enumerate(rows):
             n = len(enc.ids[i])
             ids[r, :n], types[r, :n], mask[r, :n] = torch.tensor(enc.ids[i]), torch.tensor(enc.types[i]), 1
-        labels = torch.tensor([enc.labels[i] for i in rows], dtype=torch.float if regression else torch.long)
+        if enc.gold is not None:  # a label per token, IGNORE where padded
+            labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+            for r, i in enumerate(rows):
+                labels[r, :len(enc.labels[i])] = torch.tensor(enc.labels[i])
+        else:
+            labels = torch.tensor([enc.labels[i] for i in rows], dtype=torch.float if regression else torch.long)
         yield {"input_ids": ids, "token_type_ids": types, "attention_mask": mask, "labels": labels}

@@ -18,7 +18,8 @@ from core.device import autocast, pick_device, to_device
 from core.finetune.config import FinetuneConfig
 from core.finetune.encode import Encoded, batches, encode_examples
 from core.finetune.metrics import Score, accuracy, chance_level, correlations, mean_and_se
-from core.finetune.model import TaskModel
+from core.finetune.model import TaskModel, TokenTaggingModel
+from core.finetune.tagging import encode_tagged, entity_f1, gold_tags, read_out
 from core.finetune.tasks import Task
 from core.model import PretrainingModel
 from core.optim import adamw, warmup_linear_decay
@@ -27,7 +28,7 @@ from core.optim import adamw, warmup_linear_decay
 @dataclass
 class FinetuneResult:
     task: str
-    metric: str                    # the primary metric (accuracy, or spearman for regression)
+    metric: str                    # the primary metric (accuracy; spearman for regression; f1 for tagging)
     seed: int
     test: Score                    # primary metric on test, at the best dev checkpoint
     dev: float                     # best dev value of the primary metric
@@ -39,17 +40,30 @@ class FinetuneResult:
 
 
 def scores(task: Task, predictions: list, gold: list) -> dict[str, Score]:
+    """Token classification: `predictions` and `gold` are tags per character (read_out)."""
     if task.spec.regression:
         return correlations(predictions, gold)
+    if task.spec.tagging:
+        return {"f1": entity_f1(predictions, gold)}
     return {"accuracy": accuracy(predictions, gold)}
 
 
 def primary_metric(task: Task) -> str:
-    return "spearman" if task.spec.regression else "accuracy"
+    return "spearman" if task.spec.regression else "f1" if task.spec.tagging else "accuracy"
+
+
+def task_chance(task: Task) -> float:
+    """The test score of a model that learned nothing: the majority class's share, no
+    correlation, or no entity found (F1 0)."""
+    if task.spec.tagging:
+        return 0.0
+    return chance_level([ex.label for ex in task.splits["test"]], task.spec.regression)
 
 
 @torch.no_grad()
-def predict(model: TaskModel, enc: Encoded, cfg: FinetuneConfig, regression: bool, device: torch.device) -> list:
+def predict(model: TaskModel | TokenTaggingModel, enc: Encoded, cfg: FinetuneConfig, regression: bool,
+            device: torch.device) -> list:
+    """A score or class per row; for token classification a class per token of the row."""
     model.eval()
     out: list = []
     with model.encoder.seeded_hashing(cfg.hash_seed):
@@ -63,12 +77,29 @@ def predict(model: TaskModel, enc: Encoded, cfg: FinetuneConfig, regression: boo
     return out
 
 
-def _task_model(pretrained: PretrainingModel, task: Task, cfg: FinetuneConfig, device: torch.device) -> TaskModel:
+def _scored(task: Task, model, enc: Encoded, cfg: FinetuneConfig, device: torch.device) -> dict[str, Score]:
+    """Every metric of `model` on one encoded split, scored on the original units: rows, or
+    the characters a tagging task's pieces came from."""
+    predictions = predict(model, enc, cfg, task.spec.regression, device)
+    if task.spec.tagging:
+        return scores(task, read_out(predictions, enc, task.classes), gold_tags(enc, task.classes))
+    return scores(task, predictions, enc.targets)
+
+
+def encode_split(task: Task, examples: list, tokenizer: Tokenizer, max_length: int, type_ids: bool) -> Encoded:
+    if task.spec.tagging:
+        return encode_tagged(examples, tokenizer, max_length)
+    return encode_examples(examples, tokenizer, max_length, type_ids)
+
+
+def _task_model(pretrained: PretrainingModel, task: Task, cfg: FinetuneConfig, device: torch.device
+                ) -> TaskModel | TokenTaggingModel:
     torch.manual_seed(cfg.seed)
     encoder = PretrainingModel(pretrained.cfg)
     encoder.load_state_dict(pretrained.state_dict())
     encoder.unpad = cfg.unpad
-    model = TaskModel(encoder, task.num_labels, cfg.dropout).to(device)
+    head = TokenTaggingModel if task.spec.tagging else TaskModel
+    model = head(encoder, task.num_labels, cfg.dropout).to(device)
     return model.train()
 
 
@@ -92,10 +123,9 @@ def finetune(pretrained: PretrainingModel, tokenizer: Tokenizer, task: Task, cfg
     regression, metric = task.spec.regression, primary_metric(task)
     type_ids = pretrained.cfg.type_vocab_size > 1
     max_len = min(cfg.max_length, pretrained.cfg.max_position_embeddings)
-    enc = {s: encode_examples(ex, tokenizer, max_len, type_ids) for s, ex in task.splits.items()}
+    enc = {s: encode_split(task, ex, tokenizer, max_len, type_ids) for s, ex in task.splits.items()}
     if cfg.max_train_examples:
-        enc["train"] = Encoded(*(x[: cfg.max_train_examples] for x in (enc["train"].ids, enc["train"].types,
-                                                                       enc["train"].labels)))
+        enc["train"] = enc["train"].head(cfg.max_train_examples)
     model = _task_model(pretrained, task, cfg, device)
     optimizer = _optimizer(model, cfg)
     train = _train_batches(enc["train"], cfg, regression)
@@ -106,7 +136,7 @@ def finetune(pretrained: PretrainingModel, tokenizer: Tokenizer, task: Task, cfg
         step += 1
         if step % cfg.eval_interval and step != cfg.max_steps:
             continue
-        value = scores(task, predict(model, enc["dev"], cfg, regression, device), enc["dev"].labels)[metric].value
+        value = _scored(task, model, enc["dev"], cfg, device)[metric].value
         curve.append((step, value))
         if value > best:
             best, best_step, stale = value, step, 0
@@ -116,7 +146,7 @@ def finetune(pretrained: PretrainingModel, tokenizer: Tokenizer, task: Task, cfg
             if cfg.patience and stale >= cfg.patience and step >= cfg.max_steps // 2:
                 break  # never in the first half: a plateau while the learning rate is high is common
     model.load_state_dict(best_state)
-    test = scores(task, predict(model, enc["test"], cfg, regression, device), enc["test"].labels)
+    test = _scored(task, model, enc["test"], cfg, device)
     return FinetuneResult(task.name, metric, cfg.seed, test[metric], best, test, best_step, step,
                           time.perf_counter() - t0, curve)
 
@@ -163,5 +193,4 @@ def finetune_seeds(pretrained: PretrainingModel, tokenizer: Tokenizer, task: Tas
                    seeds: int = 3) -> SeedSummary:
     results = [finetune(pretrained, tokenizer, task, cfg.replace(seed=cfg.seed + i)) for i in range(seeds)]
     mean, se = mean_and_se([r.test.value for r in results])
-    chance = chance_level([ex.label for ex in task.splits["test"]], task.spec.regression)
-    return SeedSummary(task.name, results[0].metric, mean, se, results[0].test.n, results, chance)
+    return SeedSummary(task.name, results[0].metric, mean, se, results[0].test.n, results, task_chance(task))

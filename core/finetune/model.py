@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.model import PretrainingModel
+from core.model import IGNORE_INDEX, PretrainingModel
 
 
 class TaskModel(nn.Module):
@@ -33,4 +33,30 @@ class TaskModel(nn.Module):
         loss = None
         if labels is not None:
             loss = F.mse_loss(logits.float(), labels) if self.num_labels == 1 else F.cross_entropy(logits.float(), labels)
+        return loss, logits
+
+
+class TokenTaggingModel(nn.Module):
+    """A tag per token: each hidden state -> dropout -> linear (BERT's NER head). The loss
+    is the mean over labelled pieces only (IGNORE marks specials, padding and pieces that
+    cover no character of their own)."""
+
+    def __init__(self, encoder: PretrainingModel, num_labels: int, dropout: float = 0.1):
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(encoder.cfg.hidden_size, num_labels)
+        nn.init.normal_(self.classifier.weight, std=encoder.cfg.initializer_range)
+        nn.init.zeros_(self.classifier.bias)
+        self.num_labels = num_labels
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None) -> tuple[torch.Tensor | None, torch.Tensor]:
+        if not self.encoder.cfg.type_vocab_size:
+            token_type_ids = None
+        logits = self.classifier(self.dropout(self.encoder.encode(input_ids, attention_mask, token_type_ids)))
+        loss = None
+        if labels is not None:
+            picked = labels != IGNORE_INDEX
+            loss = F.cross_entropy(logits.float()[picked], labels[picked], reduction="sum") / picked.sum().clamp(min=1)
         return loss, logits

@@ -4,6 +4,10 @@ A task is a kind, the columns that hold its texts and label, and train/dev/test 
 Built in: `korsts` (pair regression, score 0..5) and `question_pair` (pair classification;
 the source's is_duplicate 0 means SAME meaning, so classes are named, not numbered).
 Anything else: `tsv:DIR:text_a=COL,text_b=COL,label=COL,kind=KIND`.
+KLUE's layouts (`core.finetune.klue`): `klue-ner` (token classification, entity F1) and
+`klue-nli` (three-way pair classification) on ../shared/data/klue, and `klue-ner:FILE`,
+`klue-nli:FILE` for any file in the same layout; one file is split into train/dev/test by
+a hash (`core.finetune.klue.split_of`).
 """
 from __future__ import annotations
 
@@ -13,7 +17,10 @@ from pathlib import Path
 
 from core.registry import unknown_name_error
 
-KINDS = ("classification", "pair-classification", "pair-regression")
+KINDS = ("classification", "pair-classification", "pair-regression", "token-classification")
+KLUE_FILES = {"klue-ner": "klue-ner-v1.1_dev_part1.tsv", "klue-nli": "klue-nli-v1.1_dev_part1.json"}
+BUILTIN_TASKS = ["korsts", "question_pair", *KLUE_FILES, "klue-ner:FILE", "klue-nli:FILE",
+                 "tsv:DIR:text_a=...,label=...,kind=..."]
 SPLITS = ("train", "dev", "test")
 _SPLIT_NAMES = {"train": ("train",), "dev": ("dev", "valid", "validation", "val"), "test": ("test",)}
 SHARED_DATA_ENV = "BERT_ABLATE_TASK_DATA"   # where the built-in tasks' folders live
@@ -27,7 +34,7 @@ class TaskError(ValueError):
 class Example:
     text_a: str
     text_b: str | None
-    label: float | int            # class index, or a score for regression
+    label: float | int | tuple[int, ...]  # class index, a score for regression, or a tag per character
 
 
 @dataclass
@@ -40,10 +47,16 @@ class TaskSpec:
     label: str
     label_names: dict[str, str] = field(default_factory=dict)   # raw value -> class name (fixed order)
     files: dict[str, str] = field(default_factory=dict)         # split -> file name (else found by name)
+    reader: str = "tsv"           # tsv (a file per split), or klue-ner | klue-nli (one file, split by hash)
+    file: Path | None = None      # the one file a KLUE-layout task is read from
 
     @property
     def regression(self) -> bool:
         return self.kind.endswith("regression")
+
+    @property
+    def tagging(self) -> bool:
+        return self.kind == "token-classification"
 
 
 @dataclass
@@ -74,11 +87,30 @@ def builtin_spec(name: str, root: str | Path | None = None) -> TaskSpec:
         # songys/Question_pair: is_duplicate 0 = the same meaning, 1 = different
         return TaskSpec("question_pair", root / "question_pair", "pair-classification", "question1", "question2",
                         "is_duplicate", label_names={"1": "different", "0": "same"})
-    raise unknown_name_error("task", name, ["korsts", "question_pair", "tsv:DIR:text_a=...,label=...,kind=..."])
+    if name in KLUE_FILES:
+        return klue_spec(name, root / "klue" / KLUE_FILES[name], name)
+    raise unknown_name_error("task", name, BUILTIN_TASKS)
+
+
+def klue_spec(reader: str, path: Path, name: str | None = None) -> TaskSpec:
+    """A task in KLUE-NER's or KLUE-NLI's layout, read from one file; named for the file
+    (as a tsv: task is named for its directory) unless it is the built-in one."""
+    path = Path(path)
+    name = name or path.stem
+    if reader == "klue-ner":
+        return TaskSpec(name, path.parent, "token-classification", "text", None, "tags", reader=reader, file=path)
+    return TaskSpec(name, path.parent, "pair-classification", "premise", "hypothesis", "gold_label",
+                    label_names={c: c for c in ("entailment", "neutral", "contradiction")}, reader=reader, file=path)
 
 
 def parse_task(text: str, root: str | Path | None = None) -> TaskSpec:
-    """'korsts', 'question_pair' or 'tsv:DIR:text_a=s1,text_b=s2,label=y,kind=pair-classification'."""
+    """'korsts', 'question_pair', 'klue-ner', 'klue-nli', 'klue-ner:FILE', 'klue-nli:FILE' or
+    'tsv:DIR:text_a=s1,text_b=s2,label=y,kind=pair-classification'."""
+    reader, colon, path = text.partition(":")
+    if colon and reader in KLUE_FILES:
+        if not path:
+            raise TaskError(f"task {text!r}: expected {reader}:FILE (a file in {reader.upper()}'s layout)")
+        return klue_spec(reader, Path(path))
     if not text.startswith("tsv:"):
         return builtin_spec(text, root)
     directory, sep, options = text[4:].rpartition(":")
@@ -94,6 +126,9 @@ def parse_task(text: str, root: str | Path | None = None) -> TaskSpec:
     kind = fields.get("kind", "pair-classification" if "text_b" in fields else "classification")
     if kind not in KINDS:
         raise unknown_name_error("task kind", kind, KINDS)
+    if kind == "token-classification":
+        raise TaskError(f"task {text!r}: token classification reads character-tagged sentences, not TSV "
+                        "columns; convert the file to KLUE-NER's layout and use klue-ner:FILE")
     for need in ("text_a", "label") + (("text_b",) if kind.startswith("pair") else ()):
         if need not in fields:
             raise TaskError(f"task {text!r} needs {need}=COLUMN (kind {kind})")

@@ -5,6 +5,7 @@ import csv
 import io
 from pathlib import Path
 
+from core.finetune.klue import load_klue_task
 from core.finetune.tasks import _SPLIT_NAMES, SPLITS, Example, Task, TaskError, TaskSpec, parse_task
 
 
@@ -101,6 +102,8 @@ def load_task(spec: TaskSpec | str) -> Task:
     """A task's three splits, read and checked: `spec` is a TaskSpec or a spec string."""
     if isinstance(spec, str):
         spec = parse_task(spec)
+    if spec.reader != "tsv":
+        return load_klue_task(spec)
     classes = _classes(spec)
     splits = {s: read_split(spec, s, classes) for s in SPLITS}
     names = [spec.label_names.get(raw, raw) for raw in classes]

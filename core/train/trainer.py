@@ -18,6 +18,9 @@ Design notes for the next engineer:
   the next step's all-reduce. Rank 0 decides whether to resume and tells the others.
 - A non-finite loss stops the run with status "nan" before the optimizer touches the
   weights, so the last checkpoint on disk is the last good one.
+- An optional `tracker` (core.train.tracking: TensorBoard, W&B, MLflow) is handed the
+  logged training points and every held-out evaluation, at the budget's x-axis; it only
+  watches, and only rank 0 has one.
 """
 from __future__ import annotations
 
@@ -55,6 +58,7 @@ from core.train.distributed import (
 )
 from core.train.evaluate import evaluate
 from core.train.progress_bar import ProgressBar
+from core.train.tracking import Tracker, eval_scalars, step_scalars, x_axis
 
 
 @dataclass
@@ -94,7 +98,7 @@ class TrainResult:
 
 class Trainer:
     def __init__(self, model: PretrainingModel, data, cfg: TrainConfig, out_dir: str | Path | None = None,
-                 progress_bar: bool = True, on_step=None, eval_data=None):
+                 progress_bar: bool = True, on_step=None, eval_data=None, tracker: Tracker | None = None):
         self.model, self.data, self.cfg = model, data, cfg
         # held-out sets to score on; an ablation passes its base arm's, so that arms with
         # different masking or packing are still scored on identical examples and masks
@@ -105,6 +109,7 @@ class Trainer:
         self.rank, self.world = self.dist.rank, self.dist.size
         self.progress_bar = progress_bar and self.rank == 0
         self.on_step = on_step  # called after every optimizer step (runner progress, tests)
+        self.tracker = tracker if self.rank == 0 else None  # watches only (core.train.tracking)
         torch.manual_seed(cfg.seed)
         model.to(self.device)
         broadcast_parameters(model, self.dist)
@@ -279,7 +284,7 @@ class Trainer:
                     break
                 self._update()
                 elapsed, data_s = self._agreed_seconds(time.perf_counter() - t0, data_s)
-                self._record(losses, tokens, elapsed, data_s)
+                self._record(losses, tokens, elapsed, data_s, float(grad_norm))
                 bar.update(loss, tokens / max(time.perf_counter() - t0, 1e-9))
                 self._after_step()
         return self._finish(status, error)
@@ -328,7 +333,7 @@ class Trainer:
         self.optimizer.step()
         synchronize(self.device)
 
-    def _record(self, losses: list[float], tokens: int, elapsed: float, data_s: float) -> None:
+    def _record(self, losses: list[float], tokens: int, elapsed: float, data_s: float, grad_norm: float) -> None:
         """Progress, step time, and the curve points: [x, loss, MLM loss, sentence loss]."""
         c, p = self.cfg, self.progress
         p.step += 1
@@ -340,6 +345,11 @@ class Trainer:
         if p.step % c.log_every == 0 or p.step == 1 or self._done():
             self.train_loss.append([p.tokens, *losses])
             self.train_loss_time.append([round(p.seconds, 4), *losses])
+            if self.tracker is not None:
+                lr = self.optimizer.param_groups[0]["lr"]  # the rate this step was taken at
+                rate = tokens / max(elapsed - data_s, 1e-9)  # as TrainResult.speed: batch loading excluded
+                self._track(step_scalars(losses, lr, grad_norm, rate, self._where(),
+                                         self.model.sentence_head is not None))
 
     def _evaluate(self, per_example: bool = False) -> dict:
         """Scores now; the curve keeps the summaries, the final scores also per example."""
@@ -348,6 +358,7 @@ class Trainer:
                           precision=c.precision)
         summary = {k: v for k, v in scores.items() if not isinstance(v, list | str)}
         self.evals.append({**self._where(), **summary})
+        self._track(eval_scalars(summary))
         return scores
 
     def _where(self) -> dict:
@@ -383,6 +394,11 @@ class Trainer:
         losses = [float(f"{x:.5g}") for x in scores.get("eval_mlm_example_loss", [])]
         self.evals.append({**self._where(), "curve": True, "eval_mlm_loss": scores["eval_mlm_loss"],
                            "eval_mlm_acc": scores["eval_mlm_acc"], "mlm_example_losses": losses})
+        self._track(eval_scalars(scores, curve=True))
+
+    def _track(self, scalars: dict) -> None:
+        if self.tracker is not None:
+            self.tracker.log(scalars, int(self._where()[x_axis(self.cfg)]))
 
     def _finish(self, status: str, error: str | None) -> TrainResult:
         final = {}
