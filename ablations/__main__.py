@@ -88,7 +88,8 @@ def _options(args):
                       compile=args.compile, arms=args.arms, shard=args.shard,
                       nproc_per_node=args.nproc_per_node, workers=args.workers, ladder=args.ladder, ladder_ratio=args.ladder_ratio,
                       flops=args.flops, precision=args.precision,
-                      lr_search=args.lr_search, lr_grid=args.lr_grid, lr_search_fraction=args.lr_search_fraction)
+                      lr_search=args.lr_search, lr_grid=args.lr_grid, lr_search_fraction=args.lr_search_fraction,
+                      log_to=args.log_to, text_column=args.text_column, sentence_splitter=args.sentence_splitter)
 
 
 def _cmd_run(args) -> int:
@@ -139,8 +140,8 @@ ARM_HELP = "an arm of the run: ARM (its first seed, seed 0 unless the run began 
 def _cmd_export(args) -> None:
     from ablations.run.weights import export_run_arm
 
-    result = export_run_arm(args.run_dir, args.arm, args.format, args.out, seed=args.seed)
-    console.print(f"exported {args.arm} to {result.path} in [bold]{result.format}[/bold] format: {result.reason}")
+    result, kept = export_run_arm(args.run_dir, args.arm, args.format, args.out, seed=args.seed)
+    console.print(f"exported {kept} to {result.path} in [bold]{result.format}[/bold] format: {result.reason}")
 
 
 def _cmd_finetune(args) -> None:
@@ -172,8 +173,10 @@ def _add_artefact_commands(sub, fmt: dict) -> None:
     f.add_argument("--seed", type=int, dest="arm_seed", help="the pretraining seed whose weights are fine-tuned "
                                                              "(default: the arm's first; or ARM@K); --seeds counts "
                                                              "fine-tuning seeds")
-    f.add_argument("--task", required=True, help="korsts, question_pair or tsv:DIR:text_a=COL,text_b=COL,label=COL,"
-                                                 "kind=classification|pair-classification|pair-regression; "
+    f.add_argument("--task", required=True, help="korsts, question_pair, klue-ner, klue-nli, klue-ner:FILE, "
+                                                 "klue-nli:FILE or tsv:DIR:text_a=COL,text_b=COL,label=COL,"
+                                                 "kind=classification|pair-classification|pair-regression|"
+                                                 "token-classification; "
                                                  "comma-separated for several built-in tasks")
     f.add_argument("--steps", type=int, default=300, help="fine-tuning steps per seed (default 300)")
     f.add_argument("--seeds", type=int, default=3, help="fine-tuning seeds: mean ± standard error (default 3)")
@@ -186,8 +189,8 @@ def _add_artefact_commands(sub, fmt: dict) -> None:
 
 def _add_downstream_flags(r) -> None:
     g = r.add_argument_group("downstream (fine-tune every finished arm; scores join its results row)")
-    g.add_argument("--downstream", help="tasks, e.g. korsts,question_pair (../shared/data or "
-                                        "$BERT_ABLATE_TASK_DATA) or tsv:DIR:...")
+    g.add_argument("--downstream", help="tasks, e.g. korsts,question_pair,klue-ner,klue-nli (../shared/data or "
+                                        "$BERT_ABLATE_TASK_DATA), klue-ner:FILE, klue-nli:FILE or tsv:DIR:...")
     g.add_argument("--downstream-steps", type=int, default=300, help="fine-tuning steps per task (default 300)")
     g.add_argument("--downstream-seeds", type=int, default=1, help="fine-tuning seeds per task (default 1)")
 
@@ -238,7 +241,8 @@ def _cmd_data(args) -> None:
     fields = {k: v for k, v in {
         "packing": args.packing, "sentence_task": args.sentence_task, "masking": args.masking,
         "mask_unit": args.mask_unit, "max_length": args.max_length, "vocab_size": args.vocab_size,
-        "dupe_factor": args.dupe_factor, "seed": args.seed, "tokenizer_path": args.tokenizer}.items() if v is not None}
+        "dupe_factor": args.dupe_factor, "seed": args.seed, "tokenizer_path": args.tokenizer,
+        "text_column": args.text_column, "sentence_splitter": args.sentence_splitter}.items() if v is not None}
     data = build_dataset(DataConfig(**fields), args.corpus, args.cache_dir)
     stats = data.stats()
     if args.json:
@@ -279,7 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_run(r: argparse.ArgumentParser) -> None:
     r.add_argument("name", help="ablation name (see `list`) or path to a .toml spec")
-    r.add_argument("--corpus", help="file, directory or glob (text, WikiExtractor, jsonl; .gz ok); "
+    r.add_argument("--corpus", help="file, directory or glob (text, WikiExtractor, jsonl, .gz; ko_lm_dataformat, "
+                                    "Parquet, datasets.save_to_disk); "
                                     "default: the built-in corpus (Python standard library docstrings)")
     r.add_argument("--size", help="tiny, mini, small, medium, base, large (default: mini)")
     budget = r.add_argument_group("budget per arm (the first reached stops an arm)")
@@ -297,6 +302,15 @@ def _add_run(r: argparse.ArgumentParser) -> None:
                              "the price of one run: a warmup-stable-decay run branched into K cooldowns")
     budget.add_argument("--ladder-ratio", type=float, default=2.0,
                         help="each ladder budget over the previous one (default 2)")
+    r.add_argument("--text-column", default="text", help="Parquet, datasets.save_to_disk and JSON-lines corpora: "
+                                                        "the column (field) holding the text (default text)")
+    r.add_argument("--sentence-splitter", choices=["regex", "kss"], default="regex",
+                   help="how documents are cut into sentences: regex (punctuation, the default) or kss "
+                        "(Korean; pip install -e '.[kss]'); a cache built with one is never reused for the other")
+    r.add_argument("--log-to", default="none",
+                   help="log training while it runs to tensorboard, wandb and/or mlflow (comma-separated, as HF's "
+                        "report_to; 'all', 'none'): RUN_DIR/tb, RUN_DIR/wandb (offline unless WANDB_MODE), "
+                        "RUN_DIR/mlruns; pip install -e '.[track]'")
     r.add_argument("--seq-len", type=int, help="tokens per example (default 128; the attention ablation 1024)")
     r.add_argument("--batch-size", type=int, help="examples per optimizer step (default 16)")
     r.add_argument("--vocab-size", type=int, help="SentencePiece vocabulary (default 8000)")
@@ -349,7 +363,8 @@ def _add_bench(b: argparse.ArgumentParser) -> None:
 
 
 def _add_data(d: argparse.ArgumentParser) -> None:
-    d.add_argument("--corpus", help="default: the built-in corpus")
+    d.add_argument("--corpus", help="file, directory or glob: text, WikiExtractor, JSON lines, ko_lm_dataformat "
+                                    "(.jsonl.zst), Parquet or a datasets.save_to_disk directory; default: built in")
     d.add_argument("--packing", choices=["segment-pair", "sentence-pair", "full-sentences", "doc-sentences"])
     d.add_argument("--sentence-task", choices=["none", "nsp", "sop"])
     d.add_argument("--masking", choices=["static", "dynamic"])
@@ -359,6 +374,8 @@ def _add_data(d: argparse.ArgumentParser) -> None:
     d.add_argument("--dupe-factor", type=int)
     d.add_argument("--seed", type=int)
     d.add_argument("--tokenizer", help="an existing SentencePiece .model to use instead of training one")
+    d.add_argument("--text-column", help="the text column of a Parquet / datasets / JSON-lines corpus (default text)")
+    d.add_argument("--sentence-splitter", choices=["regex", "kss"])
     d.add_argument("--cache-dir", help="default $BERT_ABLATE_CACHE or ~/.cache/bert-ablate")
     d.add_argument("--json", action="store_true", help="print one JSON object")
     d.set_defaults(fn=_cmd_data)

@@ -135,7 +135,7 @@ def test_a_nan_arm_is_a_result_recorded_once(tmp_path, corpus_file, cache_dir, m
 @pytest.mark.parametrize("flags, message", [
     (["--steps", "-5"], "--steps must be >= 1"), (["--steps", "0"], "--steps must be >= 1"),
     (["--tokens", "-100"], "--tokens must be >= 1"), (["--batch-size", "0"], "--batch-size must be >= 1"),
-    (["--seq-len", "0"], "--seq-len must be >= 8"), (["--lr", "-1"], "--lr must be > 0"),
+    (["--seq-len", "0"], "--seq-len must be >= 8"), (["--lr", "-1"], "--lr must be a finite number > 0"),
     (["--vocab-size", "3"], "--vocab-size must be >= 16"), (["--seeds", "0"], "--seeds must be >= 1"),
 ])
 def test_bad_numbers_are_refused_up_front(tmp_path, capsys, flags, message):
@@ -171,7 +171,7 @@ def test_a_model_length_conflict_is_caught_before_any_data(tmp_path, corpus_file
                                                     '{ "model.max_position_embeddings" = 32 }')
     (tmp_path / "conflict.toml").write_text(toml)
     assert run_cli(tmp_path / "conflict.toml", "--out", tmp_path / "r", "--corpus", corpus_file,
-                   "--seq-len", "64") == 1
+                   "--seq-len", "64") == 2  # every arm is checked before anything is built or trained
     assert "--seq-len 64 exceeds model.max_position_embeddings=32" in capsys.readouterr().err
     assert not cache.exists()  # nothing was tokenised
 

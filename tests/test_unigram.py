@@ -7,14 +7,14 @@ import torch
 
 from ablations.analysis.verdicts import collect
 from core.model import IGNORE_INDEX
-from core.train.evaluate import evaluate, unigram_reference
+from core.train.evaluation import evaluate, unigram_reference
 from variants import build_model
 
 
 def test_unigram_entropy_of_hand_made_masked_tokens():
     labels = torch.tensor([1, 1, 2, 3])  # p = 1/2, 1/4, 1/4
     expected = -(0.5 * math.log(0.5) + 2 * 0.25 * math.log(0.25))
-    unigram_nll = torch.tensor([math.log(2), math.log(2), math.log(4), math.log(4)])
+    unigram_nll = torch.tensor([math.log(2), math.log(2), math.log(4), math.log(4)], dtype=torch.float64)
     got = unigram_reference(labels, unigram_nll)
     assert got["eval_mlm_unigram_entropy"] == pytest.approx(expected, abs=1e-12)
     assert got["eval_mlm_unigram_gap"] == pytest.approx(0.0, abs=1e-12)

@@ -74,7 +74,7 @@ def make_plan(spec: AblationSpec, opts: RunOptions, rates: dict[str, tuple[float
     plan = Plan(spec, opts, settings, selected=select_arms(spec, opts), rates=dict(rates or {}))
     if spec.kind == "bench":
         return plan
-    plan.corpus = corpus_source(opts.corpus)
+    plan.corpus = corpus_source(opts.corpus, opts.text_column, opts.sentence_splitter)
     if opts.quick and opts.vocab_size is None:
         # a smoke test's vocabulary sized to the corpus's characters: Korean needs about
         # 3,000 pieces at SentencePiece's default coverage, far more than --quick's 500

@@ -52,6 +52,9 @@ class RunOptions:
     budget: str = "cpu"               # cpu: the ablation's defaults; gpu: its gpu_budget
     compile: bool = False             # torch.compile every model (train and speed measurement)
     precision: str = "auto"           # autocast: auto (bf16 on CUDA, fp32 on a CPU), bf16 or fp32
+    log_to: str = "none"              # trackers while training: tensorboard, wandb, mlflow (core.train.tracking)
+    text_column: str = "text"         # Parquet / datasets / JSON lines: the column holding the text
+    sentence_splitter: str = "regex"  # regex | kss
     downstream: tuple[str, ...] = ()   # tasks to fine-tune every ok arm on (ablations.downstream)
     downstream_steps: int = 300
     downstream_seeds: int = 1
@@ -77,6 +80,11 @@ class RunOptions:
             raise unknown_name_error("--precision", self.precision, ("auto", "fp32", "bf16"))
         if self.budget not in ("cpu", "gpu"):
             raise unknown_name_error("--budget", self.budget, ("cpu", "gpu"))
+        from core.train.tracking import parse_log_to
+
+        parse_log_to(self.log_to)
+        if self.sentence_splitter not in ("regex", "kss"):
+            raise unknown_name_error("--sentence-splitter", self.sentence_splitter, ("regex", "kss"))
         parse_shard(self.shard)
         parse_arm_names(self.arms)
         if self.workers > 1 and self.time_budget is not None:

@@ -42,6 +42,7 @@ class ResolvedArm:
     key: str          # identity of the configuration (seed included): finished rows match on it
     seed: int
     eval_data: DataConfig | None = None   # whose held-out set scores it: the base arm's where allowed (`pair_eval_sets`)
+    eval_set: str = "own"                  # "base": scored on its seed's base arm's held-out set
     lr_source: str = ""                    # where train.lr came from: the width rule, --lr / the spec, the arm
     lr_search: dict | None = None          # --lr-search: the rates tried, their losses, the choice, the cost
 
@@ -71,7 +72,8 @@ def resolve_arm(spec: AblationSpec, arm: Arm, settings: RunSettings, opts: RunOp
     if seq_len > model.max_position_embeddings:
         raise ValueError(f"arm {arm.name!r}: --seq-len {seq_len} exceeds model.max_position_embeddings="
                          f"{model.max_position_embeddings}; lower --seq-len or raise model.max_position_embeddings")
-    data_fields = {**variant.data, "vocab_size": model.vocab_size, "max_length": seq_len, "seed": 12345 + seed}
+    data_fields = {**variant.data, "vocab_size": model.vocab_size, "max_length": seq_len, "seed": 12345 + seed,
+                   "text_column": opts.text_column, "sentence_splitter": opts.sentence_splitter}
     if opts.quick:
         data_fields.update(dupe_factor=2, max_eval_examples=64, character_coverage=0)
     data_fields.update(over["data"])
@@ -122,7 +124,7 @@ def pair_eval_sets(units: list[ResolvedArm], base: dict[int, ResolvedArm]) -> No
     for r in units:
         b = base.get(r.seed)
         same = b is not None and b.data.replace(**{k: getattr(r.data, k) for k in TRAINING_ONLY}) == r.data
-        r.eval_data = b.data if same else r.data
+        r.eval_data, r.eval_set = (b.data, "base") if same else (r.data, "own")
 
 
 # The held-out curve (eval_points evaluations during training) may cost at most about a

@@ -58,7 +58,7 @@ class ArmTrainer:
 
     def eval_data_for(self, res: ResolvedArm, data) -> tuple[Any, str]:
         """The held-out set that scores this arm: its own, or its base arm's (`plan.resolve.pair_eval_sets`)."""
-        if res.eval_data is not None and res.eval_data != res.data:
+        if res.eval_set == "base":
             return self.data_for(res.eval_data), "base"
         return data, "own"
 
@@ -113,16 +113,24 @@ class ArmTrainer:
     def _fit(self, res: ResolvedArm, data, eval_data, train_cfg: TrainConfig, ckpt_dir: Path,
              until: dict | None = None) -> tuple[dict, PretrainingModel | None]:
         """Train in this process, or on torchrun's ranks (then no model: rank 0 wrote it)."""
-        n = self.opts.nproc_per_node
+        n, tracking = self.opts.nproc_per_node, self._tracking(res, ckpt_dir)
         if n > 1:  # torchrun's ranks train it; this process keeps the lease and measures
             fields = launch(res.model, res.data, eval_data.cfg if eval_data is not data else None, train_cfg,
-                            ckpt_dir, self.opts.corpus, self.opts.cache_dir, n, self.opts.progress, until)
+                            ckpt_dir, self.opts.corpus, self.opts.cache_dir, n, self.opts.progress, until, tracking)
             model = None
         else:
-            fields, model = fit(res.model, data, eval_data, train_cfg, ckpt_dir, self.opts.progress, until)
+            fields, model = fit(res.model, data, eval_data, train_cfg, ckpt_dir, self.opts.progress, until, tracking)
         if fields["resume"].get("kind") == "restarted":
             self.log(f"  [yellow]{fields['resume']['reason']}[/yellow]")
         return fields, model
+
+    def _tracking(self, res: ResolvedArm, ckpt_dir: Path) -> dict | None:
+        """--log-to: one tracked run per (arm, seed), and per rung of a ladder (each is its own trajectory)."""
+        if self.opts.log_to in (None, "", "none"):
+            return None
+        rung = f"/{ckpt_dir.name}" if ckpt_dir.name.startswith("rung-") else ""
+        return {"names": self.opts.log_to, "log_dir": str(self.out), "run_name": f"{res.arm.name}/seed-{res.seed}{rung}",
+                "tags": {"arm": res.arm.name, "seed": str(res.seed), "project": self.out.name}, "config": res.flat}
 
     # -- a ladder: K rows per (arm, seed) ------------------------------------------------------
     def train_ladder(self, res: ResolvedArm, base: dict[str, Any], done: dict[int, dict]) -> Iterator[dict]:

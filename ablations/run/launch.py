@@ -13,6 +13,7 @@ batch_size / N of them, so a unit's global batch does not depend on N.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -28,17 +29,21 @@ from core.device import resolved_precision
 from core.files import atomic_write_text
 from core.model import ModelConfig, PretrainingModel
 from core.train import TrainConfig, Trainer, init_from_env, teardown
+from core.train.tracking import open_trackers
 
 
 def fit(model_cfg: ModelConfig, data, eval_data, train_cfg: TrainConfig, ckpt_dir: Path,
-        progress: bool, until: dict | None = None) -> tuple[dict, PretrainingModel]:
+        progress: bool, until: dict | None = None, tracking: dict | None = None) -> tuple[dict, PretrainingModel]:
     """Train (or resume) one unit: the row's training fields (`resume` included) and the
-    model. With `until`, only that far (status "paused": a ladder's stable run)."""
+    model. With `until`, only that far (status "paused": a ladder's stable run). `tracking`:
+    open_trackers' arguments (--log-to), for rank 0; the trackers only watch."""
     torch.manual_seed(train_cfg.seed)
     model = PretrainingModel(model_cfg)
     counts = model.parameter_counts()
-    trainer = Trainer(model, data, train_cfg, ckpt_dir, progress_bar=progress, eval_data=eval_data)
-    result = trainer.train(resume=True, until=until)
+    with open_trackers(**tracking) if tracking else contextlib.nullcontext() as tracker:
+        trainer = Trainer(model, data, train_cfg, ckpt_dir, progress_bar=progress, eval_data=eval_data,
+                          tracker=tracker)
+        result = trainer.train(resume=True, until=until)
     p = result.progress
     fields = dict(params_unique=counts["unique"], params_total=counts["total"], params_embedding=counts["embedding"],
                   params_encoder_unique=counts["encoder_unique"], status=result.status, error=result.error,
@@ -54,7 +59,7 @@ def fit(model_cfg: ModelConfig, data, eval_data, train_cfg: TrainConfig, ckpt_di
 
 def launch(model_cfg: ModelConfig, data_cfg: DataConfig, eval_cfg: DataConfig | None, train_cfg: TrainConfig,
            ckpt_dir: Path, corpus: str | None, cache_dir: str | None, nproc: int, progress: bool = True,
-           until: dict | None = None) -> dict:
+           until: dict | None = None, tracking: dict | None = None) -> dict:
     """Run `fit` on `nproc` torchrun ranks; the fields rank 0 wrote. A failed launch raises
     with the ranks' last error lines (the runner records the unit as "error")."""
     if train_cfg.batch_size % nproc:
@@ -64,7 +69,7 @@ def launch(model_cfg: ModelConfig, data_cfg: DataConfig, eval_cfg: DataConfig | 
     unit = {"model": model_cfg.to_json(), "data": data_cfg.to_json(), "eval": eval_cfg.to_json() if eval_cfg else None,
             "train": train_cfg.replace(batch_size=train_cfg.batch_size // nproc).to_json(),
             "ckpt_dir": str(ckpt_dir), "corpus": corpus, "cache_dir": cache_dir, "progress": progress,
-            "until": until}
+            "until": until, "tracking": tracking}
     atomic_write_text(ckpt_dir / UNIT, json.dumps(unit, default=str))
     (ckpt_dir / RANK_RESULT).unlink(missing_ok=True)
     root = str(Path(__file__).resolve().parents[2])  # the project root, above ablations/
@@ -93,7 +98,8 @@ def main(unit_path: str) -> None:
             if unit["eval"] else data
         ckpt_dir = Path(unit["ckpt_dir"])
         fields, _ = fit(ModelConfig.from_json(unit["model"]), data, eval_data, train_cfg, ckpt_dir,
-                     progress=unit.get("progress", True) and world.rank == 0, until=unit.get("until"))
+                     progress=unit.get("progress", True) and world.rank == 0, until=unit.get("until"),
+                     tracking=unit.get("tracking") if world.rank == 0 else None)
         if world.rank == 0:
             atomic_write_text(ckpt_dir / RANK_RESULT, json.dumps(fields, default=str))
     finally:

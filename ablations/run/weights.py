@@ -13,7 +13,6 @@ An arm is named `ARM` (its first seed: seed 0 unless the run began at `--seed K`
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,7 +123,8 @@ def load_run_arm(run_dir: str | Path, arm: str, seed: int | None = None) -> Load
     return load_arm(locate_arm(run_dir, arm, seed))
 
 
-def export_run_arm(run_dir: str | Path, arm: str, fmt: str, out: str | Path, seed: int | None = None) -> ExportResult:
+def export_run_arm(run_dir: str | Path, arm: str, fmt: str, out: str | Path,
+                   seed: int | None = None) -> tuple[ExportResult, KeptArm]:
     run_dir, out = Path(run_dir), Path(out)
     if out.resolve().is_relative_to((run_dir / ARMS).resolve()):
         raise ValueError(f"--out {out} lies inside the run's {ARMS}/ directory, where the kept weights live; "
@@ -132,8 +132,7 @@ def export_run_arm(run_dir: str | Path, arm: str, fmt: str, out: str | Path, see
     kept = find_kept(run_dir, arm, seed)
     loaded = load_arm(kept.directory)
     info = {"run_dir": str(run_dir), "arm": kept.arm, "seed": kept.seed}
-    result = export_arm(loaded.model, loaded.tokenizer.path, out, fmt, {"source": info})
-    return dataclasses.replace(result, reason=f"{kept}: {result.reason}")
+    return export_arm(loaded.model, loaded.tokenizer.path, out, fmt, {"source": info}), kept
 
 
 def finetune_run_arm(run_dir: str | Path, arm: str, tasks: list[str], steps: int, seeds: int,

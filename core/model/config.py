@@ -60,7 +60,7 @@ class ModelConfig(StrictConfig):
         self.validate()
 
     def validate(self) -> None:
-        from core.model.attention import ATTENTION  # the registry is the one list of attention kinds
+        from core.model import ATTENTION  # the registry is the one list of attention kinds
 
         check_choice("attention", self.attention, ATTENTION.names())
         check_choice("sharing", self.sharing, SHARING)

@@ -4,7 +4,7 @@
 - `trainer`: the loop; the schedule follows the fraction of the budget used.
 - `budget`: the budget fields, the one order they are read in, the fraction used.
 - `checkpoint`: atomic writes, safe reads, exact resume.
-- `evaluate`: held-out scores with fixed masks and a fixed LSH hashing seed.
+- `evaluation`: `evaluate`, held-out scores with fixed masks and a fixed LSH hashing seed.
 - `progress_bar`: the rich bar shown while training.
 - `distributed`: torchrun's process group (nccl on CUDA, gloo on CPU), the rank's device,
   gradient averaging by all-reduce; the Trainer uses it when WORLD_SIZE > 1.
@@ -15,8 +15,8 @@ from core.registry import lazy_exports
 __getattr__, __all__ = lazy_exports(__name__, {
     "core.train.budget": ["BUDGET_FIELDS", "Budget", "fraction_under"],
     "core.train.checkpoint": ["CHECKPOINT", "CheckpointError", "load_checkpoint"],
-    "core.train.config": ["TrainConfig"],
+    "core.train.config": ["DEFAULT_HASH_SEED", "TrainConfig"],
     "core.train.distributed": ["World", "average_gradients", "broadcast_object", "init_from_env", "teardown", "wrap_ddp"],
-    "core.train.evaluate": ["DEFAULT_HASH_SEED", "evaluate"],
+    "core.train.evaluation": ["evaluate"],  # not "evaluate.py": a submodule would shadow the function
     "core.train.trainer": ["Progress", "Trainer", "TrainResult"],
 })

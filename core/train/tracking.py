@@ -184,7 +184,8 @@ X_AXES = ("step", "tokens", "flops")
 EVAL_KEYS = {"eval_mlm_loss": "mlm_loss", "eval_mlm_acc": "mlm_acc", "eval_mlm_ppl": "mlm_ppl",
              "eval_mlm_loss_se": "mlm_loss_se", "eval_mlm_majority_acc": "mlm_majority_acc",
              "eval_sentence_loss": "sentence_loss", "eval_sentence_acc": "sentence_acc",
-             "eval_nsp_acc": "nsp_acc", "eval_sop_acc": "sop_acc"}
+             "eval_nsp_acc": "nsp_acc", "eval_sop_acc": "sop_acc",
+             "eval_mlm_unigram_entropy": "mlm_unigram_entropy", "eval_mlm_unigram_gap": "mlm_unigram_gap"}
 
 
 def x_axis(train_cfg) -> str:

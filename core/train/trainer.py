@@ -56,7 +56,7 @@ from core.train.distributed import (
     broadcast_parameters,
     init_from_env,
 )
-from core.train.evaluate import evaluate
+from core.train.evaluation import evaluate
 from core.train.progress_bar import ProgressBar
 from core.train.tracking import Tracker, eval_scalars, step_scalars, x_axis
 
