@@ -162,10 +162,10 @@ def counted(monkeypatch):
 def test_ladder_rows_resume_and_equal_independent_runs(tmp_path, corpus_file, cache_dir, counted, monkeypatch):
     fit = arm_module.fit
 
-    def killed_in_rung_1(model_cfg, data, eval_data, train_cfg, ckpt_dir, progress, until=None):
+    def killed_in_rung_1(model_cfg, data, eval_data, train_cfg, ckpt_dir, progress, until=None, tracking=None):
         if train_cfg.max_steps == 8 and until is None:  # base's rung 1, after its branch was copied
             raise KeyboardInterrupt
-        return fit(model_cfg, data, eval_data, train_cfg, ckpt_dir, progress, until)
+        return fit(model_cfg, data, eval_data, train_cfg, ckpt_dir, progress, until, tracking)
 
     out = tmp_path / "ladder"
     monkeypatch.setattr(arm_module, "fit", killed_in_rung_1)

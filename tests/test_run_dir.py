@@ -205,3 +205,33 @@ def test_the_report_reads_only_the_run_directory(two_seed_run, tmp_path, monkeyp
     report = render_report(run).read_text()
     assert description in report
     assert "The papers' expected directions" in report and "ALBERT Table 5" in report
+
+
+@pytest.mark.slow
+def test_lr_search_picks_the_rate_that_learns_and_never_trains_a_point_twice(tmp_path, corpus_file, cache_dir,
+                                                                             monkeypatch, capsys):
+    """A grid whose smallest rate barely moves the model and whose largest diverges: the
+    search keeps the middle one, trains every seed at it, and a re-run trains nothing."""
+    monkeypatch.setenv("BERT_ABLATE_CACHE", str(cache_dir))
+    out, spec = tmp_path / "run", tmp_path / "search.toml"
+    # the output bias at zero: at 1e-6 the loss stays at log V, at 1e-3 it falls to the
+    # unigram entropy within a few steps, at 3 it diverges
+    spec.write_text('name = "search"\nbase = "bert"\nbase_overrides = { "train.mlm_bias" = "zero" }\n'
+                    '[[arms]]\nname = "nsp"\n', encoding="utf-8")
+    argv = ["run", str(spec), "--quick", "--steps", "40", "--seeds", "2", "--lr-search",
+            "--lr-grid", "0.001,1,3000", "--lr-search-fraction", "0.5", "--out", str(out), "--corpus",
+            str(corpus_file), "--no-progress"]
+    assert cli(argv) == 0
+    points = read_rows(out / "lr-search" / RESULTS)
+    assert sorted(round(r["config"]["train.lr"], 9) for r in points) == [1e-6, 1e-3, 3.0]
+    assert {r["steps"] for r in points if r["status"] == "ok"} <= {20}  # half the budget
+    rows = read_rows(out / RESULTS)
+    assert [(r["seed"], r["config"]["train.lr"]) for r in rows] == [(0, 1e-3), (1, 1e-3)]
+    search = rows[0]["lr_search"]
+    assert search["chosen"] == 1e-3 and not search["edge"] and "lr search" in rows[0]["lr_source"]
+    report = (out / "report.md").read_text()
+    assert "rates tuned per arm" in report and "not counted in the arm's cost" in report
+    capsys.readouterr()
+    assert cli(argv) == 0  # resumed: the same choice, nothing trained again
+    assert len(read_rows(out / "lr-search" / RESULTS)) == 3 and len(read_rows(out / RESULTS)) == 2
+    assert "finished earlier" in capsys.readouterr().out

@@ -15,7 +15,7 @@ def test_unigram_entropy_of_hand_made_masked_tokens():
     labels = torch.tensor([1, 1, 2, 3])  # p = 1/2, 1/4, 1/4
     expected = -(0.5 * math.log(0.5) + 2 * 0.25 * math.log(0.25))
     unigram_nll = torch.tensor([math.log(2), math.log(2), math.log(4), math.log(4)], dtype=torch.float64)
-    got = unigram_reference(labels, unigram_nll)
+    got = unigram_reference(labels, unigram_nll)  # no training prior: the entropy is the reference
     assert got["eval_mlm_unigram_entropy"] == pytest.approx(expected, abs=1e-12)
     assert got["eval_mlm_unigram_gap"] == pytest.approx(0.0, abs=1e-12)
     # a loss 0.3 nats below the unigram loss on every token: gap -0.3, no noise (every difference equal)
@@ -39,8 +39,16 @@ def test_a_model_predicting_the_unigram_distribution_scores_exactly_its_entropy(
     p = freq[freq > 0] / freq.sum()
     assert scores["eval_mlm_unigram_entropy"] == pytest.approx(float(-(p * p.log()).sum()), rel=1e-9)
     assert scores["eval_mlm_loss"] == pytest.approx(scores["eval_mlm_unigram_entropy"], abs=1e-5)
-    assert abs(scores["eval_mlm_unigram_gap"]) < 1e-5
     assert scores["eval_mlm_acc"] == pytest.approx(scores["eval_mlm_majority_acc"])  # it always says the mode
+    # the reference of the stage test is the training split's unigram on the same tokens:
+    # a model that predicts exactly that is at gap 0; the held-out set's own is better than it
+    prior = torch.as_tensor(small_data.label_log_probs(), dtype=torch.float32)
+    model.forward = lambda input_ids, attention_mask=None, token_type_ids=None, mlm_labels=None, **_: SimpleNamespace(
+        mlm_logits=prior.expand(int((mlm_labels != IGNORE_INDEX).sum()), vocab), sentence_loss=None)
+    trained = evaluate(model, small_data, torch.device("cpu"))
+    assert trained["eval_mlm_loss"] == pytest.approx(trained["eval_mlm_unigram_xent"], abs=1e-5)
+    assert abs(trained["eval_mlm_unigram_gap"]) < 1e-5
+    assert trained["eval_mlm_unigram_xent"] > trained["eval_mlm_unigram_entropy"]
 
 
 def test_an_arm_leaves_the_unigram_stage_only_beyond_noise():

@@ -110,14 +110,14 @@ def plot_eval_curves(arms: dict, out: Path, x: str = "tokens") -> list[str]:
 
 
 def _unigram_lines(ax, arms: dict, x: str) -> None:
-    """The curve examples' unigram entropy as a horizontal line: below it a model has begun
-    to learn from context. Arms scored on other examples (their own held-out set) may have
-    their own line; a few distinct values are drawn, each once."""
-    levels = sorted({round(e["eval_mlm_unigram_entropy"], 3) for st in arms.values() for r in st.rows.values()
-                     for _, e in curve(r, x) if e.get("eval_mlm_unigram_entropy") is not None})
+    """The training unigram's loss on the curve examples as a horizontal line: below it a
+    model has begun to learn from context. Arms scored on other examples (their own held-out
+    set) may have their own line; a few distinct values are drawn, each once."""
+    levels = sorted({round(e["eval_mlm_unigram_xent"], 3) for st in arms.values() for r in st.rows.values()
+                     for _, e in curve(r, x) if e.get("eval_mlm_unigram_xent") is not None})
     for k, level in enumerate(levels[:3]):
         ax.axhline(level, color="black", linestyle=":", linewidth=1.2,
-                   label="unigram entropy of the curve examples" if k == 0 else None)
+                   label="unigram (training split) on the curve examples" if k == 0 else None)
 
 
 def plot_pareto(points: dict[str, list[tuple[str, float, float, float | None]]], fronts: dict[str, list[str]],

@@ -306,12 +306,16 @@ class PretrainingData:
         from), add-`smoothing` so that no token is impossible; special tokens, never labels, get
         the smallest probability. The prior an MLM output bias can start at: the training split
         only, the same for every arm of one data configuration."""
+        cached = getattr(self, "_label_log_probs", None)
+        if cached is not None and cached[0] == smoothing:
+            return cached[1]
         counts = np.bincount(self.train.ids, minlength=self.tokenizer.vocab_size)[:self.tokenizer.vocab_size]
         counts = counts.astype(np.float64)
         counts[:FIRST_ORDINARY_ID] = 0.0
         counts[FIRST_ORDINARY_ID:] += smoothing
         counts[:FIRST_ORDINARY_ID] = min(smoothing, counts[FIRST_ORDINARY_ID:].min())
-        return np.log(counts / counts.sum())
+        self._label_log_probs = (smoothing, np.log(counts / counts.sum()))
+        return self._label_log_probs[1]
 
     def eval_batches(self, which: str = "mlm", batch_size: int = 32, limit: int | None = None) -> Iterator[dict]:
         """Held-out batches with fixed masks; `limit` takes the first examples only."""

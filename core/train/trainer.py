@@ -392,8 +392,10 @@ class Trainer:
         scores = evaluate(self.model, self.eval_data, self.device, c.eval_batch_size, c.hash_seed,
                           per_example=True, mlm_limit=c.curve_examples or None, precision=c.precision)
         losses = [float(f"{x:.5g}") for x in scores.get("eval_mlm_example_loss", [])]
+        unigram = {k: scores[k] for k in ("eval_mlm_unigram_xent", "eval_mlm_unigram_gap", "eval_mlm_unigram_gap_se")
+                   if k in scores}
         self.evals.append({**self._where(), "curve": True, "eval_mlm_loss": scores["eval_mlm_loss"],
-                           "eval_mlm_acc": scores["eval_mlm_acc"], "mlm_example_losses": losses})
+                           "eval_mlm_acc": scores["eval_mlm_acc"], **unigram, "mlm_example_losses": losses})
         self._track(eval_scalars(scores, curve=True))
 
     def _track(self, scalars: dict) -> None:
