@@ -17,9 +17,7 @@ class TaskModel(nn.Module):
         self.encoder = encoder
         self.pooler = encoder.sentence_head.pooler if encoder.sentence_head is not None else nn.Linear(H, H)
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(H, num_labels)
-        nn.init.normal_(self.classifier.weight, std=encoder.cfg.initializer_range)
-        nn.init.zeros_(self.classifier.bias)
+        self.classifier = _classifier(encoder, num_labels)
         self.num_labels = num_labels
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None,
@@ -45,9 +43,7 @@ class TokenTaggingModel(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(encoder.cfg.hidden_size, num_labels)
-        nn.init.normal_(self.classifier.weight, std=encoder.cfg.initializer_range)
-        nn.init.zeros_(self.classifier.bias)
+        self.classifier = _classifier(encoder, num_labels)
         self.num_labels = num_labels
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None,
@@ -60,3 +56,11 @@ class TokenTaggingModel(nn.Module):
             picked = labels != IGNORE_INDEX
             loss = F.cross_entropy(logits.float()[picked], labels[picked], reduction="sum") / picked.sum().clamp(min=1)
         return loss, logits
+
+
+def _classifier(encoder: PretrainingModel, num_labels: int) -> nn.Linear:
+    """A task's output layer, initialised as BERT's heads are (normal at the encoder's range, zero bias)."""
+    layer = nn.Linear(encoder.cfg.hidden_size, num_labels)
+    nn.init.normal_(layer.weight, std=encoder.cfg.initializer_range)
+    nn.init.zeros_(layer.bias)
+    return layer
