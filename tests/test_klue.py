@@ -162,31 +162,21 @@ def test_klue_nli_file_is_read_with_three_named_classes(tmp_path):
     assert not premises["train"] & premises["test"]  # a premise's hypotheses stay together
 
 
-@pytest.mark.parametrize("content, expected", [
-    ("", "no tagged sentences"),
-    ("가\tB-PS\n나\tX-PS\n", "is not BIO"),
-    ("가나\tO\n", "expected CHAR<TAB>TAG"),
+@pytest.mark.parametrize("kind, content, expected", [
+    ("ner", "", "no tagged sentences"),
+    ("ner", "가\tB-PS\n나\tX-PS\n", "is not BIO"),
+    ("ner", "가나\tO\n", "expected CHAR<TAB>TAG"),
+    ("nli", "[{", "not JSON"),
+    ("nli", "{}", "non-empty JSON list"),
+    ("nli", '[{"premise": "a", "gold_label": "neutral"}]', "entry 0 has no hypothesis"),
+    ("nli", '[{"premise": "a", "hypothesis": "b", "gold_label": "maybe"}]', "gold_label 'maybe'"),
+    ("nli", '[{"premise": "a", "hypothesis": "b", "gold_label": "neutral"}]', "split empty"),
 ])
-def test_bad_ner_files_give_one_line_errors(tmp_path, content, expected):
-    path = tmp_path / "bad.tsv"
+def test_bad_klue_files_give_one_line_errors(tmp_path, kind, content, expected):
+    path = tmp_path / ("bad.tsv" if kind == "ner" else "bad.json")
     path.write_text(content, encoding="utf-8")
     with pytest.raises(TaskError, match=expected) as err:
-        load_task(f"klue-ner:{path}")
-    assert str(path) in str(err.value) and "\n" not in str(err.value)
-
-
-@pytest.mark.parametrize("content, expected", [
-    ("[{", "not JSON"),
-    ("{}", "non-empty JSON list"),
-    ('[{"premise": "a", "gold_label": "neutral"}]', "entry 0 has no hypothesis"),
-    ('[{"premise": "a", "hypothesis": "b", "gold_label": "maybe"}]', "gold_label 'maybe'"),
-    ('[{"premise": "a", "hypothesis": "b", "gold_label": "neutral"}]', "split empty"),
-])
-def test_bad_nli_files_give_one_line_errors(tmp_path, content, expected):
-    path = tmp_path / "bad.json"
-    path.write_text(content, encoding="utf-8")
-    with pytest.raises(TaskError, match=expected) as err:
-        load_task(f"klue-nli:{path}")
+        load_task(f"klue-{kind}:{path}")
     assert str(path) in str(err.value) and "\n" not in str(err.value)
 
 
