@@ -54,7 +54,7 @@ def search_options(plan: Plan, out: str, fraction: float) -> RunOptions:
               "flops": b.max_flops and b.max_flops * fraction,
               "time_budget": b.max_seconds and b.max_seconds * fraction}
     return dataclasses.replace(plan.opts, **{k: v or None for k, v in scaled.items()}, seeds=1, out=out, arms=None,
-                               shard=None, ladder=0, downstream=(), workers=plan.opts.workers, lr=None,
+                               shard=None, ladder=0, downstream=(), lr=None,
                                lr_search=False, size=plan.settings.size, seq_len=plan.settings.seq_len,
                                batch_size=plan.settings.batch_size, vocab_size=plan.settings.vocab_size)
 

@@ -83,6 +83,8 @@ class RunOptions:
         from core.train.tracking import parse_log_to
 
         parse_log_to(self.log_to)
+        if not str(self.text_column).strip():
+            raise ValueError("--text-column is empty: name the column that holds the text (default text)")
         if self.sentence_splitter not in ("regex", "kss"):
             raise unknown_name_error("--sentence-splitter", self.sentence_splitter, ("regex", "kss"))
         parse_shard(self.shard)

@@ -101,12 +101,10 @@ class Runner:
             return self.summary  # the starting process waits, times and reports
         self._wait_for(waiting)
         workers.join(self.log)
-        if not self.timing:
-            pass
-        elif plan.partial:
+        if self.timing and plan.partial:
             self.log("side-by-side timing skipped (--arms/--shard): it needs every arm in one process; "
                      "run once more without them after all parts finish (it trains nothing, only times)")
-        else:
+        elif self.timing:
             time_side_by_side(self, [u.resolved for u in plan.units])
         return self.summary
 

@@ -22,9 +22,7 @@ class TaskModel(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None) -> tuple[torch.Tensor | None, torch.Tensor]:
-        if not self.encoder.cfg.type_vocab_size:
-            token_type_ids = None
-        h = self.encoder.encode(input_ids, attention_mask, token_type_ids)
+        h = _encode(self.encoder, input_ids, attention_mask, token_type_ids)
         logits = self.classifier(self.dropout(torch.tanh(self.pooler(h[:, 0]))))
         if self.num_labels == 1:
             logits = logits.squeeze(-1)
@@ -48,9 +46,7 @@ class TokenTaggingModel(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None) -> tuple[torch.Tensor | None, torch.Tensor]:
-        if not self.encoder.cfg.type_vocab_size:
-            token_type_ids = None
-        logits = self.classifier(self.dropout(self.encoder.encode(input_ids, attention_mask, token_type_ids)))
+        logits = self.classifier(self.dropout(_encode(self.encoder, input_ids, attention_mask, token_type_ids)))
         loss = None
         if labels is not None:
             picked = labels != IGNORE_INDEX
@@ -64,3 +60,11 @@ def _classifier(encoder: PretrainingModel, num_labels: int) -> nn.Linear:
     nn.init.normal_(layer.weight, std=encoder.cfg.initializer_range)
     nn.init.zeros_(layer.bias)
     return layer
+
+
+def _encode(encoder: PretrainingModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+            token_type_ids: torch.Tensor | None) -> torch.Tensor:
+    """The encoder's hidden states; a model without segment embeddings reads pairs as one sequence."""
+    if not encoder.cfg.type_vocab_size:
+        token_type_ids = None
+    return encoder.encode(input_ids, attention_mask, token_type_ids)
