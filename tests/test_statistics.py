@@ -10,7 +10,7 @@ from ablations.plan.options import RunOptions
 from ablations.report import render_report
 from ablations.run.runner import run_ablation
 from ablations.rundir import read_rows
-from ablations.specs import AblationSpec, Arm, get_ablation
+from ablations.specs import AblationSpec, Arm, Expectation, get_ablation
 from core.measure import interleaved_speed
 from core.model import PretrainingModel
 from core.stats import judge, paired_eval_se, t975, wilson
@@ -138,3 +138,49 @@ def test_the_lsh_memory_claim_is_checked_at_the_long_length():
     arms = collect([row("full", 100, 1000), row("lsh/4", 140, 840)])
     outcome, text = expectation(claim, arms, {})
     assert outcome == "reproduced" and text.endswith("activation memory at 2048 tokens ×0.84")
+
+
+def test_a_no_difference_claim_holds_only_within_noise():
+    """RoBERTa Table 1's "dynamic matches static": reproduced while the paired difference is
+    within noise, contradicted once it is beyond it, and the noise is in the text."""
+    from ablations.analysis.verdicts import expectation
+
+    claim = next(e for e in get_ablation("masking").to_json()["expectations"] if e["arm"] == "dynamic")
+    assert claim["direction"] == "similar" and claim["versus"] == "static/10"
+    counts = [2, 3, 5]
+    near = collect([row("static/10", 0, 4.0, [8.0, 12.0, 20.0], counts),
+                    row("dynamic", 0, 3.99, [8.1, 11.8, 20.0], counts)])
+    outcome, text = expectation(claim, near, {})
+    assert outcome == "reproduced" and "within noise (±" in text
+    far = collect([row("static/10", 0, 4.0, [8.0, 12.0, 20.0], counts),
+                   row("dynamic", 0, 3.0, [6.0, 9.0, 15.0], counts)])
+    assert expectation(claim, far, {})[0] == "contradicted"
+
+
+def test_a_sentence_head_is_above_chance_only_when_its_interval_clears_half():
+    from ablations.analysis.verdicts import expectation
+
+    claim = next(e for e in get_ablation("objective").to_json()["expectations"] if e["versus"] == "chance")
+    def nsp(hits, n, seed=0):
+        return {"arm": "nsp", "seed": seed, "status": "ok", "eval_nsp_acc": hits / n, "eval_nsp_n": n}
+    # 560/1000: Wilson 95% low 0.529 > 0.5; 530/1000: low 0.499
+    assert wilson(560, 1000)[0] > 0.5 > wilson(530, 1000)[0]
+    outcome, text = expectation(claim, collect([nsp(560, 1000)]), {})
+    assert outcome == "reproduced" and "56.0% [95% 52.9–59.0%, n = 1,000] against 50%" in text
+    assert expectation(claim, collect([nsp(530, 1000)]), {})[0] == "inconclusive"
+    assert expectation(claim, collect([nsp(430, 1000)]), {})[0] == "contradicted"
+    # pooled over seeds: two seeds of 530/1000 each are 1,060/2,000, low 0.508
+    assert expectation(claim, collect([nsp(530, 1000), nsp(530, 1000, seed=1)]), {})[0] == "reproduced"
+
+
+def test_expectations_are_checked_when_the_spec_is_made():
+    arms = (Arm("a"), Arm("b"))
+    with pytest.raises(ValueError, match="direction.*'sideways'.*higher, lower, similar"):
+        AblationSpec("x", "", "bert", arms, expectations=(Expectation("c", "b", "eval_mlm_loss", "sideways"),))
+    with pytest.raises(ValueError, match="versus arm.*'c'"):
+        AblationSpec("x", "", "bert", arms, expectations=(Expectation("c", "b", "eval_mlm_loss", "lower", versus="c"),))
+    with pytest.raises(ValueError, match="'similar' expectation needs a noisy metric"):
+        AblationSpec("x", "", "bert", arms, expectations=(Expectation("c", "b", "params_unique", "similar"),))
+    with pytest.raises(ValueError, match="versus='chance' is for a sentence head"):
+        AblationSpec("x", "", "bert", arms, expectations=(Expectation("c", "b", "eval_mlm_loss", "higher",
+                                                                        versus="chance"),))

@@ -203,6 +203,8 @@ def expectation(e: dict, arms: dict[str, ArmStats], speed: dict) -> tuple[str, s
     ref_name = e.get("versus")
     arm, ref = arms.get(e["arm"]), arms.get(ref_name or "")
     head = f"{e['claim']} ({e.get('source', '')}), {e['arm']} vs {ref_name}"
+    if ref_name == "chance" and arm is not None and arm.rows:
+        return _above_chance(e["metric"], head, arm)
     if arm is None or ref is None or not arm.rows or not ref.rows:
         return "not measured", f"{head}: not measured in this run"
     want_lower = e["direction"] == "lower"
@@ -222,10 +224,10 @@ def expectation(e: dict, arms: dict[str, ArmStats], speed: dict) -> tuple[str, s
         what = (f"activation memory at {arm.first.get('long_seq_len')} tokens" if metric == "saved_bytes_long"
                 else metric)
         return ("reproduced" if ok else "contradicted"), f"{head}: {what} ×{r:.2f}"
-    return _noisy_expectation(metric, head, arm, ref, want_lower)
+    return _noisy_expectation(metric, head, arm, ref, e["direction"])
 
 
-def _noisy_expectation(metric: str, head: str, arm: ArmStats, ref: ArmStats, want_lower: bool) -> tuple[str, str]:
+def _noisy_expectation(metric: str, head: str, arm: ArmStats, ref: ArmStats, direction: str) -> tuple[str, str]:
     d = difference(arm, ref, metric)
     if d is None:
         return "not measured", f"{head}: {metric} missing"
@@ -235,9 +237,27 @@ def _noisy_expectation(metric: str, head: str, arm: ArmStats, ref: ArmStats, wan
     if task in ("nsp", "sop") and head_at_chance(arm, task) and head_at_chance(ref, task):
         return "inconclusive", text + "; both sentence heads are still at chance: train longer (--tokens)"
     real, _ = d.verdict
+    if direction == "similar":  # the claim is "no difference": it holds as far as this noise can tell
+        return ("contradicted" if real else "reproduced"), text
     if not real:
         return "inconclusive", text
-    return ("reproduced" if (d.diff < 0) == want_lower else "contradicted"), text
+    return ("reproduced" if (d.diff < 0) == (direction == "lower") else "contradicted"), text
+
+
+def _above_chance(metric: str, head: str, arm: ArmStats) -> tuple[str, str]:
+    """A sentence head against the 50% of two balanced classes: its Wilson 95% interval,
+    pooled over seeds, must lie wholly above 50%."""
+    task = metric.removeprefix("eval_").removesuffix("_acc")
+    iv, got = arm.interval(task), arm.mean_se(metric)
+    if iv is None or got is None:
+        return "not measured", f"{head}: {metric} missing"
+    low, high, n = iv
+    text = f"{head}: {100 * got[0]:.1f}% [95% {100 * low:.1f}–{100 * high:.1f}%, n = {n:,}] against 50%"
+    if low > 0.5:
+        return "reproduced", text
+    if high < 0.5:
+        return "contradicted", text + " (below chance)"
+    return "inconclusive", text + "; the head is still at chance: train longer (--tokens)"
 
 
 MARKS = {"reproduced": "✅", "contradicted": "❌", "inconclusive": "➖", "not measured": "·"}

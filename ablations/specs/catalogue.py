@@ -13,7 +13,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from ablations.specs.schema import AblationSpec, Arm, Expectation
+from ablations.specs.schema import CHANCE, AblationSpec, Arm, Expectation
 from ablations.specs.toml import load_toml
 from core.registry import unknown_name_error
 
@@ -81,7 +81,9 @@ def _embedding_size() -> AblationSpec:
     for e in _EMBEDDING_SIZES:
         arms.append(Arm(f"E={e} shared", {"model.embedding_size": e, **_SHARE}, f"E={e}, all layers shared",
                         compare_to="E=H shared", component=f"E={e} (shared)"))
-    exp = (Expectation("E=64 cuts parameters", "E=64", "params_unique", "lower", 0.8, source="ALBERT Table 3"),)
+    exp = (Expectation("E=64 cuts parameters", "E=64", "params_unique", "lower", 0.8, source="ALBERT Table 3"),
+           Expectation("sharing all layers costs MLM loss at equal tokens", "E=H shared", "eval_mlm_loss", "higher",
+                       versus="E=H", source="ALBERT Table 4"))
     return AblationSpec("embedding_size", "Factorized embedding size E, with and without sharing (ALBERT Table 3)",
                         "bert", tuple(arms), gpu_budget={"size": "mini", "seq_len": 128, "batch_size": 128, "tokens": 50_000_000, "why": "ALBERT Table 3 differences are 0.5-1 point downstream; their MLM-loss gaps need about 3,000 steps of 128 x 128"},
                         defaults=CPU_BUDGET, expectations=exp)
@@ -96,7 +98,9 @@ def _sharing() -> AblationSpec:
             arms.append(Arm(name, {"model.sharing": strategy, "model.num_groups": groups}, f"share {strategy} across layers in {groups} group(s)",
                             component=f"sharing {strategy}, {groups} group(s)"))
     exp = (Expectation("all-shared, one group cuts parameters", "all/1", "params_unique", "lower", 0.7,
-                       source="ALBERT Table 4"),)
+                       source="ALBERT Table 4"),
+           Expectation("all-shared, one group costs MLM loss at equal tokens", "all/1", "eval_mlm_loss", "higher",
+                       source="ALBERT Table 4"))
     return AblationSpec("sharing", "Cross-layer sharing: all / attention / ffn / none with 1, 2, 4 and L groups "
                         "(ALBERT Table 4)", "albert", tuple(arms), base_overrides={"model.sharing": "none",
                                                                                   "model.num_groups": 0},
@@ -116,7 +120,9 @@ def _attention() -> AblationSpec:
            # at the run's long length (2x the training length), where the claim is made; at the
            # training length itself 4 hash rounds of 64-token buckets save nothing yet
            Expectation("LSH saves activation memory at long lengths", "lsh/4", "saved_bytes_long", "lower",
-                       versus="full", source="Reformer"))
+                       versus="full", source="Reformer"),
+           Expectation("more hash rounds give a lower loss", "lsh/8", "eval_mlm_loss", "lower", versus="lsh/1",
+                       source="Reformer Fig. 5"))
     return AblationSpec("attention", "Full vs full-shared-QK vs LSH (1, 2, 4, 8 hashes) at a long sequence length",
                         "roberta", tuple(arms), gpu_budget={"size": "mini", "seq_len": 1024, "batch_size": 16, "tokens": 50_000_000, "why": "the Reformer compares hash rounds after about 10^8 tokens; speed and memory show at any budget"},
                         defaults={"seq_len": 1024, "batch_size": 2, "tokens": 40_000},
@@ -130,7 +136,9 @@ def _objective() -> AblationSpec:
     exp = (Expectation("an SOP-trained model solves NSP better than an untrained head", "sop", "eval_nsp_acc",
                        "higher", versus="none", source="ALBERT Table 5"),
            Expectation("an NSP-trained model does not solve SOP (near chance)", "nsp", "eval_sop_acc", "lower",
-                       versus="sop", source="ALBERT Table 5"))
+                       versus="sop", source="ALBERT Table 5"),
+           Expectation("an NSP-trained head is above chance", "nsp", "eval_nsp_acc", "higher", versus=CHANCE,
+                       source="BERT"))
     return AblationSpec("objective", "Sentence task none / NSP / SOP, each evaluated on both NSP and SOP pairs "
                         "(ALBERT Table 5)", "bert", tuple(arms), gpu_budget={"size": "mini", "seq_len": 128, "batch_size": 128, "tokens": 50_000_000, "why": "SOP accuracy leaves chance after a few thousand steps (ALBERT Table 5 at 125k steps shows 86% vs 52%)"},
                         defaults=CPU_BUDGET, expectations=exp)
@@ -144,9 +152,11 @@ def _masking() -> AblationSpec:
                 component="whole-word masking"),
             Arm("ngram", {"data.mask_unit": "ngram"}, "n-gram (n <= 3) of whole words",
                 component="n-gram masking")]
+    exp = (Expectation("dynamic masking matches static masking", "dynamic", "eval_mlm_loss", "similar",
+                       source="RoBERTa Table 1"),)
     return AblationSpec("masking", "Static (1 and 10 copies) vs dynamic; token vs whole-word vs n-gram (RoBERTa Table 1)",
                         "bert", tuple(arms), gpu_budget={"size": "mini", "seq_len": 128, "batch_size": 256, "tokens": 200_000_000, "why": "RoBERTa Table 1 differences are a few tenths of a point: they need long runs and several seeds"},
-                        defaults=CPU_BUDGET)
+                        defaults=CPU_BUDGET, expectations=exp)
 
 
 def _packing() -> AblationSpec:

@@ -21,6 +21,9 @@ SECTIONS = ("model", "data", "train")
 DEFAULT_KEYS = ("size", "seq_len", "batch_size", "tokens", "steps", "lr", "vocab_size", "tokens_per_batch")
 METRICS = ("params_unique", "params_total", "tokens_per_s", "peak_mem_bytes", "saved_bytes",
            "saved_bytes_long", "eval_mlm_loss", "eval_mlm_acc", "eval_nsp_acc", "eval_sop_acc", "wall_s")
+DIRECTIONS = ("lower", "higher", "similar")
+CHANCE = "chance"   # an expectation's `versus`: the 50% of a two-class sentence head
+NOISY_METRICS = ("eval_mlm_loss", "eval_mlm_acc", "eval_nsp_acc", "eval_sop_acc")
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,10 @@ class Arm:
 @dataclass(frozen=True)
 class Expectation:
     """`arm`'s `metric` should be `direction` ("lower"/"higher") than its comparison arm's,
-    by at least `factor` (a ratio, e.g. 0.5 = at most half) where given."""
+    by at least `factor` (a ratio, e.g. 0.5 = at most half) where given. "similar" claims no
+    difference (RoBERTa Table 1's dynamic masking): it holds while the difference stays
+    within noise, and the report gives the noise, since a wide one says little.
+    `versus=CHANCE` compares a sentence head's accuracy with 50% (two balanced classes)."""
     claim: str
     arm: str
     metric: str
@@ -81,6 +87,17 @@ class AblationSpec:
                 raise unknown_name_error("expectation arm", e.arm, names)
             if e.metric not in METRICS:
                 raise unknown_name_error("expectation metric", e.metric, METRICS)
+            if e.direction not in DIRECTIONS:
+                raise unknown_name_error(f"direction of the expectation on {e.arm!r}", e.direction, DIRECTIONS)
+            if e.direction == "similar" and e.metric not in NOISY_METRICS:
+                raise ValueError(f"ablation {self.name!r}: a 'similar' expectation needs a noisy metric "
+                                 f"({', '.join(NOISY_METRICS)}); {e.metric!r} is exact: use lower/higher")
+            if e.versus == CHANCE:
+                if e.metric not in ("eval_nsp_acc", "eval_sop_acc") or e.direction != "higher":
+                    raise ValueError(f"ablation {self.name!r}: versus='chance' is for a sentence head being "
+                                     "above chance: metric eval_nsp_acc or eval_sop_acc, direction 'higher'")
+            elif e.versus is not None and e.versus not in names:
+                raise unknown_name_error(f"versus arm of the expectation on {e.arm!r}", e.versus, [*names, CHANCE])
 
     @property
     def base_arm(self) -> Arm:
