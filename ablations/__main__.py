@@ -311,7 +311,7 @@ def _add_run(r: argparse.ArgumentParser) -> None:
                    help="log training while it runs to tensorboard, wandb and/or mlflow (comma-separated, as HF's "
                         "report_to; 'all', 'none'): RUN_DIR/tb, RUN_DIR/wandb (offline unless WANDB_MODE), "
                         "RUN_DIR/mlruns; pip install -e '.[track]'")
-    r.add_argument("--seq-len", type=int, help="tokens per example (default 128; the attention ablation 1024)")
+    r.add_argument("--seq-len", type=int, help="tokens per example (default 128; the attention ablation 512)")
     r.add_argument("--batch-size", type=int, help="examples per optimizer step (default 16)")
     r.add_argument("--vocab-size", type=int, help="SentencePiece vocabulary (default 8000)")
     r.add_argument("--lr", type=float, help="one peak learning rate for every arm (default: each arm's width rule, "

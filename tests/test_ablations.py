@@ -42,11 +42,16 @@ def test_albert_reformer_ladder_ends_at_the_named_variant():
     # CPU budget's H=128 and 128-token sequences, and LSH affordable (ablations.specs._FACT, _LSH)
     assert top.model == get_config("albert-reformer", "micro", vocab_size=4000, embedding_size=64,
                                    lsh_bucket_size=32, lsh_n_hashes=2)
-    # leave-one-out arms differ from the top rung in exactly their component's keys
-    for arm in spec.arms:
-        if arm.name.startswith("ar-no-"):
-            res = resolve_arm(spec, arm, settings, RunOptions(), "fp")
-            assert flat_diff(res.flat, top.flat) == set(spec.arm("+reversible").overrides) - set(arm.overrides)
+    # leave-one-out (its own ablation): the full arm is the ladder's top rung, and each other
+    # arm differs from it in exactly its component's keys
+    loo = ABLATIONS["albert_reformer_loo"]
+    loo_settings = settle(loo, RunOptions())
+    full = resolve_arm(loo, loo.base_arm, loo_settings, RunOptions(), "fp")
+    assert full.model == top.model and full.data == top.data
+    assert [a.name for a in loo.arms[1:]] == [f"ar-no-{k}" for k in ("factorized", "shared", "sop", "lsh", "reversible")]
+    for arm in loo.arms[1:]:
+        res = resolve_arm(loo, arm, loo_settings, RunOptions(), "fp")
+        assert flat_diff(res.flat, full.flat) == set(loo.base_arm.overrides) - set(arm.overrides)
 
 
 @pytest.mark.parametrize("arm", ["albert", "roberta"])
@@ -67,11 +72,12 @@ def test_papers_arms_are_the_named_variants(arm):
 def test_curve_points_together_read_no_more_tokens_than_training():
     from ablations.plan.resolve import CURVE_MIN_EXAMPLES, curve_examples
 
-    # the attention ablation's CPU budget: 40,000 tokens at 1024 -> the floor, not 512 examples
+    # the attention ablation's CPU budget: 550,000 tokens at 512 over 8 points -> 134 examples a point
     spec = ABLATIONS["attention"]
     settings = settle(spec, RunOptions())
     res = resolve_arm(spec, spec.base_arm, settings, RunOptions(), "fp")
-    assert res.train.curve_examples == CURVE_MIN_EXAMPLES
+    assert res.train.curve_examples == 550_000 // (8 * 512) == 134
+    assert curve_examples({"batch_size": 2, "max_tokens": 40_000, "eval_points": 8}, 1024) == CURVE_MIN_EXAMPLES
     assert curve_examples({"batch_size": 16, "max_tokens": 550_000, "eval_points": 8}, 128) == 512  # 537 -> cap
     assert curve_examples({"batch_size": 16, "max_steps": 100, "eval_points": 8}, 128) == 200      # 204,800 tokens
     flops = {"batch_size": 16, "max_flops": 1e12, "flops_per_step": 1e10, "eval_points": 4}

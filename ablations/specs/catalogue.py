@@ -28,10 +28,25 @@ _SOP = {"data.sentence_task": "sop"}
 _LSH = {"model.attention": "lsh", "model.lsh_bucket_size": 32, "model.lsh_n_hashes": 2}
 # (README: "How long must a model train"); every training ablation's default
 CPU_BUDGET = {"size": "micro", "vocab_size": 4000, "seq_len": 128, "batch_size": 16, "tokens": 550_000}
+# `attention`: the CPU budget's size, vocabulary and tokens per step, at 4x the length so
+# that LSH's 64-token buckets number 8 (the Reformer's own setting is 64-token buckets, 8+
+# of them); 40,000 tokens at mini and 1024 (the earlier budget) left every arm at the unigram
+# stage
+ATTENTION_BUDGET = {**CPU_BUDGET, "seq_len": 512, "batch_size": 4}
 _REV = {"model.norm": "pre", "model.reversible": True}
 _COMPONENTS = [("factorized", "factorized embeddings E=64", _FACT), ("shared", "all layers share one group", _SHARE),
                ("sop", "sentence-order prediction instead of NSP", _SOP), ("lsh", "LSH attention", _LSH),
                ("reversible", "reversible residual layers (pre-LN)", _REV)]
+
+
+# The main job's budget: the ladder's six arms at CPU_BUDGET took 625 s on a fresh 2-core
+# machine (2026-12-01, 0.21 s per dense step); at 400,000 tokens about 490 s, and its
+# slowest learner (+shared) was 0.10 nats below the training unigram there (README: "The
+# main job's time")
+MAIN_JOB_BUDGET = {**CPU_BUDGET, "tokens": 400_000}
+_AR_GPU_BUDGET = {"size": "small", "seq_len": 512, "batch_size": 128, "tokens": 200_000_000,
+                  "why": "loss gaps between the rungs appear after about 10^8 tokens (ALBERT Fig. 2 scale); "
+                         "parameters, memory and speed show at any budget"}
 
 
 def _albert_reformer() -> AblationSpec:
@@ -42,11 +57,6 @@ def _albert_reformer() -> AblationSpec:
         cumulative = {**cumulative, **overrides}
         arms.append(Arm(f"+{key}", dict(cumulative), f"previous rung + {text}", compare_to=prev, component=text))
         prev = f"+{key}"
-    full = prev  # bert + every component: ALBERT-Reformer
-    for key, text, overrides in _COMPONENTS:
-        rest = {k: v for k, v in cumulative.items() if k not in overrides}
-        arms.append(Arm(f"ar-no-{key}", rest, f"ALBERT-Reformer without {text}", compare_to=full,
-                        component=f"removing {text}"))
     exp = (
         Expectation("factorized embeddings cut parameters sharply", "+factorized", "params_unique", "lower", 0.85,
                     source="ALBERT Table 3"),
@@ -63,10 +73,23 @@ def _albert_reformer() -> AblationSpec:
     )
     return AblationSpec(
         "albert_reformer",
-        "BERT to ALBERT-Reformer one component at a time, plus leave-one-out arms: every component's marginal "
-        "effect on parameters, memory, speed and loss",
-        "bert", tuple(arms), gpu_budget={"size": "small", "seq_len": 512, "batch_size": 128, "tokens": 200_000_000, "why": "loss gaps between the rungs appear after about 10^8 tokens (ALBERT Fig. 2 scale); parameters, memory and speed show at any budget"},
-                        defaults=CPU_BUDGET, expectations=exp)
+        "BERT to ALBERT-Reformer one component at a time: every component's marginal effect on parameters, "
+        "memory, speed and loss, in the order the papers added them (albert_reformer_loo removes each in turn)",
+        "bert", tuple(arms), gpu_budget=_AR_GPU_BUDGET, defaults=MAIN_JOB_BUDGET, expectations=exp)
+
+
+def _albert_reformer_loo() -> AblationSpec:
+    """Each component removed from the full model: its effect where every other one is
+    present, which the ladder (one order of adding them) cannot show."""
+    full = {k: v for _, _, overrides in _COMPONENTS for k, v in overrides.items()}
+    arms = [Arm("albert-reformer", full, "ALBERT-Reformer: every component")]
+    for key, text, overrides in _COMPONENTS:
+        rest = {k: v for k, v in full.items() if k not in overrides}
+        arms.append(Arm(f"ar-no-{key}", rest, f"ALBERT-Reformer without {text}", component=f"removing {text}"))
+    exp = (Expectation("reversible layers cut activation memory", "ar-no-reversible", "saved_bytes", "higher",
+                       source="Reformer (RevNet)"),)
+    return AblationSpec("albert_reformer_loo", "ALBERT-Reformer with each component removed in turn (leave-one-out)",
+                        "bert", tuple(arms), gpu_budget=_AR_GPU_BUDGET, defaults=CPU_BUDGET, expectations=exp)
 
 
 # E/H from 1/8 to 1/2 at mini's H=256 and 1/4 to 1/2 at micro's 128 (ALBERT Table 3: 1/12 to 1/3)
@@ -125,7 +148,7 @@ def _attention() -> AblationSpec:
                        source="Reformer Fig. 5"))
     return AblationSpec("attention", "Full vs full-shared-QK vs LSH (1, 2, 4, 8 hashes) at a long sequence length",
                         "roberta", tuple(arms), gpu_budget={"size": "mini", "seq_len": 1024, "batch_size": 16, "tokens": 50_000_000, "why": "the Reformer compares hash rounds after about 10^8 tokens; speed and memory show at any budget"},
-                        defaults={"seq_len": 1024, "batch_size": 2, "tokens": 40_000},
+                        defaults=ATTENTION_BUDGET,
                         expectations=exp)
 
 
@@ -209,7 +232,7 @@ def _seq_scaling() -> AblationSpec:
 
 
 ABLATIONS: Mapping[str, AblationSpec] = MappingProxyType({s.name: s for s in (
-    _albert_reformer(), _embedding_size(), _sharing(), _attention(), _objective(), _masking(), _packing(),
+    _albert_reformer(), _albert_reformer_loo(), _embedding_size(), _sharing(), _attention(), _objective(), _masking(), _packing(),
     _papers(), _seq_scaling())})
 
 
