@@ -113,6 +113,50 @@ def test_workers_train_every_unit_once_and_a_twin_is_not_retrained(tmp_path, cor
     assert "Trained side by side" in (out / "report.md").read_text()
 
 
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in state  # a zombie has stopped; only its exit status is left
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_a_helper_dies_with_the_process_that_started_it(tmp_path, corpus_file, cache_dir):
+    """SIGKILL of the starting process (no cleanup runs there) must not leave a --workers
+    helper training on the cores: the kernel kills it too, and its unit resumes later."""
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "ablations", "run", str(spec(tmp_path)), "--quick", "--no-progress",
+           "--out", str(out), "--corpus", str(corpus_file), "--steps", "100000", "--workers", "2"]
+    env = {**os.environ, "BERT_ABLATE_CACHE": str(cache_dir), "PYTHONPATH": str(ROOT)}
+    parent = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        helpers: set[int] = set()
+        deadline = time.monotonic() + 300
+        while not helpers and time.monotonic() < deadline and parent.poll() is None:
+            time.sleep(0.5)
+            for lease in out.glob("arms/*/seed-*/lease.json"):
+                try:
+                    pid = json.loads(lease.read_text())["pid"]
+                except (ValueError, KeyError, OSError):
+                    continue
+                if pid != parent.pid:
+                    helpers.add(pid)
+        assert helpers, "no helper took a unit"
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while any(_alive(pid) for pid in helpers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(_alive(pid) for pid in helpers)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--workers", "2", "--time-budget", "1m"], "equal seconds would not be equal compute"),
     (["--workers", "2", "--nproc-per-node", "2"], "choose one"),

@@ -31,7 +31,7 @@ from ablations.run.bench import run_bench
 from ablations.run.lr_search import tune_rates
 from ablations.run.rows import row_base, twin_row
 from ablations.run.timing import time_side_by_side
-from ablations.run.workers import Workers
+from ablations.run.workers import Workers, die_with_parent
 from ablations.rundir import (
     FINISHED,
     RESULTS,
@@ -251,9 +251,10 @@ def run_ablation(spec, opts, console=None) -> RunSummary:
     return run_plan(make_plan(spec, opts), console)
 
 
-def _worker_main(plan: Plan, threads: int, index: int) -> None:
+def _worker_main(plan: Plan, threads: int, index: int, parent_pid: int) -> None:
     """A --workers helper process: the same plan, training whatever unit is free."""
     import torch
 
+    die_with_parent(parent_pid)
     torch.set_num_threads(threads)
     Runner(plan, worker=index).run()

@@ -7,10 +7,30 @@ every thread) and the CLI then reports.
 """
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import multiprocessing
+import os
+import signal
+import sys
 
 import torch
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """A helper outlives a starting process killed with SIGKILL (no cleanup runs there), and
+    would go on training on cores the user believes free. On Linux the kernel sends the
+    helper SIGKILL when its parent dies; its unit resumes from the checkpoint like any
+    killed run's. Elsewhere helpers still finish their current unit, then find none free."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            return
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(1)
 
 
 class Workers:
@@ -19,7 +39,8 @@ class Workers:
 
     @classmethod
     def start(cls, runner, units: int, target) -> Workers:
-        """target(plan, threads, index): a helper process's entry, module-level so that spawn can pickle it."""
+        """target(plan, threads, index, parent pid): a helper process's entry, module-level so
+        that spawn can pickle it."""
         n = min(runner.opts.workers, units)
         threads = torch.get_num_threads()
         if n <= 1 or runner.worker:
@@ -28,7 +49,8 @@ class Workers:
         runner.log(f"training with {n} workers side by side, {share} torch thread(s) each")
         ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
         plan = dataclasses.replace(runner.plan, opts=dataclasses.replace(runner.opts, progress=False))  # one live display
-        procs = [ctx.Process(target=target, args=(plan, share, k), name=f"worker {k}") for k in range(2, n + 1)]
+        procs = [ctx.Process(target=target, args=(plan, share, k, os.getpid()), name=f"worker {k}")
+                 for k in range(2, n + 1)]
         for p in procs:
             p.start()
         torch.set_num_threads(share)
