@@ -319,7 +319,7 @@ def _add_run(r: argparse.ArgumentParser) -> None:
     r.add_argument("--lr-search", action="store_true",
                    help="each arm (first seed) at a grid of rates on part of the budget; every seed then trains "
                         "at the rate with the lowest held-out loss (search points in RUN_DIR/lr-search/)")
-    r.add_argument("--lr-grid", help="--lr-search's rates as multiples of each arm's own (default 0.5,1,2,4)")
+    r.add_argument("--lr-grid", help="--lr-search's rates as multiples of each arm's own (default 0.5,1,2)")
     r.add_argument("--lr-search-fraction", type=float, default=0.25,
                    help="the part of the budget each search point trains (default 0.25)")
     r.add_argument("--device", default="auto", help="auto, cpu or cuda")
