@@ -115,6 +115,26 @@ def two_seed_run(tmp_path_factory, corpus_file, cache_dir):
     return out
 
 
+def test_a_skipped_unit_is_the_result_again_after_another_rate_replaced_it(tmp_path, corpus_file, cache_dir,
+                                                                            monkeypatch):
+    """lr 1e-3, then 5e-3, then 1e-3 again on one directory: the third run trains nothing,
+    and the (arm, seed)'s result is the 1e-3 row again, not the later 5e-3 one."""
+    from ablations.rundir import results
+
+    monkeypatch.setenv("BERT_ABLATE_CACHE", str(cache_dir))
+    out = tmp_path / "run"
+    base = ["run", "objective", "--quick", "--arms", "nsp", "--out", str(out), "--corpus", str(corpus_file),
+            "--no-progress"]
+    for lr in ("0.001", "0.005", "0.001"):
+        assert cli(base + ["--lr", lr]) == 0
+    rows = read_rows(out / RESULTS)
+    assert [r["config"]["train.lr"] for r in rows] == [1e-3, 5e-3, 1e-3] and rows[-1]["reinstated"]
+    assert rows[-1]["key"] == rows[0]["key"] and rows[-1]["eval_mlm_loss"] == rows[0]["eval_mlm_loss"]
+    assert results(rows)[("nsp", 0)]["config"]["train.lr"] == 1e-3
+    assert cli(base + ["--lr", "0.001"]) == 0  # already the result: nothing appended
+    assert len(read_rows(out / RESULTS)) == 3
+
+
 def _exported_source(directory):
     return json.loads((directory / "bert_ablate.json").read_text())["source"]
 

@@ -41,6 +41,7 @@ from ablations.rundir import (
     claim_run_dir,
     is_lower_rung,
     read_rows,
+    results,
     write_text,
 )
 from core.device import device_name, pick_device
@@ -143,6 +144,7 @@ class Runner:
         done = self.done_keys.get(res.key)
         if (res.key, arm.name) in self.finished:
             self.log(f"{unit.head}: finished earlier ({done['status']}), skipped" + _NAN_HINT.get(done["status"], ""))
+            self._reinstate(unit)
             return "finished"
         if done is not None:
             return self._record_twin(unit, done)
@@ -186,6 +188,25 @@ class Runner:
         self.log(f"  [{colour}]{row['status']}[/{colour}] {rung}{summary}{row.get('wall_s', 0):.0f}s"
                  + (f" — {row['error']}" if row.get("error") else ""))
         return self._append(row)
+
+    def _reinstate(self, unit: Unit) -> None:
+        """The result of an (arm, seed) is its latest row (`rundir.results`). A unit this plan
+        finds finished may since have been replaced there by a row of another configuration
+        (a rate an earlier --lr-search chose, an earlier --lr): skipping it would report the
+        other one. Its own row is appended again, so the result is what this plan asks for."""
+        res = unit.resolved
+        if self.opts.ladder:
+            return
+        rows = read_rows(self.out / RESULTS)
+        latest = results(rows).get((unit.arm.name, res.seed))
+        if latest is None or latest.get("key") == res.key:
+            return
+        mine = [r for r in rows if r.get("key") == res.key and r["arm"] == unit.arm.name
+                and r.get("seed", 0) == res.seed and r.get("status") in FINISHED and not is_lower_rung(r)]
+        if mine:
+            self.log(f"  its row is the result again: a later row of another configuration "
+                     f"(lr {latest.get('config', {}).get('train.lr')}) had replaced it")
+            self._append({**mine[-1], "reinstated": True})
 
     def _record_twin(self, unit: Unit, twin: dict) -> str:
         """The twin's row (a ladder: its rungs too, smallest first) recorded under this arm."""
