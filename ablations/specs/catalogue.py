@@ -78,18 +78,25 @@ def _albert_reformer() -> AblationSpec:
         "bert", tuple(arms), gpu_budget=_AR_GPU_BUDGET, defaults=MAIN_JOB_BUDGET, expectations=exp)
 
 
+# each component's keys set back to BERT's values (core.model.ModelConfig, core.data.DataConfig)
+_WITHOUT = {"factorized": {"model.embedding_size": 0}, "shared": {"model.sharing": "none", "model.num_groups": 0},
+            "sop": {"data.sentence_task": "nsp"}, "lsh": {"model.attention": "full"},
+            "reversible": {"model.norm": "post", "model.reversible": False}}
+
+
 def _albert_reformer_loo() -> AblationSpec:
     """Each component removed from the full model: its effect where every other one is
     present, which the ladder (one order of adding them) cannot show."""
     full = {k: v for _, _, overrides in _COMPONENTS for k, v in overrides.items()}
-    arms = [Arm("albert-reformer", full, "ALBERT-Reformer: every component")]
-    for key, text, overrides in _COMPONENTS:
-        rest = {k: v for k, v in full.items() if k not in overrides}
-        arms.append(Arm(f"ar-no-{key}", rest, f"ALBERT-Reformer without {text}", component=f"removing {text}"))
+    arms = [Arm("albert-reformer", {}, "ALBERT-Reformer: every component")]
+    for key, text, _ in _COMPONENTS:
+        arms.append(Arm(f"ar-no-{key}", _WITHOUT[key], f"ALBERT-Reformer without {text}",
+                        component=f"removing {text}"))
     exp = (Expectation("reversible layers cut activation memory", "ar-no-reversible", "saved_bytes", "higher",
                        source="Reformer (RevNet)"),)
     return AblationSpec("albert_reformer_loo", "ALBERT-Reformer with each component removed in turn (leave-one-out)",
-                        "bert", tuple(arms), gpu_budget=_AR_GPU_BUDGET, defaults=CPU_BUDGET, expectations=exp)
+                        "bert", tuple(arms), base_overrides=full, gpu_budget=_AR_GPU_BUDGET, defaults=CPU_BUDGET,
+                        expectations=exp)
 
 
 # E/H from 1/8 to 1/2 at mini's H=256 and 1/4 to 1/2 at micro's 128 (ALBERT Table 3: 1/12 to 1/3)
