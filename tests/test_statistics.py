@@ -171,6 +171,11 @@ def test_a_sentence_head_is_above_chance_only_when_its_interval_clears_half():
     assert expectation(claim, collect([nsp(430, 1000)]), {})[0] == "contradicted"
     # pooled over seeds: two seeds of 530/1000 each are 1,060/2,000, low 0.508
     assert expectation(claim, collect([nsp(530, 1000), nsp(530, 1000, seed=1)]), {})[0] == "reproduced"
+    # a held-out set of 55% one class: 560/1000 does not beat always answering that class
+    skewed = {**nsp(560, 1000), "eval_nsp_majority": 0.55}
+    outcome, text = expectation(claim, collect([skewed]), {})
+    assert outcome == "inconclusive" and "against the majority share 55.0%" in text
+    assert expectation(claim, collect([{**nsp(620, 1000), "eval_nsp_majority": 0.55}]), {})[0] == "reproduced"
 
 
 def test_expectations_are_checked_when_the_spec_is_made():

@@ -63,3 +63,13 @@ def test_an_arm_leaves_the_unigram_stage_only_beyond_noise():
     gap, noise = arms["two"].unigram_gap()                   # seeds pooled: mean gap, combined noise
     assert gap == pytest.approx(-0.06) and noise == pytest.approx(1.959963984540054 * math.sqrt(2) * 0.02 / 2)
     assert arms["two"].left_unigram_stage() is True
+
+
+def test_a_sentence_task_records_the_share_of_its_commoner_class(small_data):
+    """'Above chance' must beat always answering the commoner class of the held-out pairs,
+    which a few hundred pairs rarely split 50/50: its share is recorded beside the accuracy."""
+    labels = torch.cat([b["sentence_labels"] for b in small_data.eval_batches("nsp", 32)]).tolist()
+    share = max(labels.count(0), labels.count(1)) / len(labels)
+    model = build_model("bert", size="tiny", vocab_size=small_data.tokenizer.vocab_size)
+    scores = evaluate(model, small_data, torch.device("cpu"))
+    assert scores["eval_nsp_n"] == len(labels) and scores["eval_nsp_majority"] == pytest.approx(share)

@@ -245,19 +245,23 @@ def _noisy_expectation(metric: str, head: str, arm: ArmStats, ref: ArmStats, dir
 
 
 def _above_chance(metric: str, head: str, arm: ArmStats) -> tuple[str, str]:
-    """A sentence head against the 50% of two balanced classes: its Wilson 95% interval,
-    pooled over seeds, must lie wholly above 50%."""
+    """A sentence head against chance: its Wilson 95% interval, pooled over seeds, must lie
+    wholly above 50% and above the held-out set's majority share where the rows record it
+    (a head that always answers the commoner class scores that share)."""
     task = metric.removeprefix("eval_").removesuffix("_acc")
     iv, got = arm.interval(task), arm.mean_se(metric)
     if iv is None or got is None:
         return "not measured", f"{head}: {metric} missing"
     low, high, n = iv
-    text = f"{head}: {100 * got[0]:.1f}% [95% {100 * low:.1f}–{100 * high:.1f}%, n = {n:,}] against 50%"
-    if low > 0.5:
+    majority = arm.mean_se(f"eval_{task}_majority")
+    chance = max(0.5, majority[0]) if majority else 0.5
+    against = f"the majority share {100 * chance:.1f}%" if chance > 0.5 else "50%"
+    text = f"{head}: {100 * got[0]:.1f}% [95% {100 * low:.1f}–{100 * high:.1f}%, n = {n:,}] against {against}"
+    if low > chance:
         return "reproduced", text
     if high < 0.5:
         return "contradicted", text + " (below chance)"
-    return "inconclusive", text + "; the head is still at chance: train longer (--tokens)"
+    return "inconclusive", text + "; the head is not above chance: train longer (--tokens)"
 
 
 MARKS = {"reproduced": "✅", "contradicted": "❌", "inconclusive": "➖", "not measured": "·"}
