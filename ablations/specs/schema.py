@@ -22,7 +22,7 @@ DEFAULT_KEYS = ("size", "seq_len", "batch_size", "tokens", "steps", "lr", "vocab
 METRICS = ("params_unique", "params_total", "tokens_per_s", "peak_mem_bytes", "saved_bytes",
            "saved_bytes_long", "eval_mlm_loss", "eval_mlm_acc", "eval_nsp_acc", "eval_sop_acc", "wall_s")
 DIRECTIONS = ("lower", "higher", "similar")
-CHANCE = "chance"   # an expectation's `versus`: the 50% of a two-class sentence head
+CHANCE = "chance"   # an expectation's `versus`: a sentence head's chance level (50% or the majority share)
 NOISY_METRICS = ("eval_mlm_loss", "eval_mlm_acc", "eval_nsp_acc", "eval_sop_acc")
 
 
@@ -41,7 +41,8 @@ class Expectation:
     by at least `factor` (a ratio, e.g. 0.5 = at most half) where given. "similar" claims no
     difference (RoBERTa Table 1's dynamic masking): it holds while the difference stays
     within noise, and the report gives the noise, since a wide one says little.
-    `versus=CHANCE` compares a sentence head's accuracy with 50% (two balanced classes)."""
+    `versus=CHANCE` compares a sentence head's accuracy with chance: 50%, or the held-out
+    set's majority share where the rows record a larger one."""
     claim: str
     arm: str
     metric: str
