@@ -32,6 +32,27 @@ def test_arms_differ_from_the_base_in_exactly_the_keys_they_claim(name):
         assert changed and changed <= claimed, (arm.name, changed - claimed)
 
 
+def test_sharing_with_one_group_per_layer_is_one_run_with_no_sharing():
+    """At micro (L = 4) the /4 and /L arms share nothing: they build no sharing's model,
+    weight for weight, so they are its twins (trained once) and every other arm is not."""
+    import torch
+
+    spec = ABLATIONS["sharing"]
+    opts = RunOptions()
+    settings = settle(spec, opts)
+    res = {a.name: resolve_arm(spec, a, settings, opts, "fp") for a in spec.arms}
+    twins = {n for n, r in res.items() if r.key == res["none"].key}
+    assert twins == {"none"} | {f"{s}/{g}" for s in ("all", "attention", "ffn") for g in (4, "L")}
+    assert len({r.key for r in res.values()}) == 7
+    models = {}
+    for name in ("none", "all/L", "attention/4"):
+        torch.manual_seed(0)
+        models[name] = PretrainingModel(res[name].model).state_dict()
+    for name in ("all/L", "attention/4"):
+        assert models[name].keys() == models["none"].keys()
+        assert all(torch.equal(models[name][k], v) for k, v in models["none"].items())
+
+
 def test_albert_reformer_ladder_ends_at_the_named_variant():
     from variants import get_config
 

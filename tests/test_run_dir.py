@@ -255,3 +255,17 @@ def test_lr_search_picks_the_rate_that_learns_and_never_trains_a_point_twice(tmp
     assert cli(argv) == 0  # resumed: the same choice, nothing trained again
     assert len(read_rows(out / "lr-search" / RESULTS)) == 3 and len(read_rows(out / RESULTS)) == 2
     assert "finished earlier" in capsys.readouterr().out
+
+
+def test_a_rate_at_the_grids_edge_is_told_apart_from_a_bracketed_one():
+    """Rows keep rates to 6 significant digits (mini's width-rule rate 5e-4 x 128/256 is
+    exact, small's 2.5e-4 x 128/192 is not): the side is found all the same, and the top,
+    where a short search is biased, asks for a longer search, not just a wider grid."""
+    from ablations.analysis.lr_grid import edge_advice, edge_side
+
+    base = 1e-3 * 128 / 384
+    rates = [float(f"{base * m:.6g}") for m in (0.5, 1, 2)]
+    assert edge_side(base * 2, rates) == "top" and edge_side(base * 0.5, rates) == "bottom"
+    assert edge_side(base, rates) is None and edge_side(None, rates) is None
+    assert "--lr-search-fraction" in edge_advice("top") and "downward" in edge_advice("bottom")
+    assert edge_advice(None) == ""

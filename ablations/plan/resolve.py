@@ -109,12 +109,21 @@ def resolve_arm(spec: AblationSpec, arm: Arm, settings: RunSettings, opts: RunOp
             **{f"train.{k}": v for k, v in train.to_dict().items()}}
     bookkeeping = ("train.checkpoint_every", "train.log_every", "train.eval_points", "train.curve_examples",
                    "train.compile", "train.flops_per_step")
-    key_src = {k: v for k, v in flat.items() if k not in bookkeeping
+    key_src = {k: v for k, v in _same_model(flat).items() if k not in bookkeeping
                and not (k.startswith("train.") and LATER_DEFAULTS.get(k[6:], object()) == v)}
     if opts.ladder:  # the rungs' budgets: a ladder is another unit than one run of the same config
         key_src["ladder"] = [opts.ladder, opts.ladder_ratio]
     key = hashlib.sha1(json.dumps([key_src, corpus_fp], sort_keys=True, default=str).encode()).hexdigest()[:16]
     return ResolvedArm(arm, spec.base, model, data, train, flat, key, seed, lr_source=lr_source)
+
+
+def _same_model(flat: dict[str, Any]) -> dict[str, Any]:
+    """Configurations that build the same model are one run: sharing with one group per
+    layer shares nothing (layer i uses group i), so `sharing` at micro's 4 groups, or at
+    "L" groups at any size, trains as no sharing would, to the last digit."""
+    if flat["model.sharing"] != "none" and flat["model.num_groups"] == flat["model.num_layers"]:
+        return {**flat, "model.sharing": "none"}
+    return flat
 
 
 def pair_eval_sets(units: list[ResolvedArm], base: dict[int, ResolvedArm]) -> None:

@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 from ablations.analysis.costs import CURVE_AXES
+from ablations.analysis.lr_grid import edge_advice, edge_side
 from ablations.analysis.verdicts import MARKS, ArmStats, collect, difference, expectation, ratio, speed_of, verdict
 from ablations.analysis.worth import analyse, csv_columns
 from ablations.report.console import print_table
@@ -234,8 +235,9 @@ def _rates_section(arms: dict[str, ArmStats]) -> list[str]:
             tried = ", ".join(f"{float(k):.3g}: {'–' if v is None else f'{v:.3f}'}" for k, v in search["losses"].items())
             line += (f"; held-out MLM loss by rate {tried}; search cost {search['flops']:.3g} FLOPs, "
                      f"{search['seconds']:.0f} s (not counted in the arm's cost)")
-            if search.get("edge"):
-                line += "; **the best rate is at the grid's edge: the grid did not bracket it** (widen `--lr-grid`)"
+            side = edge_side(search.get("chosen"), (float(k) for k in search["losses"]))
+            if side:
+                line += f"; **the best rate is {edge_advice(side)}**"
         lines.append(line + ".")
     return lines + [""]
 

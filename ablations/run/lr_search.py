@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ablations.analysis.lr_grid import edge_advice, edge_side
 from ablations.plan import Plan, make_plan
 from ablations.plan.lr_search import SEARCH_DIR, choose_rates, search_options, search_spec, searched_arms
 from ablations.plan.options import parse_grid
@@ -28,7 +29,8 @@ def tune_rates(plan: Plan, run: Callable[[Plan], object], log: Callable[[str], N
         if r.chosen is None:
             log(f"  [red]{arm}[/red]: no search point finished ok ({losses}); it trains at its own rate")
             continue
-        edge = " [yellow](at the grid's edge: widen --lr-grid)[/yellow]" if r.edge else ""
+        side = edge_side(r.chosen, r.losses)
+        edge = f" [yellow]({edge_advice(side)})[/yellow]" if side else ""
         log(f"  {arm}: lr {r.chosen:.3g} (held-out MLM loss by rate: {losses}){edge}")
         rates[arm] = (r.chosen, r)
     tuned = make_plan(plan.spec, plan.opts, rates={a: (lr, _why(r, grid, fraction)) for a, (lr, r) in rates.items()})

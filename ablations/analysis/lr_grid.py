@@ -1,0 +1,29 @@
+"""What it means when `--lr-search` picks the smallest or largest rate of its grid.
+
+The grid did not bracket the best rate, but the two edges call for different remedies. A
+short search favours high rates (the short-horizon bias; README: "The grid and the
+fraction": on kowiki a 25% search's 4x lost at the full budget and left a seed at the
+unigram stage), so at the top the remedy is a longer search, not only a wider grid.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+
+def edge_side(chosen: float | None, rates: Iterable[float]) -> str | None:
+    """"top", "bottom" or None (bracketed, or nothing chosen)."""
+    rates = sorted(rates)
+    if chosen is None or len(rates) < 2:
+        return None
+    near = lambda a, b: math.isclose(a, b, rel_tol=1e-5)  # noqa: E731 (rows keep 6 significant digits)
+    return "top" if near(chosen, rates[-1]) else "bottom" if near(chosen, rates[0]) else None
+
+
+def edge_advice(side: str | None) -> str:
+    if side == "top":
+        return ("at the grid's top, so the grid did not bracket the best rate; a short search favours high rates, "
+                "so widen it upward only with a longer --lr-search-fraction")
+    if side == "bottom":
+        return "at the grid's bottom, so the grid did not bracket the best rate; widen --lr-grid downward"
+    return ""
