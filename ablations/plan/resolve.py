@@ -107,14 +107,23 @@ def resolve_arm(spec: AblationSpec, arm: Arm, settings: RunSettings, opts: RunOp
     flat = {**{f"model.{k}": v for k, v in model.to_dict().items()},
             **{f"data.{k}": v for k, v in data.to_dict().items()},
             **{f"train.{k}": v for k, v in train.to_dict().items()}}
-    bookkeeping = ("train.checkpoint_every", "train.log_every", "train.eval_points", "train.curve_examples",
-                   "train.compile", "train.flops_per_step")
-    key_src = {k: v for k, v in _same_model(flat).items() if k not in bookkeeping
+    return ResolvedArm(arm, spec.base, model, data, train, flat, _key(flat, opts, corpus_fp), seed,
+                       lr_source=lr_source)
+
+
+# settings that change how a run is watched or stored, not what it learns
+_BOOKKEEPING = ("train.checkpoint_every", "train.log_every", "train.eval_points", "train.curve_examples",
+                "train.compile", "train.flops_per_step")
+
+
+def _key(flat: dict[str, Any], opts: RunOptions, corpus_fp: str) -> str:
+    """The configuration's identity: finished rows and twins match on it. A field added
+    later at its old behaviour's value (`LATER_DEFAULTS`) leaves old rows' keys as they were."""
+    key_src = {k: v for k, v in _same_model(flat).items() if k not in _BOOKKEEPING
                and not (k.startswith("train.") and LATER_DEFAULTS.get(k[6:], object()) == v)}
     if opts.ladder:  # the rungs' budgets: a ladder is another unit than one run of the same config
         key_src["ladder"] = [opts.ladder, opts.ladder_ratio]
-    key = hashlib.sha1(json.dumps([key_src, corpus_fp], sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return ResolvedArm(arm, spec.base, model, data, train, flat, key, seed, lr_source=lr_source)
+    return hashlib.sha1(json.dumps([key_src, corpus_fp], sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _same_model(flat: dict[str, Any]) -> dict[str, Any]:
