@@ -169,10 +169,8 @@ def _docs(column, opts: ReadOptions) -> Iterator[list[str]]:
 
 
 def _need(module: str, path: Path):
-    import importlib
+    from core.extras import install_hint, installed, require
 
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise _error(f'{path} needs the {module.split(".")[0]} package to be read: pip install -e ".[corpora]"'
-                     ) from None
+    if not installed(module):  # a corpus problem, as every other unreadable corpus is
+        raise _error(f"{path} needs {install_hint(module)} to be read")
+    return require(module, str(path))

@@ -58,12 +58,9 @@ def get_splitter(name: str):
 
 
 def _kss_splitter():
-    try:
-        import kss
-    except ImportError:
-        from core.data.config import DataError
+    from core.extras import require
 
-        raise DataError('sentence_splitter="kss" needs the kss package: pip install -e ".[kss]"') from None
+    kss = require("kss", "--sentence-splitter kss")
 
     def split(text: str) -> list[str]:
         return [s.strip() for s in kss.split_sentences(text, backend=KSS_BACKEND) if s.strip()]

@@ -24,7 +24,6 @@ equal cost; `progress/step`, `progress/tokens`, `progress/flops` are logged besi
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import time
@@ -33,9 +32,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
-BACKENDS = ("tensorboard", "wandb", "mlflow")
-EXTRA = "track"
-_MODULES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
+from core import extras
+
+BACKENDS = ("tensorboard", "wandb", "mlflow")  # each is also its module's name (core.extras.OPTIONAL)
 
 
 class TrackingError(ValueError):
@@ -49,7 +48,7 @@ class Tracker(Protocol):
 
 
 def installed(name: str) -> bool:
-    return importlib.util.find_spec(_MODULES[name]) is not None
+    return extras.installed(name)
 
 
 def parse_log_to(text: str | None) -> tuple[str, ...]:
@@ -65,8 +64,7 @@ def parse_log_to(text: str | None) -> tuple[str, ...]:
                                 "'all' or 'none' (comma-separated)")
     missing = [n for n in names if not installed(n)]
     if missing:
-        raise TrackingError(f"--log-to {', '.join(missing)} needs the {' and '.join(missing)} package"
-                            f"{'s' if len(missing) > 1 else ''}: pip install -e \".[{EXTRA}]\"")
+        raise TrackingError(str(extras.missing_extra(missing[0], f"--log-to {missing[0]}")))
     return tuple(dict.fromkeys(names))
 
 
