@@ -5,16 +5,18 @@ import tomllib
 from pathlib import Path
 
 from ablations.specs.schema import AblationSpec, Arm
+from core.data.formats import decode_utf8
 from core.registry import unknown_name_error
 
 
 def load_toml(path: Path) -> AblationSpec:
     """name, description, base (a variant), [base_overrides], [defaults], [[arms]] with
-    name / description / overrides / compare_to. The first arm is the base (empty overrides)."""
+    name / description / overrides / compare_to. The first arm is the base (empty overrides).
+    A leading UTF-8 BOM (Notepad's) is dropped: tomllib would call the first key invalid."""
     if not path.is_file():
         raise FileNotFoundError(f"ablation file not found: {path}")
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(decode_utf8(path.read_bytes()))
     except UnicodeDecodeError:
         raise ValueError(f"{path} is not a UTF-8 text file (binary?); an ablation spec is TOML text") from None
     except tomllib.TOMLDecodeError as err:

@@ -401,6 +401,8 @@ class PretrainingData:
             "first_skipped": self.corpus_report.get("first_skipped", ""),
             "unclosed_docs": self.corpus_report.get("unclosed_docs", 0),
             "first_unclosed": self.corpus_report.get("first_unclosed", ""),
+            "control_chars": self.corpus_report.get("control_chars", 0),
+            "first_control": self.corpus_report.get("first_control", ""),
         }
 
 

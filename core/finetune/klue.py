@@ -18,6 +18,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from core.data.formats import decode_utf8
 from core.finetune.tagging import OUTSIDE, tag_names
 from core.finetune.tasks import SPLITS, Example, Task, TaskError, TaskSpec
 
@@ -35,7 +36,7 @@ def _text(path: Path) -> str:
         raise TaskError(f"task file {path} not found (the built-in KLUE tasks are read from "
                         "$BERT_ABLATE_TASK_DATA/klue, default ../shared/data/klue beside the project)")
     try:
-        return path.read_bytes().decode("utf-8-sig")
+        return decode_utf8(path.read_bytes())
     except UnicodeDecodeError as err:
         raise TaskError(f"{path}: not UTF-8 (byte {err.start}); re-save it as UTF-8") from None
 

@@ -1,10 +1,11 @@
-"""Reading a task's TSV splits: found by name, strictly UTF-8, every column checked."""
+"""Reading a task's TSV splits: found by name, strictly UTF-8 (a BOM dropped), every column checked."""
 from __future__ import annotations
 
 import csv
 import io
 from pathlib import Path
 
+from core.data.formats import decode_utf8
 from core.finetune.klue import load_klue_task
 from core.finetune.tasks import _SPLIT_NAMES, SPLITS, Example, Task, TaskError, TaskSpec, parse_task
 
@@ -34,7 +35,7 @@ def read_tsv(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     it, and a shifted label would otherwise become a class of its own."""
     raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8-sig")
+        text = decode_utf8(raw)
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
         raise TaskError(f"{path}: not UTF-8 (line {line}, byte {err.start}); re-save it as UTF-8") from None
