@@ -105,6 +105,9 @@ def _cmd_run(args) -> int:
     summary = run_plan(plan, console)
     if (summary.out / RESULTS).is_file() or (summary.out / BENCH).is_file():
         render_report(summary.out, console)
+    if args.debug:
+        for log in summary.error_logs:
+            print(f"--- {log}\n{log.read_text(encoding='utf-8')}", file=sys.stderr)
     return _exit_code(summary.errors, f"{summary.out}/report.md (with the .jsonl, .csv and plots beside it)")
 
 
@@ -112,7 +115,7 @@ def _exit_code(errors: list[str], where: str) -> int:
     """Exit 0 when every unit ended as a result (ok, oom, nan), 1 when any ended in error."""
     if errors:
         for line in errors:
-            print(f"error: {' '.join(line.split())[:400]}", file=sys.stderr)
+            print(f"error: {' '.join(line.split())}", file=sys.stderr)
         print(f"{len(errors)} failed; the others are in {where}", file=sys.stderr)
         return 1
     console.print(f"[bold green]done[/bold green]: {where}")

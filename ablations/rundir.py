@@ -10,6 +10,7 @@
       arms/ARM/seed-K/   an (arm, seed)'s lease while it trains, its checkpoint (with
                          --ladder: the stable-phase run's), then its kept final weights;
                          unit.json / result.json while torchrun's ranks train it
+                         error.log: the traceback of its last failure (one line in its row)
       arms/ARM/seed-K/rung-k/   --ladder: rung k's cooldown, branched from the stable run
                                 (branch.json: the stable run's progress at the branch)
 
@@ -35,8 +36,13 @@ RESULTS, BENCH, SPEC, REPORT = "results.jsonl", "bench.jsonl", "spec.json", "rep
 RESULTS_CSV, BENCH_CSV = "results.csv", "bench.csv"
 SPEED = "speed.json"    # every arm timed side by side after training (interleaved rounds)
 ARMS = "arms"
+SEARCH_DIR = "lr-search"  # --lr-search's points: a run directory of their own inside this one
+# what makes a directory a run directory: a run into a non-empty directory holding none of
+# these would write its report.md, results.csv and plots over the user's files
+RUN_MARKERS = (SPEC, RESULTS, BENCH, ARMS, SEARCH_DIR)
 UNIT, RANK_RESULT = "unit.json", "result.json"  # a unit handed to torchrun's ranks, and rank 0's answer
 BRANCH = "branch.json"  # in a rung's directory: the stable run's progress its cooldown branched from
+ERROR_LOG = "error.log"  # in a unit's directory: the traceback of its last failed step (`--debug` prints it)
 
 FINISHED = ("ok", "oom", "nan")  # a unit that ended as one of these is a result; "error" is retried
 
@@ -84,9 +90,12 @@ def result_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def ensure_run_dir(path: Path) -> None:
-    """Create the run directory and prove it writable, with one line that names the fix."""
+    """Create the run directory and prove it writable, with one line that names the fix. A
+    directory that holds files but no run is refused, and so is a symbolic link inside it
+    that leads outside it: nothing is written over a user's files or through a link."""
     if path.exists() and not path.is_dir():
         raise ValueError(f"--out {path} is a file, not a directory; give a directory (it is created if missing)")
+    _refuse_foreign(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".write-test-{os.getpid()}"
@@ -96,23 +105,100 @@ def ensure_run_dir(path: Path) -> None:
         raise ValueError(f"cannot write the run directory {path}: {err.strerror or err}"
                          f"{f' ({err.filename})' if err.filename and str(err.filename) != str(path) else ''}; "
                          "choose a writable --out") from None
+    check_contained(path)
 
 
-def read_rows(path: Path) -> list[dict[str, Any]]:
-    """Every row. A line that is not JSON can only be a row torn by a writer killed
-    mid-write (rows are written whole, in one call): it is skipped with a warning naming it."""
+def _refuse_foreign(path: Path) -> None:
+    if not path.is_dir():
+        return
+    entries = sorted(p.name for p in path.iterdir() if not p.name.startswith((".write-test-", ".results.jsonl.lock")))
+    if entries and not any(name in RUN_MARKERS for name in entries):
+        shown = ", ".join(entries[:4]) + (f" and {len(entries) - 4} more" if len(entries) > 4 else "")
+        raise ValueError(f"--out {path} is not empty and holds no run ({shown}): a run there would write its "
+                         "report.md, results.csv and plots over files of the same names; give a new or empty --out")
+
+
+def check_contained(run_dir: Path) -> None:
+    """No symbolic link inside the run directory may lead outside it: a run writes
+    checkpoints, weights and leases into arms/, and a linked `arms/ARM/seed-K` would have
+    them written over another directory's files. The directory itself may be a link."""
+    root = Path(os.path.realpath(run_dir))
+    for top, dirs, files in os.walk(root):
+        for name in dirs + files:
+            entry = Path(top) / name
+            if entry.is_symlink() and not Path(os.path.realpath(entry)).is_relative_to(root):
+                raise ValueError(f"{Path(run_dir) / entry.relative_to(root)} is a symbolic link to "
+                                 f"{os.path.realpath(entry)}, outside the run directory; nothing is written through "
+                                 "it: remove the link (or copy what it points to in its place)")
+
+
+NAME_MAX = 255  # bytes in one path component on Linux and macOS file systems
+
+
+def arm_path_problem(arm: str) -> str | None:
+    """Why an arm's name cannot be its directory's name (None: it can), before anything trains."""
+    escaped = arm_dirname(arm)
+    if len(escaped.encode()) > NAME_MAX:
+        return (f"its name is too long for a directory: escaped for the file system it takes "
+                f"{len(escaped.encode())} bytes of at most {NAME_MAX} (each character outside A-Z a-z 0-9 _ . + = - "
+                "takes 3 bytes per UTF-8 byte); shorten it")
+    return None
+
+
+def read_rows(path: Path, ablation: str | None = None) -> list[dict[str, Any]]:
+    """Every row that can be read as one. A line that is not JSON (a row torn by a writer
+    killed mid-write: rows are written whole, in one call), a row of the wrong shape, and a
+    row of another ablation than `ablation` (a run directory holds one) are each skipped
+    with a warning naming the file and line, never taken for a result."""
     if not path.is_file():
         return []
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
     rows = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
-            warnings.warn(f"{path}:{n} is a torn row (a writer was killed mid-write); skipped", stacklevel=2)
+            warnings.warn(f"{path}:{n} is a torn row or not JSON (a writer killed mid-write, or an edit); skipped",
+                          stacklevel=2)
+            continue
+        problem = row_problem(row, ablation, results=path.name == RESULTS)
+        if problem:
+            warnings.warn(f"{path}:{n}: {problem}; skipped", stacklevel=2)
+            continue
+        rows.append(row)
     return rows
+
+
+# fields a report computes with: a row whose value there is neither a number nor null is damaged
+NUMERIC_FIELDS = ("eval_mlm_loss", "eval_mlm_acc", "eval_sentence_acc", "eval_nsp_acc", "eval_sop_acc",
+                  "tokens_seen", "steps", "wall_s", "params_unique", "params_total", "tokens_per_s",
+                  "infer_tokens_per_s", "peak_mem_bytes", "saved_bytes", "train_flops", "seq_len", "batch_size")
+
+
+def row_problem(row: Any, ablation: str | None = None, results: bool = True) -> str | None:
+    """What makes a row unreadable (None: nothing); `results`: a results row, which names its
+    arm (a bench row names a variant instead)."""
+    if not isinstance(row, dict):
+        return f"a JSON {type(row).__name__}, not a row (a JSON object)"
+    if results:
+        if not isinstance(row.get("arm"), str) or not row["arm"]:
+            return "no arm name"
+        if "seed" in row and (not isinstance(row["seed"], int) or isinstance(row["seed"], bool)):
+            return f"seed {row['seed']!r} is not a whole number"
+        if ablation is not None and row.get("ablation", ablation) != ablation:
+            return f"a row of ablation {row.get('ablation')!r}, not of this run's {ablation!r}"
+    for key in NUMERIC_FIELDS:
+        value = row.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            return f"{key} {value!r} is not a number"
+    return None
+
+
+def read_results(run_dir: Path) -> list[dict[str, Any]]:
+    """The results rows of a run directory: those of the ablation its spec.json names."""
+    return read_rows(Path(run_dir) / RESULTS, ablation=read_spec(run_dir).get("ablation"))
 
 
 def append_row(path: Path, row: dict[str, Any]) -> None:
@@ -124,8 +210,26 @@ def write_text(path: Path, text: str) -> None:
 
 
 def read_json(path: Path) -> dict[str, Any]:
-    """A run directory's JSON file ({} when absent: an older or partial run directory)."""
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    """A run directory's JSON file ({} when absent: an older or partial run directory); a
+    damaged one is refused in one line that says what is wrong."""
+    if not path.is_file():
+        return {}
+    try:
+        value = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is damaged ({_json_problem(err)}): {_REWRITE}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path} is damaged (a JSON {type(value).__name__}, not an object): {_REWRITE}")
+    return value
+
+
+_REWRITE = "delete it; running the ablation into this directory again writes it anew, finished arms kept"
+
+
+def _json_problem(err: Exception) -> str:
+    if isinstance(err, json.JSONDecodeError):
+        return f"not valid JSON: {err.msg} at line {err.lineno} column {err.colno}"
+    return "not UTF-8 text"
 
 
 def read_spec(run_dir: Path) -> dict[str, Any]:

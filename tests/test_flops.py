@@ -140,7 +140,8 @@ class Killed(Exception):
 
 
 def test_flops_survive_a_resume_and_a_larger_flop_budget_extends_the_run(data, tmp_path):
-    cfg = TrainConfig(batch_size=4, max_flops=3000.0, flops_per_step=1000.0, checkpoint_every=1)
+    cfg = TrainConfig(batch_size=4, max_flops=10000.0, flops_per_step=1000.0, checkpoint_every=1, schedule="wsd",
+                      warmup_steps=1)
 
     def kill_at_2(trainer):
         if trainer.progress.step == 2:
@@ -149,14 +150,14 @@ def test_flops_survive_a_resume_and_a_larger_flop_budget_extends_the_run(data, t
     with pytest.raises(Killed):
         Trainer(model_for(), data, cfg, tmp_path, progress_bar=False, on_step=kill_at_2).train()
     assert load_checkpoint(tmp_path / CHECKPOINT)["progress"]["flops"] == 2000.0
-    resumed = Trainer(model_for(), data, cfg, tmp_path, progress_bar=False).train()
-    assert resumed.resume["kind"] == "resumed" and resumed.progress.step == 3 and resumed.progress.flops == 3000.0
+    resumed = Trainer(model_for(), data, cfg, tmp_path, progress_bar=False).train(until={"max_flops": 3000.0})
+    assert resumed.resume["kind"] == "resumed" and resumed.status == "paused" and resumed.progress.flops == 3000.0
     # flops_per_step is a measurement, not part of what made the run: a re-measured value
-    # continues it; a larger max_flops extends a finished run, as a larger token budget does
-    more = Trainer(model_for(), data, cfg.replace(max_flops=4500.0, flops_per_step=1500.0), tmp_path,
+    # continues it; a larger max_flops extends a stable-phase wsd run, as a larger token budget does
+    more = Trainer(model_for(), data, cfg.replace(max_flops=15000.0, flops_per_step=1500.0), tmp_path,
                    progress_bar=False).train()
-    assert more.resume["kind"] == "extended" and more.resume["budget_before"]["max_flops"] == 3000.0
-    assert more.progress.step == 4 and more.progress.flops == 4500.0
+    assert more.resume["kind"] == "extended" and more.resume["budget_before"]["max_flops"] == 10000.0
+    assert more.progress.step == 11 and more.progress.flops == 15000.0 and more.stopped_by == "flops"
 
 
 # -- run --flops ----------------------------------------------------------------------------------

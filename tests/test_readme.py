@@ -26,7 +26,7 @@ def test_readme_python_examples_run(tmp_path, monkeypatch, cache_dir):
 
 def test_readme_names_the_commands_ci_runs():
     text = README.read_text(encoding="utf-8")
-    assert 'pip install -e ".[test,track,corpora,kss]" && python -m pytest' in text
+    assert 'pip install -e ".[test,hf,track,corpora,kss]" && python -m pytest' in text
     assert "pip install -e . && python -m ablations run albert_reformer" in text
     ci = (README.parent / ".ci" / "run").read_text()
-    assert "python -m pytest" in ci and "torch==2.13.0" in ci and '-e ".[test,track,corpora,kss]"' in ci
+    assert "python -m pytest" in ci and "torch==2.13.0" in ci and '-e ".[test,hf,track,corpora,kss]"' in ci

@@ -39,11 +39,11 @@ def run_cli(*args) -> int:
 def test_two_processes_appending_lose_and_duplicate_nothing(tmp_path):
     path = tmp_path / "results.jsonl"
     code = ("import sys; from pathlib import Path; from ablations.rundir import append_row\n"
-            "for i in range(200): append_row(Path(sys.argv[1]), {'writer': sys.argv[2], 'i': i, 'pad': 'x' * 3000})")
+            "for i in range(200): append_row(Path(sys.argv[1]), {'arm': sys.argv[2], 'i': i, 'pad': 'x' * 3000})")
     procs = [subprocess.Popen([sys.executable, "-c", code, str(path), w], cwd=ROOT) for w in "ab"]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     rows = read_rows(path)
-    assert Counter((r["writer"], r["i"]) for r in rows) == Counter({(w, i): 1 for w in "ab" for i in range(200)})
+    assert Counter((r["arm"], r["i"]) for r in rows) == Counter({(w, i): 1 for w in "ab" for i in range(200)})
 
 
 def test_a_torn_last_line_is_skipped_and_the_next_row_survives(tmp_path):

@@ -93,14 +93,68 @@ def test_checkpoint_of_another_configuration_is_never_continued(data, tmp_path):
     assert other.resume["kind"] == "restarted" and "model.sharing 'none' -> 'all'" in other.resume["reason"]
 
 
-def test_a_larger_budget_continues_a_finished_run_and_says_so(data, tmp_path):
-    cfg = TrainConfig(batch_size=8, max_steps=2)
-    Trainer(model_for(), data, cfg, tmp_path, progress_bar=False).train()
-    more = Trainer(model_for(), data, cfg.replace(max_steps=3), tmp_path, progress_bar=False).train()
-    assert more.resume == {"kind": "extended", "from_step": 2,
-                           "budget_before": {"max_steps": 2, "max_tokens": 0, "max_seconds": 0.0,
+def test_a_checkpoint_of_another_budget_restarts_a_linear_run_and_says_why(data, tmp_path):
+    """Issue 30, finding 1: a 5-step checkpoint of a 10-step run, resumed under 2 steps, was
+    continued (the row said 2 steps and had trained 5); a larger budget continued it too,
+    though the linear decay gave every step taken another rate."""
+    cfg = TrainConfig(batch_size=8, max_steps=10, checkpoint_every=1)
+
+    def kill_at_5(trainer):
+        if trainer.progress.step == 5:
+            raise Killed
+
+    with pytest.raises(Killed):
+        Trainer(model_for(), data, cfg, tmp_path / "a", progress_bar=False, on_step=kill_at_5).train()
+    smaller = Trainer(model_for(), data, cfg.replace(max_steps=2), tmp_path / "a", progress_bar=False).train()
+    assert smaller.resume["kind"] == "restarted" and "(step 5) was made under the budget max_steps=10" in \
+        smaller.resume["reason"] and smaller.resume["reason"].endswith("starting over")
+    fresh = Trainer(model_for(), data, cfg.replace(max_steps=2), tmp_path / "b", progress_bar=False).train()
+    assert smaller.progress.step == 2 and smaller.progress.tokens == fresh.progress.tokens
+    assert smaller.train_loss == fresh.train_loss
+    larger = Trainer(model_for(), data, cfg.replace(max_steps=3), tmp_path / "b", progress_bar=False).train()
+    assert larger.resume["kind"] == "restarted" and larger.progress.step == 3 and len(larger.step_times) == 3
+
+
+def test_a_larger_budget_continues_a_stable_phase_wsd_run_and_says_so(data, tmp_path):
+    cfg = TrainConfig(batch_size=8, max_steps=10, schedule="wsd", warmup_steps=1)
+    paused = Trainer(model_for(), data, cfg, tmp_path, progress_bar=False).train(until={"max_steps": 4})
+    assert paused.status == "paused"
+    more = Trainer(model_for(), data, cfg.replace(max_steps=20), tmp_path, progress_bar=False).train()
+    assert more.resume == {"kind": "extended", "from_step": 4,
+                           "budget_before": {"max_steps": 10, "max_tokens": 0, "max_seconds": 0.0,
                                               "max_flops": 0.0}}
-    assert more.progress.step == 3
+    assert more.progress.step == 20 and more.stopped_by == "steps"
+
+
+def test_a_finished_run_run_again_trains_nothing_and_reuses_its_final_evaluation(data, tmp_path, monkeypatch):
+    """Issue 30, item 5: the checkpoint is written before the final evaluation, and holds it."""
+    import core.train.trainer as trainer_module
+
+    cfg = TrainConfig(batch_size=8, max_steps=3, eval_points=2)
+    finals = []
+    real = trainer_module.evaluate
+
+    def failing_once(*args, **kw):
+        if "mlm_limit" not in kw:  # the final evaluation (curve points pass a limit)
+            finals.append(1)
+            if len(finals) == 1:
+                raise RuntimeError("evaluation failed")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(trainer_module, "evaluate", failing_once)
+    with pytest.raises(RuntimeError, match="evaluation failed"):
+        Trainer(model_for(), data, cfg, tmp_path, progress_bar=False).train()
+    from core.train import finished_training
+
+    assert finished_training(tmp_path / CHECKPOINT)
+    again = Trainer(model_for(), data, cfg, tmp_path, progress_bar=False).train()
+    assert again.resume == {"kind": "resumed", "from_step": 3} and again.step_times == []
+    assert sum(1 for e in again.evals if e.get("curve") and e["step"] == 3) == 1
+    third = Trainer(model_for(), data, cfg, tmp_path, progress_bar=False).train()
+    assert third.final_eval == again.final_eval and third.evals == again.evals  # taken once, kept
+    monkeypatch.setattr(trainer_module, "evaluate", real)
+    fresh = Trainer(model_for(), data, cfg, tmp_path / "fresh", progress_bar=False).train()
+    assert again.final_eval["eval_mlm_loss"] == fresh.final_eval["eval_mlm_loss"]
 
 
 def test_nan_stopped_run_with_a_changed_config_starts_over(data, tmp_path):

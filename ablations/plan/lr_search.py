@@ -18,9 +18,8 @@ from typing import Any
 
 from ablations.plan.build import Plan
 from ablations.plan.options import RunOptions
+from ablations.rundir import SEARCH_DIR
 from ablations.specs import AblationSpec, Arm
-
-SEARCH_DIR = "lr-search"
 
 
 def point_name(arm: str, lr: float) -> str:

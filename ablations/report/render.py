@@ -11,14 +11,15 @@ from pathlib import Path
 from ablations.report.bench import bench_report
 from ablations.report.downstream import downstream_markdown
 from ablations.report.training import training_report
-from ablations.rundir import BENCH, REPORT, RESULTS, read_rows, write_text
+from ablations.rundir import BENCH, REPORT, RESULTS, check_contained, read_results, read_rows, write_text
 
 
 def render_report(out: str | Path, console=None, x: str = "tokens") -> Path:
     """report.md, results.csv and the plots of a run directory; x: the axis of the eval-loss
     curves (tokens, flops or seconds)."""
     out = Path(out)
-    results, bench = read_rows(out / RESULTS), read_rows(out / BENCH)
+    check_contained(out)  # report.md, results.csv and the plots are never written through a link
+    results, bench = read_results(out), read_rows(out / BENCH)
     if not results and not bench:
         raise FileNotFoundError(f"no {RESULTS} or {BENCH} in {out}: run an ablation or a bench there first")
     parts = []

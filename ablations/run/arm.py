@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import shutil
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -30,21 +29,28 @@ from ablations.plan.options import RunOptions
 from ablations.plan.resolve import ResolvedArm
 from ablations.plan.settings import RunSettings
 from ablations.run.downstream import downstream_lines, score_or_error
+from ablations.run.failure import one_line, write_error_log
 from ablations.run.launch import fit, launch
 from ablations.run.weights import drop_checkpoint, keep_final_weights, with_init_from
-from ablations.rundir import BRANCH, arm_dir, rung_dir
+from ablations.rundir import BRANCH, ERROR_LOG, arm_dir, rung_dir
 from core.data import DataConfig, DataError, build_dataset
 from core.device import oom_result
+from core.extras import MissingExtra
 from core.files import atomic_path, atomic_write_text
 from core.measure import flops_per_token, matmul_peak_flops, measure, step_flops
 from core.model import PretrainingModel
-from core.train import CHECKPOINT, TrainConfig, load_checkpoint
+from core.train import CHECKPOINT, TrainConfig, finished_training, load_checkpoint
+
+# the steps of an (arm, seed), in order: a failure names its step (`failed_step`), and a
+# re-run after a failure past "train" resumes the final checkpoint, training 0 steps
+STEPS = ("train", "final evaluation", "weights", "downstream", "measurement")
 
 
 class ArmTrainer:
     def __init__(self, run_dir: Path, opts: RunOptions, settings: RunSettings, device: torch.device, log):
         self.out, self.opts, self.settings, self.device, self.log = run_dir, opts, settings, device, log
         self._data: dict[str, Any] = {}
+        self.step, self.ckpt = STEPS[0], run_dir / CHECKPOINT  # the step under way, the checkpoint it writes
 
     # -- data, shared by arms with the same DataConfig -----------------------------------------
     def data_for(self, cfg: DataConfig):
@@ -62,21 +68,27 @@ class ArmTrainer:
             return self.data_for(res.eval_data), "base"
         return data, "own"
 
-    # -- one arm --------------------------------------------------------------------------------
+    # -- one arm ---------------------------------------------------------------------------------
     def train(self, res: ResolvedArm, row: dict[str, Any]) -> dict[str, Any]:
         ckpt_dir = arm_dir(self.out, res.arm.name, res.seed)
-        self._guarded(row, lambda: self._train_into(row, res, ckpt_dir))
-        if row["status"] == "ok" and not self.opts.keep_checkpoints:
-            drop_checkpoint(ckpt_dir)  # the final weights stay (export, finetune, init_from)
+        self._guarded(row, lambda: self._train_into(row, res, ckpt_dir), ckpt_dir)
+        if row["status"] == "ok":
+            (ckpt_dir / ERROR_LOG).unlink(missing_ok=True)
+            if not self.opts.keep_checkpoints:
+                drop_checkpoint(ckpt_dir)  # the final weights stay (export, finetune, init_from)
         return row
 
-    def _guarded(self, row: dict[str, Any], work: Callable[[], None]) -> None:
-        """Run `work` (which fills `row`); a failure becomes the row's status."""
+    def _guarded(self, row: dict[str, Any], work: Callable[[], None], unit_dir: Path) -> None:
+        """Run `work` (which fills `row`, naming each step in `self.step` as it starts); a
+        failure becomes the row's status, one line in `error`, the step in `failed_step`
+        and the traceback in the unit's error.log. A step after training never costs the
+        training: the checkpoint stays, and the re-run goes on from it (`STEPS`)."""
         t0 = time.perf_counter()
+        self.step, self.ckpt = STEPS[0], unit_dir / CHECKPOINT
         try:
             work()
-        except (KeyboardInterrupt, DataError):
-            raise
+        except (KeyboardInterrupt, DataError, MissingExtra):
+            raise  # every arm would meet it: the run stops, once
         except Exception as err:  # noqa: BLE001 - a failed arm is a result; the run goes on
             oom = oom_result(err)
             if oom is not None:
@@ -84,19 +96,28 @@ class ArmTrainer:
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
             else:
-                tb = traceback.format_exc(limit=3).strip().splitlines()
-                row.update(status="error", error=f"{type(err).__name__}: {err} | {' / '.join(tb[-3:])}"[:1200])
+                step = self._failed_step()
+                write_error_log(unit_dir / ERROR_LOG, step, err)
+                row.update(status="error", error=one_line(err), failed_step=step)
         row["wall_s_total"] = time.perf_counter() - t0
+
+    def _failed_step(self) -> str:
+        """The step that failed; "train" becomes "final evaluation" when the checkpoint says
+        training had ended (the trainer writes it before evaluating)."""
+        if self.step == "train" and finished_training(self.ckpt):
+            return "final evaluation"
+        return self.step
 
     def _train_into(self, row: dict, res: ResolvedArm, ckpt_dir: Path) -> None:
         data = self.data_for(res.data)
         eval_data, row["eval_set"] = self.eval_data_for(res, data)
         fields, model = self._fit(res, data, eval_data, self._with_flops(row, res, with_init_from(res.train)),
                                  ckpt_dir)
-        row.update(fields)
+        row.update(fields, budget_kind=fields.get("stopped_by") or row["budget_kind"])
         if row["status"] == "ok":
             row.update(self._keep_and_score(model or self._from_checkpoint(res, ckpt_dir), data, ckpt_dir, res))
         del model
+        self.step = "measurement"
         self._measure_into(row, res, speed=not row.get("timed_steps") or row["timed_steps"] < 3)
 
     def _with_flops(self, row: dict, res: ResolvedArm, train_cfg: TrainConfig) -> TrainConfig:
@@ -148,7 +169,7 @@ class ArmTrainer:
             kind, amount = budget_axis(ladder.budgets[k])
             row = {**base, **flops, "ladder": len(ladder), "rung": k, "rung_budget": amount, "rung_budget_unit": kind,
                    "ladder_ratio": ladder.ratio}
-            self._guarded(row, partial(self._rung_into, row, res, ladder, k, unit, measured))
+            self._guarded(row, partial(self._rung_into, row, res, ladder, k, unit, measured), rung_dir(unit, k))
             rows[k] = row
             yield row
         if all(r.get("status") == "ok" and r.get("branch_step") is not None for r in rows.values()):
@@ -203,11 +224,13 @@ class ArmTrainer:
 
     def _keep_and_score(self, model: PretrainingModel, data, directory: Path, res: ResolvedArm) -> dict[str, Any]:
         """Keep the final weights (marked with the row's key) and add downstream scores if asked."""
+        self.step = "weights"
         keep_final_weights(model, data.tokenizer.path, directory, {"arm": res.arm.name, "seed": res.seed,
                                                                    "key": res.key})
         fields: dict[str, Any] = {"weights_dir": str(directory.relative_to(self.out))}
         o = self.opts
         if o.downstream:
+            self.step = "downstream"
             self.log(f"  fine-tuning on {', '.join(o.downstream)} ({o.downstream_steps} steps, "
                      f"{o.downstream_seeds} seed(s))")
             fields.update(score_or_error(model, data.tokenizer.path, o.downstream, o.downstream_steps,

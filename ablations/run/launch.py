@@ -50,7 +50,7 @@ def fit(model_cfg: ModelConfig, data, eval_data, train_cfg: TrainConfig, ckpt_di
                   tokens_seen=p.tokens, steps=p.step, wall_s=p.seconds, resume=result.resume,
                   train_loss=result.train_loss, train_loss_time=result.train_loss_time, evals=result.evals,
                   train_tokens_per_s=p.tokens / max(p.seconds, 1e-9), world_size=trainer.world,
-                  train_flops=p.flops,
+                  train_flops=p.flops, stopped_by=result.stopped_by, steps_trained=len(result.step_times),
                   warm_start=result.warm_start, precision=resolved_precision(trainer.device, train_cfg.precision),
                   **{k: v for k, v in result.final_eval.items() if k.startswith("eval_")})
     fields.update(result.speed(warmup=2))

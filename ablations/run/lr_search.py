@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 from ablations.analysis.lr_grid import edge_advice, edge_side
 from ablations.plan import Plan, make_plan
-from ablations.plan.lr_search import SEARCH_DIR, choose_rates, search_options, search_spec, searched_arms
+from ablations.plan.lr_search import choose_rates, search_options, search_spec, searched_arms
 from ablations.plan.options import parse_grid
-from ablations.rundir import RESULTS, read_rows, results
+from ablations.rundir import SEARCH_DIR, read_results, results
 
 
 def tune_rates(plan: Plan, run: Callable[[Plan], object], log: Callable[[str], None]) -> Plan:
@@ -22,7 +22,7 @@ def tune_rates(plan: Plan, run: Callable[[Plan], object], log: Callable[[str], N
     log(f"[bold]learning-rate search[/bold]: {len(bases)} arm(s) x rates {', '.join(f'{m:g}x' for m in grid)} "
         f"of each arm's own, on {fraction:.0%} of the budget, seed {plan.opts.seed_list[0]}; in {out}")
     run(make_plan(search_spec(plan, grid), search_options(plan, str(out), fraction)))
-    chosen = choose_rates(results(read_rows(out / RESULTS)), bases, grid)
+    chosen = choose_rates(results(read_results(out)), bases, grid)
     rates = {}
     for arm, r in chosen.items():
         losses = ", ".join(f"{lr:.3g}: {'–' if v is None else f'{v:.3f}'}" for lr, v in sorted(r.losses.items()))

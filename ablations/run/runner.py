@@ -33,6 +33,7 @@ from ablations.run.rows import row_base, twin_row
 from ablations.run.timing import time_side_by_side
 from ablations.run.workers import Workers, die_with_parent
 from ablations.rundir import (
+    ERROR_LOG,
     FINISHED,
     RESULTS,
     SPEC,
@@ -42,6 +43,7 @@ from ablations.rundir import (
     is_lower_rung,
     read_rows,
     results,
+    rung_dir,
     write_text,
 )
 from core.device import device_name, pick_device
@@ -54,7 +56,8 @@ _NAN_HINT = {"nan": "; it stopped on a non-finite loss: change its configuration
 class RunSummary:
     out: Path
     rows: list[dict] = field(default_factory=list)     # the rows this process appended
-    errors: list[str] = field(default_factory=list)    # "arm (seed k): message", one per failed unit
+    errors: list[str] = field(default_factory=list)    # "arm (seed k) ...: message", one line per failed unit
+    error_logs: list[Path] = field(default_factory=list)  # their tracebacks (`--debug` prints them)
 
 
 class Runner:
@@ -124,7 +127,7 @@ class Runner:
 
     def _refresh(self) -> None:
         """What the results file says is finished (by this or any other process)."""
-        for r in read_rows(self.out / RESULTS):
+        for r in read_rows(self.out / RESULTS, self.spec.name):
             if r.get("status") in FINISHED and r.get("key"):
                 self._remember(r["key"], r["arm"], r)
 
@@ -197,7 +200,7 @@ class Runner:
         res = unit.resolved
         if self.opts.ladder:
             return
-        rows = read_rows(self.out / RESULTS)
+        rows = read_rows(self.out / RESULTS, self.spec.name)
         latest = results(rows).get((unit.arm.name, res.seed))
         if latest is None or latest.get("key") == res.key:
             return
@@ -224,8 +227,17 @@ class Runner:
         append_row(self.out / RESULTS, row)
         self.summary.rows.append(row)
         if row["status"] == "error":
-            self.summary.errors.append(f"{row['arm']} (seed {row['seed']}): {row['error']}")
+            log = self._error_log(row)
+            step = f" failed at {row['failed_step']}" if row.get("failed_step") else ""
+            self.summary.errors.append(f"{row['arm']} (seed {row['seed']}){step}: {row['error']}"
+                                       + (f"; traceback: {log}" if log else ""))
+            self.summary.error_logs += [log] if log else []
         return row["status"]
+
+    def _error_log(self, row: dict) -> Path | None:
+        unit = arm_dir(self.out, row.get("same_as") or row["arm"], row["seed"])
+        path = rung_dir(unit, row["rung"]) / ERROR_LOG if row.get("ladder") else unit / ERROR_LOG
+        return path if path.is_file() else None
 
     def _twin_in_flight(self, unit: Unit) -> str | None:
         """An arm of the same configuration that another process is training right now: its

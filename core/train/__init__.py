@@ -13,8 +13,8 @@
 from core.registry import lazy_exports
 
 __getattr__, __all__ = lazy_exports(__name__, {
-    "core.train.budget": ["BUDGET_FIELDS", "Budget", "fraction_under"],
-    "core.train.checkpoint": ["CHECKPOINT", "CheckpointError", "load_checkpoint"],
+    "core.train.budget": ["BUDGET_FIELDS", "Budget", "fraction_under", "reached"],
+    "core.train.checkpoint": ["CHECKPOINT", "CheckpointError", "finished_training", "load_checkpoint"],
     "core.train.config": ["DEFAULT_HASH_SEED", "TrainConfig"],
     "core.train.distributed": ["World", "average_gradients", "broadcast_object", "init_from_env", "teardown", "wrap_ddp"],
     "core.train.evaluation": ["evaluate"],  # not "evaluate.py": a submodule would shadow the function

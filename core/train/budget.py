@@ -23,6 +23,16 @@ def fraction_under(progress: dict, budget: dict) -> float:
     return min(1.0, max(parts, default=0.0))
 
 
+def reached(progress: dict, budget: dict) -> str | None:
+    """The budget that stopped a run: "steps", "tokens", "flops" or "seconds" (None: none
+    reached yet). Where several are reached, the one used furthest; `BUDGET_FIELDS` order
+    breaks a tie. `--steps 100000000 --time-budget 5s` stops on time: "seconds"."""
+    used = [(progress.get(counter, 0) / budget[field], -i, field) for i, (field, counter)
+            in enumerate(BUDGET_PROGRESS.items()) if budget.get(field)]
+    done = [u for u in used if u[0] >= 1.0]
+    return max(done)[2].removeprefix("max_") if done else None
+
+
 @dataclass(frozen=True)
 class Budget:
     """The budget fields that are set (a value of 0 or None is unset), read in one order."""

@@ -5,8 +5,10 @@ the data position, so a resumed run reproduces an uninterrupted one exactly on C
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import torch
@@ -22,8 +24,29 @@ class CheckpointError(RuntimeError):
 
 
 def atomic_save(obj: object, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """Write a checkpoint whole or not at all: on failure the previous one stays in place,
+    and the failure is one line naming the path and the likely cause (torch's own message
+    from a full disk is `[enforce fail at inline_container.cc:672] . unexpected pos ...`)."""
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(obj, tmp)
+    except (OSError, RuntimeError) as err:
+        raise CheckpointError(write_failure(Path(path), err)) from None
+
+
+def write_failure(path: Path, err: Exception) -> str:
+    cause = {errno.ENOSPC: "the disk is full", errno.EFBIG: "a file-size limit (ulimit -f) was reached",
+             errno.EDQUOT: "the disk quota is exhausted"}.get(getattr(err, "errno", None))
+    if cause is None:
+        try:
+            free = f"{shutil.disk_usage(path.parent).free / 2**20:,.0f} MiB free there"
+        except OSError:
+            free = "free space unknown"
+        first = (str(err).splitlines() or [type(err).__name__])[0][:160]
+        cause = f"the write failed ({first}; {free}: a full disk, a file-size limit (ulimit -f) or a quota?)"
+    kept = "the previous checkpoint is kept" if path.is_file() else "no earlier checkpoint exists"
+    return (f"cannot write the checkpoint {path}: {cause}; {kept}, and running the same command again once the "
+            "cause is fixed resumes from it")
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -38,6 +61,16 @@ def load_checkpoint(path: Path) -> dict:
             f"({type(err).__name__}: {str(err).splitlines()[0][:200]}). Delete it to start the run "
             "over, or restore it from a backup"
         ) from None
+
+
+def finished_training(path: Path) -> bool:
+    """Whether the checkpoint at `path` holds a run that reached its budget (False when
+    there is none or it cannot be read): a failure after it lies past training."""
+    try:
+        state = load_checkpoint(path)
+    except (FileNotFoundError, CheckpointError):
+        return False
+    return bool(state.get("budget")) and fraction_under(state["progress"], state["budget"]) >= 1.0
 
 
 # -- what made a checkpoint ---------------------------------------------------------------------
@@ -76,26 +109,41 @@ def budget_change_refusal(train_cfg, state: dict, budget: dict) -> str | None:
     """Why a checkpoint of this configuration, made under another budget, must not be
     continued under `budget` (None: it may).
 
-    A linear schedule keeps the rule it always had: a changed budget continues the run.
-    A wsd run is continued only where it stays one trajectory: every step already taken
-    must have had the same learning rate under both budgets. So the warm-up must not depend
-    on the budget (`warmup_steps`, or no warm-up), and the last step taken (at
-    `lr_position`, the progress when its rate was set) must lie before the cooldown under
-    both. A stable-phase checkpoint therefore continues under a larger budget (or branches
-    a shorter run's cooldown: the ladder); one that has begun to cool down restarts."""
+    A run is continued only where it stays one trajectory: every step already taken must
+    have had the learning rate that a fresh run under `budget` gives it, and no step may
+    lie past the new budget. A linear schedule lays its decay over the whole budget, so
+    under another budget every step had another rate: it restarts. (Continuing it was
+    silently wrong: a 50-step checkpoint of a 100-step run, resumed under 20 steps, gave a
+    row that said 20 and had trained 50.) A wsd run keeps a constant rate until its
+    cooldown: it continues where the warm-up does not depend on the budget (`warmup_steps`,
+    or no warm-up) and the last step taken (at `lr_position`, the progress when its rate
+    was set) lies before the cooldown under both budgets. A stable-phase checkpoint
+    therefore continues under a larger budget (or branches a shorter run's cooldown: the
+    ladder); one that has begun to cool down restarts."""
     old = state.get("budget") or {}
-    if train_cfg.schedule != "wsd" or old == budget:
+    if old:  # written before FLOP budgets existed: it had none
+        old = {"max_flops": 0.0, **old}
+    if old == budget:
         return None
+    if train_cfg.schedule != "wsd":
+        return (f"was made under the budget {_budget_text(old)}; its {train_cfg.schedule} schedule decays the rate "
+                f"over the whole budget, so every step it took had another rate than under {_budget_text(budget)}")
     if train_cfg.warmup and not train_cfg.warmup_steps:
-        return (f"was made under the budget {old} with a warm-up of {train_cfg.warmup} of the budget, which "
-                "changes with the budget (set warmup_steps to share warm-ups across budgets)")
+        return (f"was made under the budget {_budget_text(old)} with a warm-up of {train_cfg.warmup} of the budget, "
+                "which changes with the budget (set warmup_steps to share warm-ups across budgets)")
     at = state.get("lr_position") or state["progress"]
     stable_end = 1.0 - train_cfg.decay
     for which, b in (("its budget", old), ("the new budget", budget)):
         if fraction_under(at, b) > stable_end:
             return (f"has entered its cooldown (the last {train_cfg.decay} of {which}), so it is not on the "
-                    f"trajectory of a run with the budget {budget} (it was made under {old})")
+                    f"trajectory of a run with the budget {_budget_text(budget)} (it was made under "
+                    f"{_budget_text(old)})")
     return None
+
+
+def _budget_text(budget: dict) -> str:
+    """{'max_steps': 100, 'max_tokens': 0} -> 'max_steps=100' (the set fields only)."""
+    return ", ".join(f"{k}={v:g}" for k, v in budget.items() if v) or "(none)"
 
 
 def fingerprint_of(identity: dict) -> str:

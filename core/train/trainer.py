@@ -38,7 +38,7 @@ from core.device import autocast, pick_device, synchronize, to_device
 from core.interop import load_arm, warm_start
 from core.model import PretrainingModel, compile_model
 from core.optim import adamw, lr_factor
-from core.train.budget import BUDGET_FIELDS, fraction_under
+from core.train.budget import BUDGET_FIELDS, fraction_under, reached
 from core.train.checkpoint import (
     CHECKPOINT,
     atomic_save,
@@ -85,6 +85,7 @@ class TrainResult:
     # from the stable phase of a longer one: the ladder's rungs)
     resume: dict = field(default_factory=dict)
     warm_start: str | None = None        # what init_from carried over, in one line
+    stopped_by: str | None = None        # the budget that ended training: steps, tokens, flops or seconds
 
     def speed(self, warmup: int = 2) -> dict:
         """Median/min/max training tokens per second over the steps after `warmup`."""
@@ -131,6 +132,9 @@ class Trainer:
         self.resume_info: dict = {"kind": "fresh"}
         self.warm_start_line: str | None = None
         self.lr_position: dict | None = None  # the progress at which the last step's rate was set
+        # the final evaluation, kept in the checkpoint with the step it scored: a re-run of a
+        # finished unit (a later step of the arm failed) reuses it instead of evaluating again
+        self.final_eval: dict | None = None
 
     # -- schedule ---------------------------------------------------------------------------
     def fraction_done(self) -> float:
@@ -162,6 +166,7 @@ class Trainer:
             "fingerprint": self.fingerprint,
             "budget": self._budget(),
             "lr_position": self.lr_position,
+            "final_eval": self.final_eval,
         }
         atomic_save(state, self.checkpoint_path)
 
@@ -183,13 +188,10 @@ class Trainer:
         if old_budget:  # written before FLOP budgets existed: it had none
             old_budget.setdefault("max_flops", 0.0)
         self.resume_info = {"kind": "resumed", "from_step": self.progress.step}
-        if old_budget != self._budget():
-            kind = "extended" if self._done_under(old_budget) else "resumed"
-            if self.cfg.schedule == "wsd":  # allowed only from the stable phase (budget_change_refusal)
-                new = self._budget()
-                kind = "branched" if any(new[k] and old_budget.get(k) and new[k] < old_budget[k] for k in new) \
-                    else "extended"
-            self.resume_info.update(kind=kind, budget_before=old_budget)
+        if old_budget != self._budget():  # a wsd run from its stable phase (budget_change_refusal)
+            new = self._budget()
+            shorter = any(new[k] and old_budget.get(k) and new[k] < old_budget[k] for k in new)
+            self.resume_info.update(kind="branched" if shorter else "extended", budget_before=old_budget)
         return True
 
     def _resumable(self) -> tuple[dict | None, dict | None]:
@@ -218,6 +220,7 @@ class Trainer:
         self.train_loss, self.train_loss_time = state["train_loss"], state["train_loss_time"]
         self.evals = state["evals"]
         self.lr_position = state.get("lr_position")
+        self.final_eval = state.get("final_eval")
         torch.set_rng_state(state["rng"]["torch"])
         if state["rng"]["cuda"]:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
@@ -407,12 +410,25 @@ class Trainer:
         if status == "paused" and self.rank == 0:
             self.save()
         if status == "ok" and self.rank == 0:
-            if self.cfg.eval_points:
-                self._curve_point()  # the curve ends where training ends
-            final = self._evaluate(per_example=True)
-            self.save()
+            self.save()  # the trained weights first: if the evaluation fails, a re-run trains nothing again
+            final = self._final_evaluation()
         return TrainResult(status, error, self.progress, self.train_loss, self.train_loss_time, self.evals, final,
-                           self.step_times, self.resume_info, self.warm_start_line)
+                           self.step_times, self.resume_info, self.warm_start_line,
+                           reached(self.progress.__dict__, self._budget()))
+
+    def _final_evaluation(self) -> dict:
+        """The last curve point and the full held-out evaluation at the step training ended,
+        each taken once: a checkpoint that holds them (a finished unit run again because a
+        later step of its arm failed) gives them back unchanged."""
+        step = self.progress.step
+        if self.final_eval is not None and self.final_eval.get("step") == step:
+            return self.final_eval["scores"]
+        if self.cfg.eval_points and not any(e.get("curve") and e["step"] == step for e in self.evals):
+            self._curve_point()  # the curve ends where training ends
+        scores = self._evaluate(per_example=True)
+        self.final_eval = {"step": step, "scores": scores}
+        self.save()
+        return scores
 
     def _saved_step(self) -> int | str:
         path = self.checkpoint_path
