@@ -148,10 +148,8 @@ def test_kss_splits_korean_sentences(tmp_path):
 
 
 def test_kss_missing_names_the_extra(monkeypatch):
-    import builtins
+    import sys
 
-    real = builtins.__import__
-    monkeypatch.setattr(builtins, "__import__", lambda name, *a, **k: (_ for _ in ()).throw(ImportError(name))
-                        if name == "kss" else real(name, *a, **k))
+    monkeypatch.setitem(sys.modules, "kss", None)  # hidden, whether installed and imported or not
     with pytest.raises(ValueError, match=r'needs the kss package: pip install -e "\.\[kss\]"'):
         get_splitter("kss")

@@ -87,6 +87,33 @@ def test_a_failed_final_evaluation_names_its_step(tmp_path, corpus_file, cache, 
     assert read_rows(out / RESULTS)[-1]["steps_trained"] == 0
 
 
+@pytest.mark.slow
+def test_a_failed_downstream_step_is_redone_from_the_kept_weights(tmp_path, corpus_file, cache, monkeypatch):
+    import ablations.run.downstream as downstream
+    from tests.test_finetune import keyword_task
+
+    monkeypatch.setattr("ablations.run.arm.measure", lambda *a, **k: {"status": "ok", "peak_mem_bytes": 2**20})
+    task = f"tsv:{keyword_task(tmp_path / 'task', sizes=(100, 40, 60))}:text_a=s1,text_b=s2,label=y," \
+           "kind=pair-classification"
+    real = downstream.score_arm
+
+    def failing(*args, **kw):
+        raise RuntimeError("the task server is down")
+
+    monkeypatch.setattr(downstream, "score_arm", failing)
+    toml, out = spec(tmp_path), tmp_path / "run"
+    flags = ("--steps", "3", "--downstream", task, "--downstream-steps", "4")
+    assert run(toml, out, corpus_file, *flags) == 0
+    first = read_rows(out / RESULTS)[-1]
+    assert first["status"] == "ok" and "the task server is down" in first["downstream_error"]
+    monkeypatch.setattr(downstream, "score_arm", real)
+    assert run(toml, out, corpus_file, *flags) == 0
+    rows = read_rows(out / RESULTS)
+    assert len(rows) == 2 and rows[-1]["downstream_task_n"] == 60 and "downstream_error" not in rows[-1]
+    assert rows[-1]["eval_mlm_loss"] == first["eval_mlm_loss"] and rows[-1]["timestamp"] == first["timestamp"]
+    assert run(toml, out, corpus_file, *flags) == 0 and len(read_rows(out / RESULTS)) == 2  # nothing left to redo
+
+
 def test_a_one_line_error_names_where_it_was_raised():
     from ablations.run.failure import one_line
 
@@ -232,3 +259,16 @@ def test_a_checkpoint_that_cannot_be_written_is_one_line_and_the_last_good_one_s
     assert "file-size limit" in message and "the previous checkpoint is kept" in message and "\n" not in message
     assert load_checkpoint(tmp_path / CHECKPOINT)["progress"]["step"] == 2
     assert sorted(os.listdir(tmp_path)) == [CHECKPOINT]  # no temporary file left behind
+
+
+def test_the_report_says_when_arms_did_not_stop_on_one_budget():
+    from ablations.analysis.worth import _budget_notes
+
+    cfg = {"train.max_steps": 100000000, "train.max_seconds": 5.0}
+    same = [{"arm": a, "stopped_by": "seconds", "config": cfg} for a in "ab"]
+    assert _budget_notes(same) == ["Every arm had the same seconds budget: on that axis the arms tie by design."]
+    mixed = [{"arm": "a", "stopped_by": "seconds", "config": cfg}, {"arm": "b", "stopped_by": "steps", "config": cfg}]
+    assert "not stopped by one budget (seconds: a; steps: b)" in _budget_notes(mixed)[0]
+    other = [{"arm": "a", "budget_kind": "steps", "config": {"train.max_steps": 20}},
+             {"arm": "b", "budget_kind": "steps", "config": {"train.max_steps": 50}}]
+    assert _budget_notes(other)[0].startswith("The arms trained under different budgets")

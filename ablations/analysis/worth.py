@@ -64,9 +64,7 @@ def _notes(arms: dict[str, ArmStats], worth: Worth) -> list[str]:
     if missing:
         notes.append(f"Not every arm has a figure for {', '.join(missing)}: the all-costs front leaves "
                      f"{'it' if len(missing) == 1 else 'them'} out.")
-    kinds = {r.get("budget_kind") for r in rows} - {None}
-    if len(kinds) == 1:
-        notes.append(f"Every arm had the same {kinds.pop()} budget: on that axis the arms tie by design.")
+    notes += _budget_notes(rows)
     if any(eq.mismatch for eq in worth.equal.values()):
         notes.append("Some equal-compute differences are not judged: at the common budget one arm had finished its "
                      "learning-rate decay and the other had not, which alone makes the second one's loss higher. "
@@ -77,6 +75,26 @@ def _notes(arms: dict[str, ArmStats], worth: Worth) -> list[str]:
                      "schedule are not the losses of runs with those budgets. `--ladder K` fits budget-matched "
                      "rungs.")
     return notes
+
+
+def _budget_notes(rows: list[dict]) -> list[str]:
+    """Whether the arms tie on one budget by design: the same budget, and every row stopped
+    by it (`stopped_by`: a row trained under a time limit beside a token budget may stop on
+    time, and then its arm had other data than the rest)."""
+    kinds = {r.get("stopped_by") or r.get("budget_kind") for r in rows} - {None}
+    budgets = {tuple((r.get("config") or {}).get(f"train.max_{k}") for k in ("flops", "tokens", "steps", "seconds"))
+               for r in rows}
+    if len(kinds) == 1 and len(budgets) == 1:
+        return [f"Every arm had the same {kinds.pop()} budget: on that axis the arms tie by design."]
+    stops = {}
+    for r in rows:
+        stops.setdefault(r.get("stopped_by") or r.get("budget_kind") or "?", []).append(r["arm"])
+    if len(stops) > 1:
+        return ["The arms were not stopped by one budget (" + "; ".join(
+            f"{kind}: {', '.join(sorted(set(arms)))}" for kind, arms in sorted(stops.items()))
+            + "), so they do not tie on any axis by design: compare them at equal tokens or FLOPs."]
+    return ["The arms trained under different budgets (a re-run with another budget, or arms that set their own): "
+            "compare them at equal tokens or FLOPs."]
 
 
 def verdict_cells(eq: EqualCompute | None) -> tuple[str, str]:

@@ -89,6 +89,10 @@ class RunOptions:
             raise ValueError("--text-column is empty: name the column that holds the text (default text)")
         if self.sentence_splitter not in ("regex", "kss"):
             raise unknown_name_error("--sentence-splitter", self.sentence_splitter, ("regex", "kss"))
+        if self.sentence_splitter == "kss":
+            from core.extras import check
+
+            check("kss", "--sentence-splitter kss")
         parse_shard(self.shard)
         parse_arm_names(self.arms)
         if self.workers > 1 and self.time_budget is not None:

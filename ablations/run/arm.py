@@ -28,7 +28,7 @@ from ablations.plan.ladder import Ladder, budget_axis
 from ablations.plan.options import RunOptions
 from ablations.plan.resolve import ResolvedArm
 from ablations.plan.settings import RunSettings
-from ablations.run.downstream import downstream_lines, score_or_error
+from ablations.run.downstream import downstream_lines, load_tasks, score_or_error
 from ablations.run.failure import one_line, write_error_log
 from ablations.run.launch import fit, launch
 from ablations.run.weights import drop_checkpoint, keep_final_weights, with_init_from
@@ -36,6 +36,7 @@ from ablations.rundir import BRANCH, ERROR_LOG, arm_dir, rung_dir
 from core.data import DataConfig, DataError, build_dataset
 from core.device import oom_result
 from core.extras import MissingExtra
+from core.interop import load_arm
 from core.files import atomic_path, atomic_write_text
 from core.measure import flops_per_token, matmul_peak_flops, measure, step_flops
 from core.model import PretrainingModel
@@ -238,6 +239,23 @@ class ArmTrainer:
             for line in downstream_lines(fields):
                 self.log(f"  {line}")
         return fields
+
+    def missing_downstream(self, row: dict[str, Any]) -> list[str]:
+        """The tasks of this run (--downstream) that a finished row has no score for."""
+        if row.get("downstream_error"):
+            return list(self.opts.downstream)
+        return [t.name for t in load_tasks(self.opts.downstream) if f"downstream_{t.name}" not in row]
+
+    def rescore(self, row: dict[str, Any], res: ResolvedArm) -> dict[str, Any]:
+        """A finished row with its downstream step done again from the kept weights."""
+        loaded = load_arm(self.out / row["weights_dir"])
+        o = self.opts
+        fields = score_or_error(loaded.model, loaded.tokenizer.path, o.downstream, o.downstream_steps,
+                                o.downstream_seeds, o.device)
+        for line in downstream_lines(fields):
+            self.log(f"  {line}")
+        kept = {k: v for k, v in row.items() if not k.startswith("downstream_")}
+        return {**kept, **fields, "rescored": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
     def _measure_into(self, row: dict, res: ResolvedArm, speed: bool) -> None:
         row.update(self._measurements(res, speed, row.get("tokens_per_s")))

@@ -148,6 +148,7 @@ class Runner:
         if (res.key, arm.name) in self.finished:
             self.log(f"{unit.head}: finished earlier ({done['status']}), skipped" + _NAN_HINT.get(done["status"], ""))
             self._reinstate(unit)
+            self._rescore(unit)
             return "finished"
         if done is not None:
             return self._record_twin(unit, done)
@@ -210,6 +211,29 @@ class Runner:
             self.log(f"  its row is the result again: a later row of another configuration "
                      f"(lr {latest.get('config', {}).get('train.lr')}) had replaced it")
             self._append({**mine[-1], "reinstated": True})
+
+    def _rescore(self, unit: Unit) -> None:
+        """A finished arm whose downstream scores failed, or lack a task this run asks for,
+        is fine-tuned again from its kept weights: only that step is redone, never the
+        pretraining. The row, with the new scores, is appended as its result."""
+        if not self.opts.downstream or self.opts.ladder:
+            return
+        res = unit.resolved
+        row = results(read_rows(self.out / RESULTS, self.spec.name)).get((unit.arm.name, res.seed))
+        if not row or row.get("key") != res.key or row.get("status") != "ok" or not row.get("weights_dir"):
+            return
+        missing = self.trainer.missing_downstream(row)
+        if not missing:
+            return
+        lease = Lease(arm_dir(self.out, unit.arm.name, res.seed))
+        if not lease.acquire():
+            return  # another process holds it: it rescores, or trains
+        try:
+            self.log(f"  downstream {'failed' if row.get('downstream_error') else 'not scored'} earlier "
+                     f"({', '.join(missing)}): fine-tuning the kept weights again, pretraining kept")
+            self._append(self.trainer.rescore(row, res))
+        finally:
+            lease.release()
 
     def _record_twin(self, unit: Unit, twin: dict) -> str:
         """The twin's row (a ladder: its rungs too, smallest first) recorded under this arm."""

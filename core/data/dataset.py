@@ -34,7 +34,7 @@ from core.data.builtin_corpus import builtin_fingerprint, iter_builtin_documents
 from core.data.config import FIRST_ORDINARY_ID, MASK, PAD, UNK, DataConfig
 from core.data.corpus import CorpusError, CorpusReport, empty_corpus_error, fingerprint, iter_documents, resolve_files
 from core.data.examples import IGNORE, TokenStore, build_examples
-from core.data.formats import ReadOptions
+from core.data.formats import ReadOptions, check_reader_packages
 from core.data.masking import mask_sequence
 from core.data.sentences import get_splitter
 from core.data.tokenizer import Tokenizer, TokenizerError, character_counts, load_tokenizer, train_tokenizer, vocab_for
@@ -87,6 +87,7 @@ def corpus_source(corpus: str | os.PathLike | None, text_column: str = "text",
         return CorpusSource(BUILTIN_NAME, "builtin-" + builtin_fingerprint() + suffix, None, sentence_splitter,
                             text_column)
     files = resolve_files(corpus)
+    check_reader_packages(files)
     return CorpusSource(str(corpus), fingerprint(files) + suffix, files, sentence_splitter, text_column)
 
 
