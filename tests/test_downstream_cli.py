@@ -98,3 +98,45 @@ def test_downstream_verdicts_weigh_seed_and_test_set_noise():
     md = downstream_markdown([base, flat, flatter])
     assert "0.670 ± 0.000 (n=758, CI 0.636–0.703), at chance (0.670)" in md
     assert "At chance" in md and "flat (qp), flatter (qp)" in md and "base (qp)" not in md
+
+
+def test_undefined_scores_are_shown_and_never_taken_as_zero(small_data, tmp_path, monkeypatch):
+    """Constant predictions on every seed (a collapsed regression head): the row holds None,
+    the log and the report say undefined and why, no verdict or 'at chance' is drawn, and
+    a row written before (NaN, no count) reads the same."""
+    import core.finetune.loop as loop
+    from ablations.analysis.downstream import compare_downstream, fmt_score, score_at_chance
+    from ablations.report.downstream import downstream_markdown
+    from ablations.run.downstream import downstream_lines, score_arm
+    from core.finetune import FinetuneConfig, load_task
+    from tests.test_finetune import regression_task
+    from variants import build_model
+
+    real = loop.predict
+    task = load_task(f"tsv:{regression_task(tmp_path / 'sts')}:text_a=s1,text_b=s2,label=y,kind=pair-regression")
+    model = build_model("bert", size="tiny", vocab_size=600, max_position_embeddings=64)
+    cfg = FinetuneConfig(max_steps=2, eval_every=1, batch_size=8, max_length=32, device="cpu")
+    monkeypatch.setattr(loop, "predict", lambda model, enc, cfg, regression, device: [1.0] * len(enc.ids))
+    flat = {"arm": "flat", "status": "ok", **score_arm(model, small_data.tokenizer, [task], cfg, seeds=2)}
+    monkeypatch.setattr(loop, "predict", lambda model, enc, cfg, regression, device: [1.0] * len(enc.ids)
+                        if cfg.seed == 1 else real(model, enc, cfg, regression, device))
+    half = {"arm": "half", "status": "ok", "compare_to": "flat",
+            **score_arm(model, small_data.tokenizer, [task], cfg, seeds=2)}
+    assert json.dumps(flat, allow_nan=False) and json.dumps(half, allow_nan=False)  # rows are plain JSON
+    assert flat["downstream_sts"] is None and flat["downstream_sts_undefined"] == 2
+    assert flat["downstream_sts_why"] == "undefined: the predictions are constant"
+    assert half["downstream_sts"] == half["downstream_sts_seeds"]["values"][0] and half["downstream_sts_undefined"] == 1
+    why = "undefined: the predictions are constant"
+    assert downstream_lines(flat) == ["sts spearman undefined (n=30, chance 0.000)"]
+    assert fmt_score(flat, "sts") == f"{why} (2 of 2 seeds)" and not score_at_chance(flat, "sts")
+    assert f"; mean of the defined seeds, {why} (1 of 2 seeds)" in fmt_score(half, "sts")
+    assert compare_downstream(half, flat, "sts") is None     # no verdict against an undefined score
+    md = downstream_markdown([flat, half])
+    assert "Undefined scores (a correlation of constant predictions does not exist" in md
+    assert f"flat (sts: {why} (2 of 2 seeds)), half (sts: {why} (1 of 2 seeds))" in md
+    assert next(line for line in md.splitlines() if line.startswith("| flat ")).endswith(f"| {why} (2 of 2 seeds) |")
+    old = {k: v for k, v in flat.items() if not k.endswith(("_undefined", "_why"))}
+    old.update(downstream_sts=float("nan"), downstream_sts_se=float("nan"),
+               downstream_sts_ci=[float("nan"), float("nan")])
+    assert fmt_score(old, "sts") == "undefined (2 of 2 seeds)" and not score_at_chance(old, "sts")
+    assert downstream_lines(old) == ["sts spearman undefined (n=30, chance 0.000)"]

@@ -175,3 +175,63 @@ def test_finetuning_learns_a_generated_pair_task(small_data, tmp_path):
     short = cfg.replace(max_steps=6, eval_every=3)
     first, again = (finetune(model, small_data.tokenizer, task, short) for _ in range(2))
     assert again.dev_curve == first.dev_curve and again.test == first.test  # seeded: the same run twice
+
+
+def regression_task(directory: Path, seed: int = 0, sizes: tuple[int, int, int] = (60, 20, 30)) -> Path:
+    """Pair regression: 1.0 when text_b holds "module", 0.0 when it holds "function"."""
+    rng = random.Random(seed)
+    for split, n in zip(("train", "dev", "test"), sizes):
+        rows = []
+        for _ in range(n):
+            y = rng.random() < 0.5
+            rows.append(f"{' '.join(rng.choices(WORDS, k=4))}\t{'module' if y else 'function'} of\t{float(y)}")
+        write_split(directory, f"{split}.tsv", "s1\ts2\ty", rows)
+    return directory
+
+
+def test_a_correlation_of_constant_predictions_is_undefined_not_zero():
+    import json
+    import math
+
+    from core.finetune.metrics import CONSTANT_GOLD, CONSTANT_PREDICTIONS
+
+    c = correlations([0.3] * 8, [0, 1, 2, 3, 4, 5, 6, 7])
+    for metric in ("pearson", "spearman"):
+        s = c[metric]
+        assert math.isnan(s.value) and not s.defined and s.note == CONSTANT_PREDICTIONS == \
+            "undefined: the predictions are constant"
+        assert str(s) == f"{metric} undefined: the predictions are constant (n=8)"
+        assert json.dumps(s.to_dict(), allow_nan=False) and s.to_dict()["value"] is None
+    assert correlations([1, 2, 3, 4], [2.0] * 4)["spearman"].note == CONSTANT_GOLD
+    assert correlations([1, 2, 3, 5], [1, 2, 3, 4])["pearson"].defined
+    assert mean_and_se([0.5, float("nan"), 0.7]) == pytest.approx((0.6, 0.1))   # the defined seeds only
+    assert all(math.isnan(v) for v in mean_and_se([float("nan")] * 2))
+
+
+def test_seeds_with_constant_predictions_are_counted_never_averaged_as_zero(small_data, tmp_path, monkeypatch):
+    """Seed 0's model predicts one score for everything (a collapsed regression head)."""
+    import json
+
+    import core.finetune.loop as loop
+    from core.finetune import finetune_seeds
+
+    real = loop.predict
+    monkeypatch.setattr(loop, "predict", lambda model, enc, cfg, regression, device: [2.5] * len(enc.ids)
+                        if cfg.seed == 0 else real(model, enc, cfg, regression, device))
+    task = load_task(f"tsv:{regression_task(tmp_path)}:text_a=s1,text_b=s2,label=y,kind=pair-regression")
+    model = build_model("bert", size="tiny", vocab_size=600, max_position_embeddings=64)
+    cfg = FinetuneConfig(max_steps=4, eval_every=2, batch_size=8, max_length=32, device="cpu")
+    summary = finetune_seeds(model, small_data.tokenizer, task, cfg, seeds=2)
+    first, second = summary.results
+    assert not first.test.defined and first.test.note == "undefined: the predictions are constant"
+    assert second.test.defined and summary.undefined == 1
+    assert summary.mean == pytest.approx(second.test.value) and summary.se == 0.0   # seed 1 alone, not (0 + x) / 2
+    assert "over the 1 of 2 seeds whose score is defined; 1 undefined (undefined: the predictions are constant)" \
+        in str(summary) and "CI undefined" in str(summary)
+    d = json.loads(json.dumps(summary.to_dict(), allow_nan=False))
+    assert d["values"][0] is None and d["undefined"] == 1 and d["test_all"]["pearson"][0] is None
+    monkeypatch.setattr(loop, "predict", lambda model, enc, cfg, regression, device: [2.5] * len(enc.ids))
+    every = finetune_seeds(model, small_data.tokenizer, task, cfg, seeds=2)
+    assert every.undefined == 2 and str(every).startswith(f"{task.name} spearman undefined on all 2 seed(s) "
+                                                          "(undefined: the predictions are constant; n=30")
+    assert json.dumps(every.to_dict(), allow_nan=False) and every.to_dict()["mean"] is None

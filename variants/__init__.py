@@ -112,8 +112,11 @@ def build_model(name: str, size: str | None = None, **overrides: Any) -> Pretrai
 
 
 def load(directory: str | Path) -> LoadedArm:
-    """Any exported arm (HF or native format) or a finished run's arm directory
-    (RUN_DIR/arms/ARM/seed-K): `.model` (a PretrainingModel), `.tokenizer`, `.format`."""
+    """Any exported arm (HF or native format), a finished run's arm directory
+    (RUN_DIR/arms/ARM/seed-K), or an HF directory that save_pretrained wrote after
+    fine-tuning (its encoder loaded exactly; the pretraining heads it lacks initialised
+    fresh and named in `.note`): `.model` (a PretrainingModel), `.tokenizer`, `.format`.
+    The HF format needs transformers: pip install -e ".[hf]"."""
     from core.interop import load_arm
 
     return load_arm(directory)

@@ -32,6 +32,11 @@ class Unit:
     def seed(self) -> int:
         return self.resolved.seed
 
+    @property
+    def banner(self) -> str:
+        """The line the runner prints as the unit starts: heading, and what was built."""
+        return f"{self.head}: {self.resolved.described}"
+
 
 @dataclass
 class Plan:

@@ -45,6 +45,25 @@ class ResolvedArm:
     eval_set: str = "own"                  # "base": scored on its seed's base arm's held-out set
     lr_source: str = ""                    # where train.lr came from: the width rule, --lr / the spec, the arm
     lr_search: dict | None = None          # --lr-search: the rates tried, their losses, the choice, the cost
+    notes: tuple[str, ...] = ()            # what the arm asks for that this size does not build (`size_notes`)
+
+    @property
+    def described(self) -> str:
+        """The arm's description, corrected by what was built: the run's banner line."""
+        text = self.arm.description or ""
+        return f"{text} ({'; '.join(self.notes)})".strip() if self.notes else text
+
+
+def size_notes(model: ModelConfig, requested: set[str]) -> tuple[str, ...]:
+    """Components an arm names (a factorized E, shared layers) that the resolved model does
+    not have at this size, so that the banner says what was built: ALBERT's E=128 at
+    --quick's H=128 is no factorization, and sharing with one group per layer shares nothing."""
+    notes = []
+    if "embedding_size" in requested and not model.factorized:
+        notes.append(f"at this size E = H = {model.hidden_size}: not factorized")
+    if model.sharing != "none" and model.num_groups == model.num_layers:
+        notes.append(f"{model.num_groups} groups for {model.num_layers} layers: nothing is shared")
+    return tuple(notes)
 
 
 def _split(overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -108,7 +127,7 @@ def resolve_arm(spec: AblationSpec, arm: Arm, settings: RunSettings, opts: RunOp
             **{f"data.{k}": v for k, v in data.to_dict().items()},
             **{f"train.{k}": v for k, v in train.to_dict().items()}}
     return ResolvedArm(arm, spec.base, model, data, train, flat, _key(flat, opts, corpus_fp), seed,
-                       lr_source=lr_source)
+                       lr_source=lr_source, notes=size_notes(model, set(variant.model) | set(model_over)))
 
 
 # settings that change how a run is watched or stored, not what it learns

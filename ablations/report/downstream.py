@@ -1,7 +1,14 @@
 """The report's downstream section: fine-tuned scores beside pretraining loss and cost."""
 from __future__ import annotations
 
-from ablations.analysis.downstream import compare_downstream, fmt_score, savings, score_at_chance, tasks_in
+from ablations.analysis.downstream import (
+    compare_downstream,
+    fmt_score,
+    savings,
+    score_at_chance,
+    tasks_in,
+    undefined_seeds,
+)
 from ablations.report.tables import fmt, md_table, mib, millions
 from ablations.rundir import result_rows
 
@@ -34,6 +41,10 @@ def downstream_markdown(rows: list[dict]) -> str:
             verdicts.append(f"- **{what}** ({r['arm']} vs {ref['arm']}){': saves ' + saves if saves else ''}; "
                             + "; ".join(found) + ".")
     stuck = [f"{r['arm']} ({t})" for r in latest.values() for t in tasks if score_at_chance(r, t)]
+    gaps = [f"{r['arm']} ({t}: {why})" for r in latest.values() for t in tasks if (why := undefined_seeds(r, t))]
+    if gaps:
+        lines += ["", f"Undefined scores (a correlation of constant predictions does not exist; such seeds are left "
+                      f"out of the mean, never counted as 0): {', '.join(gaps)}."]
     if stuck:
         lines += ["", f"At chance (the score's interval reaches what a model that learned nothing scores: the "
                       f"majority class's share, or no correlation): {', '.join(stuck)}. Such a score says nothing "

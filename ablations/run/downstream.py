@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ablations.analysis.downstream import fmt_value
 from core.data import Tokenizer
 from core.finetune import FinetuneConfig, SeedSummary, Task, finetune_seeds, load_task
+from core.finetune.metrics import json_number
 from core.model import PretrainingModel
 
 
@@ -30,10 +32,16 @@ def score_arm(model: PretrainingModel, tokenizer: Tokenizer, tasks: list[Task], 
 
 
 def summary_fields(s: SeedSummary) -> dict[str, Any]:
-    first = s.results[0].test
-    return {f"downstream_{s.task}": s.mean, f"downstream_{s.task}_se": s.se, f"downstream_{s.task}_n": s.n,
-            f"downstream_{s.task}_ci": [first.low, first.high], f"downstream_{s.task}_metric": s.metric,
-            f"downstream_{s.task}_seeds": s.to_dict(), f"downstream_{s.task}_chance": s.chance}
+    """An undefined score is None (never 0); `_undefined` counts the seeds whose score was
+    undefined and `_why` says why (`ablations.analysis.downstream` reads both)."""
+    first, t = s.results[0].test, s.task
+    fields = {f"downstream_{t}": json_number(s.mean), f"downstream_{t}_se": json_number(s.se),
+              f"downstream_{t}_n": s.n, f"downstream_{t}_ci": [json_number(first.low), json_number(first.high)],
+              f"downstream_{t}_metric": s.metric, f"downstream_{t}_seeds": s.to_dict(),
+              f"downstream_{t}_chance": s.chance, f"downstream_{t}_undefined": s.undefined}
+    if s.undefined:
+        fields[f"downstream_{t}_why"] = s.why_undefined
+    return fields
 
 
 def downstream_lines(row: dict) -> list[str]:
@@ -42,8 +50,8 @@ def downstream_lines(row: dict) -> list[str]:
         return [f"[red]downstream failed[/red]: {row['downstream_error']}"]
     tasks = [k.removeprefix("downstream_").removesuffix("_metric") for k in row
              if k.startswith("downstream_") and k.endswith("_metric")]
-    return [f"{t} {row[f'downstream_{t}_metric']} {row[f'downstream_{t}']:.3f} (n={row[f'downstream_{t}_n']}, "
-            f"chance {row[f'downstream_{t}_chance']:.3f})" for t in tasks]
+    return [f"{t} {row[f'downstream_{t}_metric']} {fmt_value(row, t)} (n={row[f'downstream_{t}_n']}, "
+            f"chance {fmt_value(row, t, 'chance')})" for t in tasks]
 
 
 def score_or_error(model: PretrainingModel, tokenizer_path: str, tasks: tuple[str, ...], steps: int, seeds: int,

@@ -20,7 +20,7 @@ from typing import Any
 from ablations.run.downstream import finetune_config, load_tasks
 from ablations.rundir import ARMS, RESULTS, arm_dir, read_rows, results
 from core.finetune import SeedSummary, finetune_seeds
-from core.interop import MARKER, ExportResult, LoadedArm, export_arm, load_arm, save_native
+from core.interop import MARKER, ExportResult, LoadedArm, check_loadable, export_arm, load_arm, save_native
 from core.model import PretrainingModel
 from core.registry import unknown_name_error
 from core.train import CHECKPOINT, TrainConfig
@@ -105,9 +105,11 @@ def _check_weights_match(directory: Path, row: dict, where: str) -> None:
 
 
 def resolve_source(path: str) -> str:
-    """An init_from value: an exported arm directory, or RUN_DIR/ARM[@K] (its kept weights)."""
+    """An init_from value: an exported arm directory, or RUN_DIR/ARM[@K] (its kept weights).
+    An HF-format directory without transformers installed fails here, in one line naming the extra."""
     p = Path(path)
     if (p / MARKER).is_file() or (p / "config.json").is_file():
+        check_loadable(p, f"init_from {path} (an HF-format arm)")
         return str(p)
     if (p.parent / RESULTS).is_file():
         return str(locate_arm(p.parent, p.name))

@@ -4,9 +4,14 @@ the best test one).
 
 Each seed starts from the same pretrained weights: the seed only drives the head's
 initialisation, dropout and the order of training examples.
+
+A dev score can be undefined (a correlation of constant predictions, `metrics`): such a
+checkpoint ranks below every defined one, and a seed whose test score is undefined is
+left out of the mean over seeds and counted (`SeedSummary.undefined`), never taken as 0.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -17,7 +22,7 @@ from core.data import Tokenizer
 from core.device import autocast, pick_device, to_device
 from core.finetune.config import FinetuneConfig
 from core.finetune.encode import Encoded, batches, encode_examples
-from core.finetune.metrics import Score, accuracy, chance_level, correlations, mean_and_se
+from core.finetune.metrics import Score, accuracy, chance_level, correlations, json_number, mean_and_se
 from core.finetune.model import TaskModel, TokenTaggingModel
 from core.finetune.tagging import encode_tagged, entity_f1, gold_tags, read_out
 from core.finetune.tasks import Task
@@ -30,8 +35,8 @@ class FinetuneResult:
     task: str
     metric: str                    # the primary metric (accuracy; spearman for regression; f1 for tagging)
     seed: int
-    test: Score                    # primary metric on test, at the best dev checkpoint
-    dev: float                     # best dev value of the primary metric
+    test: Score                    # primary metric on test, at the best dev checkpoint (maybe undefined)
+    dev: float                     # best dev value of the primary metric (NaN if every one was undefined)
     test_all: dict[str, Score]     # every metric on test (pearson and spearman for regression)
     best_step: int
     steps: int
@@ -129,7 +134,7 @@ def finetune(pretrained: PretrainingModel, tokenizer: Tokenizer, task: Task, cfg
     model = _task_model(pretrained, task, cfg, device)
     optimizer = _optimizer(model, cfg)
     train = _train_batches(enc["train"], cfg, regression)
-    best, best_step, best_state, curve, stale, step = -float("inf"), 0, None, [], 0, 0
+    best, best_step, best_state, curve, stale, step = math.nan, 0, None, [], 0, 0
     while step < cfg.max_steps:
         _step(model, optimizer, to_device(next(train), device), cfg, warmup_linear_decay(step / cfg.max_steps, cfg.warmup),
               device)
@@ -138,7 +143,7 @@ def finetune(pretrained: PretrainingModel, tokenizer: Tokenizer, task: Task, cfg
             continue
         value = _scored(task, model, enc["dev"], cfg, device)[metric].value
         curve.append((step, value))
-        if value > best:
+        if best_state is None or _rank(value) > _rank(best):
             best, best_step, stale = value, step, 0
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         else:
@@ -149,6 +154,11 @@ def finetune(pretrained: PretrainingModel, tokenizer: Tokenizer, task: Task, cfg
     test = _scored(task, model, enc["test"], cfg, device)
     return FinetuneResult(task.name, metric, cfg.seed, test[metric], best, test, best_step, step,
                           time.perf_counter() - t0, curve)
+
+
+def _rank(value: float) -> float:
+    """An undefined dev score (NaN) ranks below every defined one."""
+    return -math.inf if math.isnan(value) else value
 
 
 def _step(model: TaskModel, optimizer: torch.optim.Optimizer, batch: dict, cfg: FinetuneConfig, lr_factor: float,
@@ -168,25 +178,45 @@ def _step(model: TaskModel, optimizer: torch.optim.Optimizer, batch: dict, cfg: 
 class SeedSummary:
     task: str
     metric: str
-    mean: float                    # over seeds
-    se: float                      # standard error over seeds
+    mean: float                    # over the seeds whose score is defined (NaN if none is)
+    se: float                      # standard error over those seeds
     n: int                         # test examples
     results: list[FinetuneResult]
     chance: float | None = None    # the test split's score of a model that learned nothing (metrics.chance_level)
 
+    @property
+    def undefined(self) -> int:
+        """Seeds whose test score is undefined (left out of the mean)."""
+        return sum(not r.test.defined for r in self.results)
+
+    @property
+    def why_undefined(self) -> str:
+        return next((r.test.note for r in self.results if not r.test.defined), "")
+
     def to_dict(self) -> dict:
+        """JSON-safe: undefined scores are None, `undefined` counts those seeds and `why` says why."""
         first = self.results[0].test
-        return {"task": self.task, "metric": self.metric, "mean": self.mean, "se": self.se, "n": self.n,
-                "seeds": [r.seed for r in self.results], "values": [r.test.value for r in self.results],
-                "ci95_seed0": [first.low, first.high], "best_steps": [r.best_step for r in self.results],
-                "test_all": {k: [r.test_all[k].value for r in self.results] for k in self.results[0].test_all},
+        return {"task": self.task, "metric": self.metric, "mean": json_number(self.mean),
+                "se": json_number(self.se), "n": self.n, "seeds": [r.seed for r in self.results],
+                "values": [json_number(r.test.value) for r in self.results],
+                "undefined": self.undefined, "why": self.why_undefined,
+                "ci95_seed0": [json_number(first.low), json_number(first.high)],
+                "best_steps": [r.best_step for r in self.results],
+                "test_all": {k: [json_number(r.test_all[k].value) for r in self.results]
+                             for k in self.results[0].test_all},
                 "chance": self.chance}
 
     def __str__(self) -> str:
-        first = self.results[0].test
-        return (f"{self.task} {self.metric} {self.mean:.4f} ± {self.se:.4f} (mean ± se over {len(self.results)} "
-                f"seeds; n={self.n}, seed-{self.results[0].seed} 95% CI {first.low:.4f}-{first.high:.4f}"
-                + (f"; a model that learned nothing scores {self.chance:.4f})" if self.chance is not None else ")"))
+        k, seeds, first = self.undefined, len(self.results), self.results[0].test
+        chance = f"; a model that learned nothing scores {self.chance:.4f}" if self.chance is not None else ""
+        if k == seeds:
+            return (f"{self.task} {self.metric} undefined on all {seeds} seed(s) ({self.why_undefined}; "
+                    f"n={self.n}{chance})")
+        over = f"{seeds} seeds" if not k else \
+            f"the {seeds - k} of {seeds} seeds whose score is defined; {k} undefined ({self.why_undefined})"
+        ci = f"{first.low:.4f}-{first.high:.4f}" if first.defined else "undefined"
+        return (f"{self.task} {self.metric} {self.mean:.4f} ± {self.se:.4f} (mean ± se over {over}; n={self.n}, "
+                f"seed-{self.results[0].seed} 95% CI {ci}{chance})")
 
 
 def finetune_seeds(pretrained: PretrainingModel, tokenizer: Tokenizer, task: Task, cfg: FinetuneConfig,

@@ -1,12 +1,17 @@
 """Conversion to and from HF transformers (BERT, ALBERT, RoBERTa).
 
 Parity with `modeling_bert.py` and friends is this project's proof of correctness, and
-`to_hf` is the export path for downstream fine-tuning. transformers is imported lazily:
-it is a test/extra dependency, never needed to train.
+`to_hf` is the export path for downstream fine-tuning. transformers is imported when
+called, through `core.extras` (the `hf` extra): never needed to train.
 
 Supported HF classes: BertForPreTraining, BertForMaskedLM, AlbertForPreTraining,
-AlbertForMaskedLM, RobertaForMaskedLM. ALBERT's layout covers every factorized model
-(num_hidden_groups = our num_groups), so factorized BERTs export through it too.
+AlbertForMaskedLM, RobertaForMaskedLM. ALBERT's layout covers every factorized or
+all-shared model (num_hidden_groups = our num_groups), so factorized BERTs export through
+it too; an all-shared model with E = H gets the identity as ALBERT's E->H projection,
+which HF's ALBERT always has (and which our E = H models do without).
+
+The exported config names our special-token ids ([PAD] 0, [CLS] 2, [SEP] 3: bos and eos),
+never the family's defaults (RoBERTa's <s> 0 and </s> 2 are [PAD] and [CLS] here).
 """
 from __future__ import annotations
 
@@ -14,7 +19,11 @@ from typing import Any
 
 import torch
 
+from core.data import CLS, SEP
+from core.extras import require
 from core.model import ModelConfig, PretrainingModel
+
+FEATURE = "converting to or from HF transformers"
 
 _ACT_FROM_HF = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh"}
 _ACT_TO_HF = {"gelu": "gelu", "gelu_tanh": "gelu_new"}
@@ -45,7 +54,8 @@ def _name_map(cfg: ModelConfig, family: str) -> dict[str, str]:
         m["embeddings.token_type.weight"] = f"{p}.embeddings.token_type_embeddings.weight"
     wb("embeddings.norm", f"{p}.embeddings.LayerNorm")
     if family == "albert":
-        wb("embeddings.project", f"{p}.encoder.embedding_hidden_mapping_in")
+        if cfg.factorized:  # at E = H ours has no projection; HF's is the identity (`_load_into_hf`)
+            wb("embeddings.project", _PROJECTION)
         for g in range(cfg.num_groups):
             layer = f"{p}.encoder.albert_layer_groups.{g}.albert_layers.0"
             for ours, theirs in (("query", "query"), ("key", "key"), ("value", "value"), ("out", "dense")):
@@ -79,6 +89,20 @@ def _name_map(cfg: ModelConfig, family: str) -> dict[str, str]:
     return m
 
 
+_PROJECTION = "albert.encoder.embedding_hidden_mapping_in"
+# which of a family's HF weights belong to which head: named when a checkpoint lacks them
+HEADS = {
+    "bert": {"MLM head": "cls.predictions.", "NSP head": "cls.seq_relationship.", "pooler": "bert.pooler."},
+    "albert": {"MLM head": "predictions.", "SOP head": "sop_classifier.", "pooler": "albert.pooler."},
+    "roberta": {"MLM head": "lm_head.", "pooler": "roberta.pooler."},
+}
+
+
+def head_of(family: str, hf_name: str) -> str | None:
+    """'cls.predictions.bias' -> 'MLM head'; None for the encoder's own weights."""
+    return next((head for head, prefix in HEADS[family].items() if hf_name.startswith(prefix)), None)
+
+
 def config_from_hf(hf_config: Any, family: str, sentence_head: bool) -> ModelConfig:
     act = hf_config.hidden_act
     if act not in _ACT_FROM_HF:
@@ -104,11 +128,6 @@ def config_from_hf(hf_config: Any, family: str, sentence_head: bool) -> ModelCon
     if family == "albert":
         if getattr(hf_config, "inner_group_num", 1) != 1:
             raise ValueError("ALBERT with inner_group_num != 1 has no equivalent here (ALBERT's released models use 1)")
-        if hf_config.embedding_size == hf_config.hidden_size:
-            raise ValueError(
-                "ALBERT with embedding_size == hidden_size still has an E->H projection that this "
-                "layout only creates when factorized; use embedding_size < hidden_size"
-            )
         groups = hf_config.num_hidden_groups
         fields.update(embedding_size=hf_config.embedding_size, num_groups=groups,
                       sharing="none" if groups == hf_config.num_hidden_layers else "all")
@@ -116,17 +135,40 @@ def config_from_hf(hf_config: Any, family: str, sentence_head: bool) -> ModelCon
 
 
 def from_hf(hf_model: Any) -> PretrainingModel:
-    """Our PretrainingModel with the weights of an HF BERT/ALBERT/RoBERTa model."""
+    """Our PretrainingModel with the weights of an HF BERT/ALBERT/RoBERTa model. A model
+    without the pretraining heads (e.g. BertForSequenceClassification after fine-tuning)
+    is refused in one line naming them; `load_arm` reads such a directory whole."""
     family = _family(hf_model)
     sentence_head = type(hf_model).__name__.endswith("ForPreTraining")
     cfg = config_from_hf(hf_model.config, family, sentence_head)
     model = PretrainingModel(cfg)
     theirs = hf_model.state_dict()
-    ours = {k: theirs[v].detach().clone() for k, v in _name_map(cfg, family).items()}
+    names = _name_map(cfg, family)
+    _check_heads(type(hf_model).__name__, family, [v for v in names.values() if v not in theirs])
+    if family == "albert" and not cfg.factorized:
+        _check_identity(theirs[_PROJECTION + ".weight"], theirs[_PROJECTION + ".bias"])
+    ours = {k: theirs[v].detach().clone() for k, v in names.items()}
     missing, unexpected = model.load_state_dict(ours, strict=False)
     if missing or unexpected:
         raise RuntimeError(f"from_hf: weights not mapped: missing={missing} unexpected={unexpected}")
     return model
+
+
+def _check_heads(cls: str, family: str, absent: list[str]) -> None:
+    if not absent:
+        return
+    heads = sorted({head_of(family, n) or "encoder" for n in absent})
+    raise ValueError(f"from_hf: {cls} has no {', '.join(heads)} ({absent[0]}, ...): load its save_pretrained "
+                     "directory with load_arm, which initialises missing heads fresh and names them")
+
+
+def _check_identity(weight: torch.Tensor, bias: torch.Tensor) -> None:
+    """An E = H ALBERT converts exactly only if its E->H projection does nothing (as `to_hf` writes it)."""
+    eye = torch.eye(weight.shape[0], dtype=weight.dtype, device=weight.device)
+    if not (torch.equal(weight, eye) and not bias.any()):
+        raise ValueError("ALBERT with embedding_size == hidden_size and an E->H projection that is not the identity "
+                         "(trained in transformers?) has no equivalent here: this library's E = H models have no "
+                         "projection; use embedding_size < hidden_size")
 
 
 def export_problems(cfg: ModelConfig) -> list[str]:
@@ -138,9 +180,7 @@ def export_problems(cfg: ModelConfig) -> list[str]:
         problems.append(f"sharing={cfg.sharing!r} (HF's ALBERT only shares whole layers: 'all' or 'none')")
     if cfg.type_vocab_size == 0:
         problems.append("type_vocab_size=0 (HF models always carry token-type embeddings)")
-    if cfg.sharing == "all" and not cfg.factorized:
-        problems.append("shared layers without factorized embeddings (HF's ALBERT needs embedding_size < hidden_size)")
-    if cfg.position_offset and not cfg.factorized and (cfg.sentence_head or cfg.position_offset < cfg.pad_token_id + 1):
+    if hf_family(cfg) == "roberta" and (cfg.sentence_head or cfg.position_offset < cfg.pad_token_id + 1):
         problems.append("a RoBERTa layout (position_offset > 0) needs sentence_head=False and "
                         "position_offset >= pad_token_id + 1")
     return problems
@@ -152,7 +192,7 @@ def _hf_common(cfg: ModelConfig) -> dict[str, Any]:
         num_attention_heads=cfg.num_heads, intermediate_size=cfg.intermediate_size,
         hidden_act=_ACT_TO_HF[cfg.activation], hidden_dropout_prob=cfg.hidden_dropout,
         attention_probs_dropout_prob=cfg.attention_dropout, layer_norm_eps=cfg.layer_norm_eps,
-        initializer_range=cfg.initializer_range, pad_token_id=cfg.pad_token_id,
+        initializer_range=cfg.initializer_range, pad_token_id=cfg.pad_token_id, bos_token_id=CLS, eos_token_id=SEP,
         max_position_embeddings=cfg.max_position_embeddings + cfg.position_offset,
         type_vocab_size=cfg.type_vocab_size,
     )
@@ -167,31 +207,33 @@ def hf_family(cfg: ModelConfig) -> str:
 
 
 def _hf_config_and_class(cfg: ModelConfig, family: str) -> tuple[Any, Any]:
-    import transformers as tf
-
+    tf = require("transformers", FEATURE)
     common = _hf_common(cfg)
+    common["max_position_embeddings"] -= dropped_position_rows(cfg, family)
     if family == "albert":
         hf_cfg = tf.AlbertConfig(embedding_size=cfg.embedding_size, num_hidden_groups=cfg.num_groups,
                                  inner_group_num=1, classifier_dropout_prob=0.0, **common)
         return hf_cfg, tf.AlbertForPreTraining if cfg.sentence_head else tf.AlbertForMaskedLM
     if family == "roberta":
-        # HF RoBERTa numbers positions from pad_token_id + 1; rows of ours below that
-        # offset are never used by HF and are dropped from the exported table.
-        common["max_position_embeddings"] -= _roberta_dropped_rows(cfg)
         return tf.RobertaConfig(**common), tf.RobertaForMaskedLM
     return tf.BertConfig(**common), tf.BertForPreTraining if cfg.sentence_head else tf.BertForMaskedLM
 
 
-def _roberta_dropped_rows(cfg: ModelConfig) -> int:
-    return cfg.position_offset - (cfg.pad_token_id + 1)
+def dropped_position_rows(cfg: ModelConfig, family: str) -> int:
+    """Rows of our position table that the HF layout never reads, dropped from the export:
+    HF RoBERTa numbers positions from pad_token_id + 1, HF ALBERT and BERT from 0, where
+    ours start at `position_offset` (a factorized RoBERTa exports through ALBERT's layout)."""
+    return cfg.position_offset - (cfg.pad_token_id + 1) if family == "roberta" else cfg.position_offset
 
 
 def _load_into_hf(hf: Any, model: PretrainingModel, family: str) -> None:
     cfg, ours = model.cfg, model.state_dict()
     theirs = {v: ours[k].detach().clone() for k, v in _name_map(cfg, family).items()}
-    if family == "roberta":
-        pos = "roberta.embeddings.position_embeddings.weight"
-        theirs[pos] = theirs[pos][_roberta_dropped_rows(cfg):]
+    pos = f"{family}.embeddings.position_embeddings.weight"
+    theirs[pos] = theirs[pos][dropped_position_rows(cfg, family):]
+    if family == "albert" and not cfg.factorized:  # HF's ALBERT always projects E -> H: here, doing nothing
+        theirs[_PROJECTION + ".weight"] = torch.eye(cfg.hidden_size)
+        theirs[_PROJECTION + ".bias"] = torch.zeros(cfg.hidden_size)
     missing, unexpected = hf.load_state_dict(theirs, strict=False)
     tied = {"decoder.weight", "decoder.bias"}
     missing = [k for k in missing if not any(k.endswith(t) for t in tied)]

@@ -6,13 +6,23 @@ assembled directly from the model file: SentencePiece's own normalisation table 
 the serialized proto with a few lines of wire-format parsing), whitespace handling as
 SentencePiece does it (strip, collapse runs, a "▁" before every word), the unigram pieces
 with their scores, and [PAD] [UNK] [CLS] [SEP] [MASK] at ids 0-4 as special tokens.
+
+`save_hf_tokenizer` names the class `PreTrainedTokenizerFast` in tokenizer_config.json:
+transformers 5 writes `TokenizersBackend`, a class transformers 4 does not know, while
+every version the `hf` extra allows loads `PreTrainedTokenizerFast` from tokenizer.json.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from core.data import CLS, MASK, PAD, SEP, SPECIAL_TOKENS, UNK
+from core.extras import require
+from core.files import atomic_write_text
+
+FEATURE = "an HF tokenizer"
+TOKENIZER_CLASS = "PreTrainedTokenizerFast"   # known to transformers 4.x and 5.x alike
 
 _WORD_START = "\u2581"
 
@@ -65,6 +75,8 @@ def build_hf_tokenizer(sp_model_path: str | Path, type_ids: bool = True, model_m
     Pairs are encoded as [CLS] a [SEP] b [SEP]; token types 0/1 when `type_ids`, all 0
     otherwise (RoBERTa-style models with one segment type)."""
     import sentencepiece as spm
+
+    require("tokenizers", FEATURE), require("transformers", FEATURE)  # or one line naming the extra
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
@@ -92,4 +104,13 @@ def build_hf_tokenizer(sp_model_path: str | Path, type_ids: bool = True, model_m
         model_input_names=names)
 
 
-__all__ = ["MASK", "build_hf_tokenizer"]
+def save_hf_tokenizer(tokenizer: Any, out: Path) -> None:
+    """`tokenizer.save_pretrained(out)`, with a tokenizer class every allowed transformers knows."""
+    tokenizer.save_pretrained(out)
+    config = out / "tokenizer_config.json"
+    body = json.loads(config.read_text(encoding="utf-8"))
+    body["tokenizer_class"] = TOKENIZER_CLASS
+    atomic_write_text(config, json.dumps(body, indent=2, ensure_ascii=False) + "\n")
+
+
+__all__ = ["MASK", "TOKENIZER_CLASS", "build_hf_tokenizer", "save_hf_tokenizer"]
