@@ -4,8 +4,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich_argparse import RawDescriptionRichHelpFormatter
 
@@ -144,7 +146,8 @@ def _cmd_export(args) -> None:
     from ablations.run.weights import export_run_arm
 
     result, kept = export_run_arm(args.run_dir, args.arm, args.format, args.out, seed=args.seed)
-    console.print(f"exported {kept} to {result.path} in [bold]{result.format}[/bold] format: {result.reason}")
+    console.print(f"exported {escape(str(kept))} to {escape(str(result.path))} in [bold]{result.format}[/bold] format: "
+                  f"{escape(result.reason)}")  # a reason may hold [hf], which rich would take for markup
 
 
 def _cmd_finetune(args) -> None:
@@ -386,6 +389,9 @@ def _add_data(d: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(_negative_values(sys.argv[1:] if argv is None else argv))
+    shown = warnings.formatwarning
+    if not args.debug:  # a warning is one line too (a skipped row, a fresh head), not a source line under it
+        warnings.formatwarning = _one_line_warning
     try:
         return args.fn(args) or 0
     except KeyboardInterrupt:
@@ -397,6 +403,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {one_line(err)}", file=sys.stderr)  # plain print: one line, never wrapped
         return 2
+    finally:
+        warnings.formatwarning = shown
+
+
+def _one_line_warning(message, category, *rest, **kw) -> str:
+    return f"warning: {' '.join(str(message).split())}\n"
 
 
 NUMBER_FLAGS = ("--flops", "--lr", "--lr-search-fraction", "--tokens", "--steps", "--seed", "--seeds", "--ladder", "--ladder-ratio",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ class Case:
     feature: str
     argv: tuple[str, ...]       # {tmp} is the inputs' directory
     hide: tuple[str, ...]       # the modules the feature needs
-    line: str                   # what `error: ` is followed by ({tmp} as above)
+    line: str                   # exit 2: what `error: ` is followed by; exit 0: what stdout says ({tmp} as above)
     exit_code: int = 2
 
 
@@ -52,6 +53,16 @@ CASES = (
          f"{{tmp}}/corpus.jsonl.zst needs {_hint('zstandard', 'corpora')} to be read"),
     Case("a datasets.save_to_disk corpus", (*RUN, "--corpus", "{tmp}/saved"), ("pyarrow",),
          f"{{tmp}}/saved/data-00000-of-00001.arrow needs {_hint('pyarrow', 'corpora')} to be read"),
+    Case("export --format hf", ("export", "{tmp}/kept", "a", "--format", "hf", "--out", "{tmp}/exported"),
+         ("transformers", "tokenizers"),
+         f"exporting in the HF format (--format hf) needs {_hint('transformers', 'hf')}"),
+    Case("export (--format auto)", ("export", "{tmp}/kept", "a", "--out", "{tmp}/exported"),
+         ("transformers", "tokenizers"),
+         "in native format: transformers is not installed (pip install -e '.[hf]' for the HF format)", exit_code=0),
+    Case("finetune an HF-format directory", ("finetune", "{tmp}", "hf-dir", "--task", "korsts"), ("transformers",),
+         f"loading {{tmp}}/hf-dir (an HF-format arm) needs {_hint('transformers', 'hf')}"),
+    Case("init_from an HF-format directory", ("run", "{tmp}/warm.toml", "--quick", "--out", "{tmp}/run"),
+         ("transformers",), f"init_from {{tmp}}/hf-dir (an HF-format arm) needs {_hint('transformers', 'hf')}"),
 )
 
 
@@ -64,6 +75,42 @@ def make_inputs(tmp: Path) -> None:
     saved.mkdir()
     (saved / "state.json").write_text(json.dumps({"_data_files": [{"filename": "data-00000-of-00001.arrow"}]}))
     (saved / "data-00000-of-00001.arrow").write_bytes(b"not really")
+    hf = tmp / "hf-dir"  # what transformers' save_pretrained writes, as far as it is looked at first
+    hf.mkdir()
+    (hf / "config.json").write_text(json.dumps({"architectures": ["BertForMaskedLM"], "model_type": "bert"}))
+    (tmp / "warm.toml").write_text(f'name = "warm"\nbase = "roberta"\n[[arms]]\nname = "a"\n'
+                                   f'overrides = {{ "train.init_from" = "{hf}" }}\n')
+    _kept_run(tmp / "kept")
+    (hf / "sentencepiece.model").write_bytes((tmp / "kept" / "tokenizer.model").read_bytes())
+
+
+_KEPT: list[Path] = []  # one kept run per process, copied into each case's directory
+
+
+def _kept_run(out: Path) -> None:
+    if not _KEPT:
+        _KEPT.append(Path(tempfile.mkdtemp(prefix="kept-run-")) / "kept")
+        _make_kept_run(_KEPT[0])
+    shutil.copytree(_KEPT[0], out)
+
+
+def _make_kept_run(out: Path) -> None:
+    """A run directory with one finished arm's kept weights (a tiny model, a tiny tokenizer)."""
+    from itertools import islice
+
+    from core.data import DataConfig
+    from core.data.builtin_corpus import iter_builtin_documents
+    from core.data.tokenizer import train_tokenizer
+    from core.interop import save_native
+    from variants import build_model
+
+    sentences = [s for doc in islice(iter_builtin_documents(), 40) for s in doc]
+    tok = train_tokenizer(lambda: iter(sentences), out / "tokenizer.model", DataConfig(vocab_size=200), "tiny")
+    unit = out / "arms" / "a" / "seed-0"
+    save_native(build_model("bert", size="tiny", vocab_size=200), tok.path, unit, {"source": {"arm": "a", "seed": 0}})
+    (out / "spec.json").write_text(json.dumps({"ablation": "kept", "arms": ["a"]}))
+    (out / "results.jsonl").write_text(json.dumps({"ablation": "kept", "arm": "a", "seed": 0, "status": "ok",
+                                                   "weights_dir": "arms/a/seed-0"}) + "\n")
 
 
 def expand(text: str, tmp: Path) -> str:
@@ -86,24 +133,31 @@ def hidden(modules: tuple[str, ...]):
 
 
 def run_case(case: Case, tmp: Path, hide: bool) -> tuple[int, str]:
-    """(exit code, stderr) of the case's command, run in this process."""
-    from ablations.__main__ import main
+    """(exit code, what it said: stderr, or stdout for a case that succeeds) of the case's
+    command, run in this process."""
+    from ablations import __main__ as cli
 
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()), \
-            hidden(case.hide if hide else ()):
-        code = main([expand(a, tmp) for a in case.argv])
-    return code, err.getvalue()
+    err, out = io.StringIO(), io.StringIO()
+    console = cli.console.file
+    cli.console.file = out  # rich's console holds the stdout it was made with
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out), hidden(case.hide if hide else ()):
+            code = cli.main([expand(a, tmp) for a in case.argv])
+    finally:
+        cli.console.file = console
+    return code, err.getvalue() if case.exit_code else " ".join(out.getvalue().split())
 
 
-def check(case: Case, tmp: Path, code: int, stderr: str) -> list[str]:
+def check(case: Case, tmp: Path, code: int, said: str) -> list[str]:
     """What is wrong with a case's outcome ([]: nothing)."""
-    want = f"error: {expand(case.line, tmp)}\n"
     problems = []
     if code != case.exit_code:
         problems.append(f"exit {code}, not {case.exit_code}")
-    if stderr != want:
-        problems.append(f"printed {stderr!r}, not {want!r}")
+    want = expand(case.line, tmp)
+    if case.exit_code == 0 and want not in said:
+        problems.append(f"said {said!r}, not {want!r}")
+    if case.exit_code and said != f"error: {want}\n":
+        problems.append(f"printed {said!r}, not {'error: ' + want!r}")
     if (tmp / "run").exists():
         problems.append("the run directory was created: the check came too late")
     return problems

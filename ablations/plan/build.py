@@ -15,9 +15,10 @@ from ablations.plan.options import RunOptions
 from ablations.plan.resolve import ResolvedArm, pair_eval_sets, resolve_arm
 from ablations.plan.selection import is_partial, select_arms
 from ablations.plan.settings import RunSettings, settle
-from ablations.rundir import default_run_dir
+from ablations.rundir import arm_path_problem, default_run_dir
 from ablations.specs import AblationSpec, Arm
 from core.data import corpus_source, vocab_for_corpus
+from core.extras import MissingExtra
 from core.train import Budget
 
 
@@ -98,9 +99,14 @@ def _resolve_units(spec: AblationSpec, opts: RunOptions, settings: RunSettings, 
         for seed in opts.seed_list:
             for i, arm in enumerate(spec.arms, 1):
                 head = f"[{i}/{len(spec.arms)}] {arm.name}" + (f" seed {seed}" if opts.seeds > 1 else "")
+                if problem := arm_path_problem(arm.name):
+                    errors.append(f"{arm.name[:40]}{'…' if len(arm.name) > 40 else ''}: {problem}")
+                    continue
                 try:
                     res = resolve_arm(spec, arm, settings, opts, corpus_fp, n_trained, seed, rates.get(arm.name))
                     units.append(Unit(head, arm, res))
+                except MissingExtra:
+                    raise  # not the arm's configuration: the install's, named in its own line
                 except (ValueError, TypeError) as err:
                     errors.append(f"{arm.name}: {' '.join(str(err).split())}")
         if errors:

@@ -18,6 +18,7 @@ from ablations.plan.settings import RunSettings
 from ablations.specs import AblationSpec, Arm
 from core.data import DataConfig
 from core.device import oom_result, pick_device
+from core.interop import check_loadable
 from core.measure import step_flops
 from core.model import ModelConfig
 from core.optim import BASE_LR, BASE_WIDTH, lr_for_width
@@ -117,6 +118,8 @@ def resolve_arm(spec: AblationSpec, arm: Arm, settings: RunSettings, opts: RunOp
         train_fields["flops_per_step"] = _budget_flops_per_step(model, data, train_fields, pick_device(opts.device))
     train_fields.setdefault("curve_examples", curve_examples(train_fields, seq_len))
     train = TrainConfig(**train_fields)
+    if train.init_from:  # an HF-format source without transformers: one line now, not when the arm starts
+        check_loadable(train.init_from, f"init_from {train.init_from} (an HF-format arm)")
     if opts.ladder:
         train = _for_ladder(train, arm.name, seq_len, opts)
     wrong = [f"{section}.{e}" for section, cfg in (("model", model), ("data", data), ("train", train))

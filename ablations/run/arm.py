@@ -36,8 +36,8 @@ from ablations.rundir import BRANCH, ERROR_LOG, arm_dir, rung_dir
 from core.data import DataConfig, DataError, build_dataset
 from core.device import oom_result
 from core.extras import MissingExtra
-from core.interop import load_arm
 from core.files import atomic_path, atomic_write_text
+from core.interop import load_arm
 from core.measure import flops_per_token, matmul_peak_flops, measure, step_flops
 from core.model import PretrainingModel
 from core.train import CHECKPOINT, TrainConfig, finished_training, load_checkpoint

@@ -170,7 +170,7 @@ class Runner:
         self._refresh()  # another process may have finished it between our first look and the lease
         if unit.resolved.key in self.done_keys:
             return self._run_one(unit)
-        self.log(f"{unit.head}: {unit.arm.description or ''}")
+        self.log(unit.banner)
         base = row_base(self, unit.arm, unit.resolved)
         if not self.opts.ladder:
             return self._file_row(unit, self.trainer.train(unit.resolved, base))

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ablations.run.downstream import finetune_config, load_tasks
-from ablations.rundir import ARMS, RESULTS, arm_dir, read_rows, results
+from ablations.rundir import ARMS, RESULTS, arm_dir, read_results, results
 from core.finetune import SeedSummary, finetune_seeds
 from core.interop import MARKER, ExportResult, LoadedArm, check_loadable, export_arm, load_arm, save_native
 from core.model import PretrainingModel
@@ -72,7 +72,7 @@ def find_kept(run_dir: str | Path, arm: str, seed: int | None = None) -> KeptArm
         raise FileNotFoundError(f"{run_dir} is not a run directory (no {RESULTS}); give the --out of an "
                                 "`ablations run`")
     arm, seed = split_arm_seed(arm, seed)
-    rows = results(read_rows(run_dir / RESULTS))
+    rows = results(read_results(run_dir))
     seeds = sorted(s for a, s in rows if a == arm)
     if not seeds:
         raise unknown_name_error(f"arm in {run_dir}", arm, sorted({a for a, _ in rows}))
