@@ -138,13 +138,8 @@ def run_case(case: Case, tmp: Path, hide: bool) -> tuple[int, str]:
     from ablations import __main__ as cli
 
     err, out = io.StringIO(), io.StringIO()
-    console = cli.console.file
-    cli.console.file = out  # rich's console holds the stdout it was made with
-    try:
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out), hidden(case.hide if hide else ()):
-            code = cli.main([expand(a, tmp) for a in case.argv])
-    finally:
-        cli.console.file = console
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out), hidden(case.hide if hide else ()):
+        code = cli.main([expand(a, tmp) for a in case.argv])  # rich's console writes to sys.stdout as it is
     return code, err.getvalue() if case.exit_code else " ".join(out.getvalue().split())
 
 
