@@ -9,7 +9,8 @@ implementations, timed in the same run so that the ratios are meaningful.
         --vocab 30522 --no-reformer --json out.json     # on a GPU (benchmarks/gpu_check.sh runs this)
 
 The `ratio` tests (and the script) alternate both sides in one process, A B A B ..., and
-report the median, min and max of the per-round ratio: the figures quoted in the README.
+report the median, min and max of the per-round ratio: the figures of
+docs/findings/2026-11-23-cpu-training-step.md.
 
 - `bert` mini (vocab 8000), batch 32 x 128, vs HF `BertForPreTraining` of the same shape.
   Ours predicts only the masked 15% (sparse MLM); HF decodes every position.
@@ -217,8 +218,8 @@ def utilisation(times: dict[str, list[float]], name: str, flops_per_step: float)
 
 
 def bert_ratios(rounds: int = 7, compiled: bool = False, size: str = "mini") -> dict[str, dict[str, float]]:
-    """Every bert figure of the README, interleaved: training ours vs HF, the dropout lever
-    on/off, inference ours vs HF; prints utilisation against the matmul peak."""
+    """Every bert figure of docs/findings/2026-11-23-cpu-training-step.md, interleaved: training
+    ours vs HF, the dropout lever on/off, inference ours vs HF; prints utilisation against the matmul peak."""
     import statistics
 
     b = mlm_batch(B, T, V)

@@ -2,7 +2,7 @@
 # The prepared device check: everything that needs a GPU, in one command of at most 8 minutes
 # on one H100/H200. Figures go to OUT/gpu_check.json, a short summary to OUT/gpu_check.md,
 # each part's output to OUT/logs/PART.log. Each part has its own time limit; a failing part
-# is recorded and the rest go on. The README's "GPU check" section says how to fetch WHEELS.
+# is recorded and the rest go on. docs/benchmarks.md#the-gpu-check says how to fetch WHEELS.
 #
 #   bash benchmarks/gpu_check.sh WHEELS [--out DIR] [--tokens N] [--python PY] [--dry-run]
 #
@@ -31,8 +31,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-[ -n "$WHEELS" ] || die "no wheel folder given: bash benchmarks/gpu_check.sh WHEELS [--dry-run] (README, GPU check, says how to download them)"
-[ -d "$WHEELS" ] || die "wheel folder $WHEELS not found: download the wheels into it first (README, GPU check)"
+[ -n "$WHEELS" ] || die "no wheel folder given: bash benchmarks/gpu_check.sh WHEELS [--dry-run] (docs/benchmarks.md#the-gpu-check says how to download them)"
+[ -d "$WHEELS" ] || die "wheel folder $WHEELS not found: download the wheels into it first (docs/benchmarks.md#the-gpu-check)"
 [[ "$TOKENS" =~ ^[1-9][0-9]*$ ]] || die "--tokens must be a positive integer (training tokens per arm), got $TOKENS"
 WHEELS="$(cd "$WHEELS" && pwd)"
 shopt -s nocaseglob
@@ -41,8 +41,8 @@ for name in "${WHEEL_NAMES[@]}"; do
   compgen -G "$WHEELS/${name}-*.whl" > /dev/null || missing+=("$name")
 done
 shopt -u nocaseglob
-[ ${#missing[@]} -eq 0 ] || die "wheel folder $WHEELS lacks ${missing[*]}: download them as the README's GPU check says"
-grep -q "^cat > pretrain.py <<'EOF'$" "$ROOT/README.md" || die "README.md lost the multi-node recipe's pretrain.py, which the torchrun part runs"
+[ ${#missing[@]} -eq 0 ] || die "wheel folder $WHEELS lacks ${missing[*]}: download them as docs/benchmarks.md#the-gpu-check says"
+grep -q "^cat > pretrain.py <<'EOF'$" "$ROOT/docs/distributed.md" || die "docs/distributed.md lost the multi-node recipe's pretrain.py, which the torchrun part runs"
 
 OUT="$(realpath -m "$OUT")"  # a dry run creates nothing
 
@@ -76,8 +76,8 @@ cd "$ROOT" || die "cannot enter $ROOT"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" BERT_ABLATE_CACHE="${BERT_ABLATE_CACHE:-$OUT/cache}"
 mkdir -p "$OUT/logs" "$OUT/parts" || die "cannot create the output folder $OUT"
 : > "$OUT/parts/status.jsonl"
-# the torchrun part runs the README's own multi-node script, on one rank
-sed -n "/^cat > pretrain.py <<'EOF'$/,/^EOF$/p" README.md | sed '1d;$d' > "$OUT/pretrain.py"
+# the torchrun part runs the multi-node script of docs/distributed.md, on one rank
+sed -n "/^cat > pretrain.py <<'EOF'$/,/^EOF$/p" docs/distributed.md | sed '1d;$d' > "$OUT/pretrain.py"
 
 for part in "${PARTS[@]}"; do
   start=$(date +%s.%N)

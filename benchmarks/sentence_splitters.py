@@ -1,7 +1,7 @@
 """Regex vs kss on a corpus: sentences per document, NSP/SOP pairs built, build time.
 
     python benchmarks/sentence_splitters.py CORPUS [CACHE_PREFIX]
-(the README's figures: two kowiki files, `mkdir k2; cp ../shared/data/kowiki/wiki_0[01] k2/`)
+(the figures of docs/findings/2026-12-01-sentence-splitters.md: two kowiki files, `mkdir k2; cp ../shared/data/kowiki/wiki_0[01] k2/`)
 """
 import statistics
 import sys

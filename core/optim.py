@@ -23,7 +23,7 @@ def adamw(params, **kwargs) -> torch.optim.AdamW:
 
 
 # the width rule's anchor: the peak rate that leaves the unigram stage soonest at H = 128
-# (the CPU budgets' micro size; README: "The learning-rate width rule")
+# (the CPU budgets' micro size; docs/training.md#the-learning-rate-follows-the-width)
 BASE_LR, BASE_WIDTH = 1e-3, 128
 
 

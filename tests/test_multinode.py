@@ -1,5 +1,5 @@
-"""Two nodes tried on one host: the README's multi-node smoke command, run as written
-(its script and its torchrun line are read from the README) by two torchrun launchers,
+"""Two nodes tried on one host: the multi-node smoke command of docs/distributed.md, run as
+written (its script and its torchrun line are read from that page) by two torchrun launchers,
 `--nnodes 2 --nproc-per-node 1`, c10d rendezvous on 127.0.0.1, gloo on CPU.
 
 This is the path where a rank's global and local rank differ (the second node's rank 1
@@ -25,15 +25,15 @@ from core.train.checkpoint import CHECKPOINT, load_checkpoint
 from variants import build_model, get_variant
 
 ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
+RECIPE_PAGE = ROOT / "docs" / "distributed.md"
 
 
-def readme_recipe() -> tuple[str, str]:
-    """The README's pretrain.py and its smoke-run torchrun command (one line, unwrapped)."""
-    text = README.read_text(encoding="utf-8")
+def recipe() -> tuple[str, str]:
+    """The page's pretrain.py and its smoke-run torchrun command (one line, unwrapped)."""
+    text = RECIPE_PAGE.read_text(encoding="utf-8")
     script = re.search(r"cat > pretrain\.py <<'EOF'\n(.*?)\nEOF\n", text, flags=re.S)
     command = re.search(r"^(torchrun [^\n]*--rdzv-id smoke(?:[^\n]*\\\n)*[^\n]*)$", text, flags=re.M)
-    assert script and command, "README: the multi-node recipe (pretrain.py and the smoke torchrun line) is missing"
+    assert script and command, "docs/distributed.md: the multi-node recipe (pretrain.py and the smoke torchrun line) is missing"
     return script.group(1) + "\n", command.group(1).replace("\\\n", " ")
 
 
@@ -49,7 +49,7 @@ def free_port() -> int:
 
 @pytest.mark.slow
 def test_two_nodes_on_one_host_equal_one_process_and_rank_0_alone_writes(tmp_path, corpus_file, cache_dir):
-    script, command = readme_recipe()
+    script, command = recipe()
     variant, steps = flag(command, "variant"), int(flag(command, "steps"))
     data_cfg = DataConfig(vocab_size=int(flag(command, "vocab-size")), max_length=int(flag(command, "max-length")),
                           **get_variant(variant).data)

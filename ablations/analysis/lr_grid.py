@@ -1,9 +1,10 @@
 """What it means when `--lr-search` picks the smallest or largest rate of its grid.
 
 The grid did not bracket the best rate, but the two edges call for different remedies. A
-short search favours high rates (the short-horizon bias; README: "The grid and the
-fraction": on kowiki a 25% search's 4x lost at the full budget and left a seed at the
-unigram stage), so at the top the remedy is a longer search, not only a wider grid.
+short search favours high rates (the short-horizon bias;
+docs/findings/2026-12-01-shared-recipe.md#the-grid-and-the-fraction: on kowiki a 25% search's
+4x lost at the full budget and left a seed at the unigram stage), so at the top the remedy is a
+longer search, not only a wider grid.
 """
 from __future__ import annotations
 

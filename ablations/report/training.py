@@ -181,7 +181,7 @@ def training_report(rows: list[dict], out: Path, console, x: str = "tokens") -> 
            + f", seeds {seeds}",
            _eval_sets(arms), UNIGRAM_NOTE,
            "- Figures are means over seeds ± their standard error; accuracies carry a Wilson 95% interval pooled "
-           "over seeds. See the README's \"How to read a report\".", ""]
+           "over seeds. See docs/reading-a-report.md.", ""]
     headers, table = _result_rows(arms, speed)
     md += ["## Results", "", md_table(headers, table), ""]
     md += _rates_section(arms)

@@ -41,7 +41,7 @@ def section(arms: dict[str, ArmStats], w: Worth, out: Path) -> list[str]:
           "bars are each arm's own standard error; dominance uses the far smaller paired noise of the "
           "difference (per seed and per example), as the verdicts do. "
           "Δ at equal compute: arm − reference, interpolated on each seed's eval curve at the largest budget "
-          "every arm reached, paired over seeds and per example. See the README's \"How to read a report\".", ""]
+          "every arm reached, paired over seeds and per example. See docs/reading-a-report.md.", ""]
     md += [f"![{p}]({p})" for p in plots] + [""] if plots else []
     md += _worth_table(arms, w) + [""]
     for name, eq in w.equal.items():

@@ -3,8 +3,8 @@
 Every training ablation shares one CPU budget (`CPU_BUDGET`): the size, vocabulary and
 token budget at which a model leaves the unigram stage in a few minutes on 2 cores (the
 rate follows each arm's width, `core.optim.lr_for_width`)
-(README: "How long must a model train before its losses mean something?" gives the
-measurements). `gpu_budget` is where each paper's loss effect is expected to show.
+(docs/findings/2026-11-23-learning-budget.md gives the measurements). `gpu_budget` is where
+each paper's loss effect is expected to show.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ _SOP = {"data.sentence_task": "sop"}
 # buckets would be full attention in disguise); two hash rounds, the Reformer paper's LSH-2,
 # since this component is in 5 of albert_reformer's 11 arms (`attention` sweeps 1 to 8)
 _LSH = {"model.attention": "lsh", "model.lsh_bucket_size": 32, "model.lsh_n_hashes": 2}
-# (README: "How long must a model train"); every training ablation's default
+# (docs/findings/2026-11-23-learning-budget.md); every training ablation's default
 CPU_BUDGET = {"size": "micro", "vocab_size": 4000, "seq_len": 128, "batch_size": 16, "tokens": 550_000}
 # `attention`: the CPU budget's size, vocabulary and tokens per step, at 4x the length so
 # that LSH's 64-token buckets number 8 (the Reformer's own setting is 64-token buckets, 8+
@@ -41,8 +41,8 @@ _COMPONENTS = [("factorized", "factorized embeddings E=64", _FACT), ("shared", "
 
 # The main job's budget: the ladder's six arms at CPU_BUDGET took 625 s on a fresh 2-core
 # machine (2026-12-01, 0.21 s per dense step); at 400,000 tokens about 490 s, and its
-# slowest learner (+shared) was 0.10 nats below the training unigram there (README: "The
-# main job's time")
+# slowest learner (+shared) was 0.10 nats below the training unigram there
+# (docs/findings/2026-12-01-main-job-time.md)
 MAIN_JOB_BUDGET = {**CPU_BUDGET, "tokens": 400_000}
 _AR_GPU_BUDGET = {"size": "small", "seq_len": 512, "batch_size": 128, "tokens": 200_000_000,
                   "why": "loss gaps between the rungs appear after about 10^8 tokens (ALBERT Fig. 2 scale); "
