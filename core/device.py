@@ -11,6 +11,7 @@ import contextlib
 
 import torch
 
+from core.errors import first_line
 from core.registry import unknown_name_error
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -70,8 +71,7 @@ def oom_result(err: BaseException) -> dict[str, str] | None:
     other: out-of-memory is a result that every measurement and arm records the same way."""
     if not is_oom(err):
         return None
-    lines = str(err).strip().splitlines() or [type(err).__name__]
-    return {"status": "oom", "error": lines[0][:300]}
+    return {"status": "oom", "error": first_line(err, 300)}
 
 
 def device_name(device: torch.device) -> str:

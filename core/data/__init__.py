@@ -9,6 +9,7 @@ from core.registry import lazy_exports
 
 __getattr__, __all__ = lazy_exports(__name__, {
     "core.data.config": ["CLS", "MASK", "PAD", "SEP", "SPECIAL_TOKENS", "UNK", "DataConfig", "DataError"],
-    "core.data.dataset": ["PretrainingData", "build_dataset", "corpus_source", "vocab_for_corpus"],
+    "core.data.dataset": ["PretrainingData", "build_dataset"],
+    "core.data.source": ["corpus_source", "vocab_for_corpus"],
     "core.data.tokenizer": ["Tokenizer"],
 })

@@ -1,262 +1,29 @@
-"""Building, caching and serving pretraining data.
+"""The `PretrainingData` object (batches and statistics) and `build_dataset`, which
+assembles it from a corpus (`core.data.source`) and the cached layers of `core.data.cache`:
+the tokenizer and the tokenised corpus (`core.data.token_cache`), then the example sets
+(`core.data.example_cache`).
 
-Three cached layers, each in its own directory named by a hash of everything it depends
-on, each written to a temporary directory and renamed into place (atomic: an
-interrupted build leaves nothing half-written, and a second run starts at once):
-
-1. tokenizer/<key>/tokenizer.model      corpus fingerprint + tokenizer settings
-2. tokens/<key>/                        the tokenised corpus: flat ids, sentence and
-                                        document offsets (memory-mapped, never loaded whole)
-3. examples/<key>/                      train and held-out examples for one DataConfig,
-                                        with static mask copies or none (dynamic)
-
-Held-out documents are chosen per document before any example is built, so no
-sentence of an evaluation example was ever seen in training. Evaluation masks are fixed
-(one seeded copy), whatever the training masking mode, so every arm of an ablation is
-scored on the same predictions.
+Evaluation batches always use the held-out sets' one fixed mask copy, whatever the
+training masking mode, so every arm of an ablation is scored on the same predictions.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import shutil
-import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from core.data.builtin_corpus import NAME as BUILTIN_NAME
-from core.data.builtin_corpus import builtin_fingerprint, iter_builtin_documents
+from core.data.cache import default_cache_dir
 from core.data.config import FIRST_ORDINARY_ID, MASK, PAD, UNK, DataConfig
-from core.data.corpus import CorpusError, CorpusReport, empty_corpus_error, fingerprint, iter_documents, resolve_files
-from core.data.examples import IGNORE, TokenStore, build_examples
-from core.data.formats import ReadOptions, check_reader_packages
+from core.data.example_cache import ExampleSet, load_or_build_examples
+from core.data.example_cache import split_documents as split_documents  # benchmarks/bench_data.py imports it here
+from core.data.examples import IGNORE, TokenStore
 from core.data.masking import mask_sequence
-from core.data.sentences import get_splitter
-from core.data.tokenizer import Tokenizer, TokenizerError, character_counts, load_tokenizer, train_tokenizer, vocab_for
-from core.files import atomic_dir
-
-FORMAT_VERSION = 1
-EVAL_SETS = ("mlm", "nsp", "sop")
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("BERT_ABLATE_CACHE", Path.home() / ".cache" / "bert-ablate"))
-
-
-def _key(*parts: object) -> str:
-    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _write_json(path: Path, data: object) -> None:
-    path.write_text(json.dumps(data, indent=1, sort_keys=True))
-
-
-# -- corpus ------------------------------------------------------------------------------
-@dataclass
-class CorpusSource:
-    name: str
-    fingerprint: str
-    files: list[Path] | None  # None: the built-in corpus
-    sentence_splitter: str = "regex"
-    text_column: str = "text"
-
-    def documents(self, report: CorpusReport) -> Iterator[list[str]]:
-        split = get_splitter(self.sentence_splitter)
-        if self.files is None:
-            for doc in iter_builtin_documents(split):
-                report.documents += 1
-                report.sentences += len(doc)
-                yield doc
-        else:
-            yield from iter_documents(self.files, report, opts=ReadOptions(split, self.text_column))
-
-
-def corpus_source(corpus: str | os.PathLike | None, text_column: str = "text",
-                  sentence_splitter: str = "regex") -> CorpusSource:
-    """The corpus and how it is read: the splitter and the text column change its
-    sentences, so they join its fingerprint (at their defaults they leave it as it was)."""
-    reading = {k: v for k, v in (("sentence_splitter", sentence_splitter), ("text_column", text_column))
-               if v != DataConfig.__dataclass_fields__[k].default}
-    suffix = "-" + _key(reading)[:8] if reading else ""
-    if corpus is None or str(corpus) in ("", "builtin"):
-        return CorpusSource(BUILTIN_NAME, "builtin-" + builtin_fingerprint() + suffix, None, sentence_splitter,
-                            text_column)
-    files = resolve_files(corpus)
-    check_reader_packages(files)
-    return CorpusSource(str(corpus), fingerprint(files) + suffix, files, sentence_splitter, text_column)
-
-
-def vocab_for_corpus(src: CorpusSource, at_least: int, max_documents: int = 2000) -> int:
-    """The smallest round vocabulary (>= at_least) that holds the corpus's characters,
-    counted on its first documents."""
-    docs = (doc for _, doc in zip(range(max_documents), src.documents(CorpusReport())))
-    return vocab_for(character_counts(s for doc in docs for s in doc), at_least)
-
-
-# -- layer 1: tokenizer -------------------------------------------------------------------
-def load_or_train_tokenizer(src: CorpusSource, cfg: DataConfig, cache: Path) -> Tokenizer:
-    if cfg.tokenizer_path:
-        tok = load_tokenizer(cfg.tokenizer_path)
-    else:
-        key = _key(src.fingerprint, cfg.vocab_size, cfg.tokenizer_type, cfg.character_coverage,
-                   cfg.tokenizer_max_sentences)
-        path = cache / "tokenizer" / key / "tokenizer.model"
-        tok = _readable_cache(path.parent, lambda d: load_tokenizer(d / "tokenizer.model"), marker="tokenizer.model")
-        if tok is None:
-            report = CorpusReport()
-            tok = train_tokenizer(lambda: (s for doc in src.documents(report) for s in doc), path, cfg, src.name,
-                                  report)
-    if tok.vocab_size != cfg.vocab_size:
-        raise TokenizerError(f"tokenizer {tok.path} has {tok.vocab_size} pieces but vocab_size={cfg.vocab_size}; "
-                             f"set --vocab-size {tok.vocab_size} to match it")
-    return tok
-
-
-# -- layer 2: tokenised corpus ---------------------------------------------------------------
-def _dtype(vocab_size: int) -> np.dtype:
-    return np.dtype(np.uint16) if vocab_size <= np.iinfo(np.uint16).max else np.dtype(np.int32)
-
-
-def _token_store(d: Path) -> TokenStore:
-    meta = json.loads((d / "meta.json").read_text())
-    return TokenStore(
-        tokens=np.memmap(d / "tokens.bin", dtype=meta["dtype"], mode="r", shape=(meta["n_tokens"],))
-        if meta["n_tokens"] else np.zeros(0, dtype=meta["dtype"]),
-        sent_offsets=np.load(d / "sent_offsets.npy"),
-        doc_offsets=np.load(d / "doc_offsets.npy"),
-    )
-
-
-def load_or_build_store(src: CorpusSource, tok: Tokenizer, cache: Path) -> tuple[TokenStore, dict]:
-    final = cache / "tokens" / _key(FORMAT_VERSION, src.fingerprint, tok.fingerprint)
-    got = _readable_cache(final, _read_store)
-    if got is None:
-        _build_store(src, tok, final)
-        got = _read_store(final)
-    return got
-
-
-def _read_store(final: Path) -> tuple[TokenStore, dict]:
-    meta = json.loads((final / "meta.json").read_text())
-    return _token_store(final), meta["report"]
-
-
-def _build_store(src: CorpusSource, tok: Tokenizer, final: Path) -> None:
-    dtype = _dtype(tok.vocab_size)
-    report = CorpusReport()
-    with atomic_dir(final) as tmp:
-        sent_off, doc_off, n = [0], [0], 0
-        with open(tmp / "tokens.bin", "wb") as fh:
-            for doc in src.documents(report):
-                for ids in tok.encode(doc):
-                    if ids:
-                        np.asarray(ids, dtype=dtype).tofile(fh)
-                        n += len(ids)
-                        sent_off.append(n)
-                if len(sent_off) - 1 > doc_off[-1]:
-                    doc_off.append(len(sent_off) - 1)
-        if len(doc_off) == 1:
-            raise empty_corpus_error(src.name, report)
-        np.save(tmp / "sent_offsets.npy", np.asarray(sent_off, dtype=np.int64))
-        np.save(tmp / "doc_offsets.npy", np.asarray(doc_off, dtype=np.int64))
-        _write_json(tmp / "meta.json", {"dtype": dtype.name, "n_tokens": n, "corpus": src.name,
-                                        "report": report.__dict__})
-
-
-def _readable_cache(final: Path, read, marker: str = "meta.json"):
-    """Read a cache entry; a damaged one (truncated by a full disk or a killed copy) is
-    removed with a one-line warning and rebuilt by the caller, never a cryptic mmap error."""
-    if not (final / marker).is_file():
-        return None
-    try:
-        return read(final)
-    except (ValueError, OSError, EOFError, KeyError) as err:
-        warnings.warn(f"cache entry {final} is damaged ({type(err).__name__}: {str(err)[:120]}); rebuilding it",
-                      stacklevel=3)
-        shutil.rmtree(final, ignore_errors=True)
-        return None
-
-
-# -- layer 3: examples ------------------------------------------------------------------------
-@dataclass
-class ExampleSet:
-    """Examples as flat arrays; `masks[k]` is static copy k, or masks is empty (dynamic)."""
-    ids: np.ndarray
-    offsets: np.ndarray
-    type_start: np.ndarray
-    labels: np.ndarray
-    masks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    def example(self, i: int) -> np.ndarray:
-        return self.ids[self.offsets[i]:self.offsets[i + 1]]
-
-    def masked(self, i: int, copy: int) -> tuple[np.ndarray, np.ndarray]:
-        masked_ids, positions, pos_off = self.masks[copy]
-        return (masked_ids[self.offsets[i]:self.offsets[i + 1]],
-                positions[pos_off[i]:pos_off[i + 1]].astype(np.int64))
-
-
-_SPLIT_SEED = {"train": 0, "mlm": 1, "nsp": 2, "sop": 3}
-
-
-def _write_examples(d: Path, name: str, examples, cfg: DataConfig, tok: Tokenizer,
-                    copies: int, limit: int | None) -> int:
-    dtype = _dtype(tok.vocab_size)
-    offsets, type_start, labels = [0], [], []
-    mask_files = [(open(d / f"{name}.masked{k}.bin", "wb"), open(d / f"{name}.pos{k}.bin", "wb"), [0])
-                  for k in range(copies)]
-    rngs = [np.random.default_rng([cfg.seed, _SPLIT_SEED[name], k]) for k in range(copies)]
-    with open(d / f"{name}.ids.bin", "wb") as fh:
-        for ex in examples:
-            if limit is not None and len(labels) >= limit:
-                break
-            ex.ids.astype(dtype).tofile(fh)
-            offsets.append(offsets[-1] + len(ex.ids))
-            type_start.append(ex.type_start)
-            labels.append(ex.label)
-            for (mf, pf, pos_off), rng in zip(mask_files, rngs):
-                masked, pos = mask_sequence(ex.ids, cfg, tok.word_start, tok.vocab_size, rng)
-                masked.astype(dtype).tofile(mf)
-                pos.astype(np.int32).tofile(pf)
-                pos_off.append(pos_off[-1] + len(pos))
-    for k, (mf, pf, pos_off) in enumerate(mask_files):
-        mf.close(), pf.close()
-        np.save(d / f"{name}.posoff{k}.npy", np.asarray(pos_off, dtype=np.int64))
-    np.save(d / f"{name}.offsets.npy", np.asarray(offsets, dtype=np.int64))
-    np.save(d / f"{name}.type_start.npy", np.asarray(type_start, dtype=np.int32))
-    np.save(d / f"{name}.labels.npy", np.asarray(labels, dtype=np.int64))
-    return len(labels)
-
-
-def _read_examples(d: Path, name: str, dtype: str, copies: int) -> ExampleSet:
-    def mm(path: Path, dt: str) -> np.ndarray:
-        return np.memmap(path, dtype=dt, mode="r") if path.stat().st_size else np.zeros(0, dtype=dt)
-
-    masks = [(mm(d / f"{name}.masked{k}.bin", dtype), mm(d / f"{name}.pos{k}.bin", "int32"),
-              np.load(d / f"{name}.posoff{k}.npy")) for k in range(copies)]
-    es = ExampleSet(mm(d / f"{name}.ids.bin", dtype), np.load(d / f"{name}.offsets.npy"),
-                    np.load(d / f"{name}.type_start.npy"), np.load(d / f"{name}.labels.npy"), masks)
-    # memmaps without a shape do not notice a truncated file: check the lengths the offsets promise
-    if len(es.ids) != es.offsets[-1] or any(len(m) != es.offsets[-1] or len(p) != po[-1] for m, p, po in masks):
-        raise ValueError(f"{d / name}.* are shorter than their offsets (truncated)")
-    return es
-
-
-def split_documents(n_docs: int, cfg: DataConfig) -> tuple[list[int], list[int]]:
-    rng = np.random.default_rng([cfg.seed, 99])
-    held = rng.random(n_docs) < cfg.eval_fraction
-    # at least two held-out documents (NSP negatives need another document), never all
-    while held.sum() < min(2, n_docs - 2):
-        held[int(rng.integers(n_docs))] = True
-    return [int(i) for i in np.flatnonzero(~held)], [int(i) for i in np.flatnonzero(held)]
+from core.data.source import corpus_source
+from core.data.token_cache import load_or_build_store, load_or_train_tokenizer
+from core.data.tokenizer import Tokenizer
 
 
 # -- the public object ---------------------------------------------------------------------------
@@ -413,42 +180,7 @@ def build_dataset(cfg: DataConfig, corpus: str | os.PathLike | None = None,
     src = corpus_source(corpus, cfg.text_column, cfg.sentence_splitter)
     tok = load_or_train_tokenizer(src, cfg, cache)
     store, report = load_or_build_store(src, tok, cache)
-    final = cache / "examples" / _key(FORMAT_VERSION, src.fingerprint, tok.fingerprint, cfg.to_dict())
-    copies = cfg.dupe_factor if cfg.masking == "static" else 0
-    dtype = _dtype(tok.vocab_size).name
-
-    def read(d: Path):
-        meta = json.loads((d / "meta.json").read_text())
-        return (meta, _read_examples(d, "train", dtype, copies),
-                {name: _read_examples(d, name, dtype, 1) for name in EVAL_SETS})
-
-    got = _readable_cache(final, read)
-    if got is None:
-        _build_examples(src, store, tok, cfg, final, copies, dtype)
-        got = read(final)
-    meta, train, evals = got
-    data = PretrainingData(cfg, tok, src.name, report, store, train, evals, meta)
-    data.fingerprint = final.name  # corpus, tokenizer and data config: what the examples came from
+    examples = load_or_build_examples(src, store, tok, cfg, cache)
+    data = PretrainingData(cfg, tok, src.name, report, store, examples.train, examples.evals, examples.meta)
+    data.fingerprint = examples.key  # corpus, tokenizer and data config: what the examples came from
     return data
-
-
-def _build_examples(src: CorpusSource, store: TokenStore, tok: Tokenizer, cfg: DataConfig, final: Path,
-                    copies: int, dtype: str) -> None:
-    train_docs, eval_docs = split_documents(store.n_docs, cfg)
-    if len(eval_docs) < 2 or len(train_docs) < 2:
-        raise CorpusError(f"corpus {src.name} has {store.n_docs} document(s); at least 4 are needed "
-                          "(two held out for evaluation, and NSP negatives need another document). "
-                          "Use a larger corpus, with a blank line between documents in plain text")
-    with atomic_dir(final) as tmp:
-        n_train = _write_examples(tmp, "train", build_examples(store, train_docs, cfg, cfg.seed),
-                                  cfg, tok, copies, None)
-        if n_train == 0:
-            raise CorpusError(f"corpus {src.name} is too small to build a single training example "
-                              f"with max_length={cfg.max_length}; use a larger corpus")
-        counts = {"train": n_train}
-        for name in EVAL_SETS:
-            packing, task = (None, None) if name == "mlm" else ("segment-pair", name)
-            examples = build_examples(store, eval_docs, cfg, cfg.seed + 1, packing, task)
-            counts[name] = _write_examples(tmp, name, examples, cfg, tok, 1, cfg.max_eval_examples)
-        _write_json(tmp / "meta.json", {"counts": counts, "copies": copies, "dtype": dtype,
-                                        "train_docs": len(train_docs), "eval_docs": len(eval_docs)})

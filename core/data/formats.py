@@ -26,6 +26,7 @@ from pathlib import Path
 
 from core.data.config import CorpusError
 from core.data.sentences import split_sentences
+from core.errors import first_line
 
 LMD_SUFFIXES = (".jsonl.zst", ".json.zst", ".jsonl.zstd")
 EXTRA_FORMATS = ("lm_dataformat", "parquet", "arrow")
@@ -226,7 +227,7 @@ def _parquet_docs(path: Path, report, opts: ReadOptions) -> Iterator[list[str]]:
     try:
         pf = pq.ParquetFile(path)
     except Exception as err:  # noqa: BLE001 - pyarrow raises ArrowInvalid, OSError, ...
-        raise _error(f"{path} is not a readable Parquet file ({str(err).splitlines()[0][:160]}); re-write it, "
+        raise _error(f"{path} is not a readable Parquet file ({first_line(err, 160)}); re-write it, "
                      "or remove it from the corpus") from None
     _check_column(path, pf.schema_arrow, opts)
     row = 1
@@ -248,7 +249,7 @@ def _arrow_docs(path: Path, report, opts: ReadOptions) -> Iterator[list[str]]:
                 yield from _docs(batch.column(opts.text_column), opts, report, path, row)
                 row += batch.num_rows
     except pa.ArrowInvalid as err:
-        raise _error(f"{path} is not a readable Arrow stream ({str(err).splitlines()[0][:160]}); re-save the "
+        raise _error(f"{path} is not a readable Arrow stream ({first_line(err, 160)}); re-save the "
                      "dataset with save_to_disk, or remove the file") from None
 
 

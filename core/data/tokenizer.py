@@ -19,6 +19,7 @@ import sentencepiece as spm
 
 from core.data.config import CLS, DEFAULT_COVERAGE, MASK, PAD, SEP, SPECIAL_TOKENS, UNK, DataConfig, DataError
 from core.data.corpus import CorpusReport, empty_corpus_error
+from core.errors import first_line
 from core.files import atomic_write_bytes
 
 # SentencePiece's max_sentence_length (in bytes): it drops longer sentences from training
@@ -73,7 +74,7 @@ def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
     try:
         return Tokenizer(path)
     except RuntimeError as err:  # sentencepiece: "could not parse ModelProto"
-        raise TokenizerError(f"{path} is not a SentencePiece model ({str(err).splitlines()[0][:120]}); "
+        raise TokenizerError(f"{path} is not a SentencePiece model ({first_line(err, 120)}); "
                              "give the .model file that SentencePiece wrote, or omit --tokenizer to train one") from None
 
 
@@ -150,7 +151,7 @@ def _explain(err: RuntimeError, cfg: DataConfig, coverage: float, corpus_name: s
             f"corpus {corpus_name} ({seen} sentences) is too small for a vocabulary of {cfg.vocab_size}: it "
             f"supports at most {too_high.group(2)} pieces; use --vocab-size {too_high.group(2)} or less, or a "
             "larger corpus")
-    return TokenizerError(f"SentencePiece failed on corpus {corpus_name}: {msg.splitlines()[0][:300]}")
+    return TokenizerError(f"SentencePiece failed on corpus {corpus_name}: {first_line(err, 300)}")
 
 
 def _round_up(chars: int) -> int:

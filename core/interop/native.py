@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from core.errors import first_line
 from core.files import atomic_path, atomic_write_text
 from core.model import ModelConfig, PretrainingModel
 
@@ -61,7 +62,7 @@ def read_marker(directory: Path) -> dict[str, Any]:
 
 def unreadable_weights(weights: Path, err: Exception) -> ValueError:
     """A weights file cut short (a full disk, a killed copy) or damaged: named, with the fix."""
-    return ValueError(f"{weights} is truncated or corrupt ({str(err).splitlines()[0][:120]}); re-export the arm "
+    return ValueError(f"{weights} is truncated or corrupt ({first_line(err, 120)}); re-export the arm "
                       "(python -m ablations export RUN ARM), or copy it again; a run's kept weights come back by "
                       "re-running that arm")
 

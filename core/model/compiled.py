@@ -20,6 +20,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from core.errors import first_line
+
 
 class _CompiledOrEager:
     def __init__(self, fn: Callable, name: str, state: dict):
@@ -34,7 +36,7 @@ class _CompiledOrEager:
         except Exception as err:  # noqa: BLE001 - any compiler failure means "run eagerly"
             out = self.eager(*args, **kwargs)  # a genuine error raises here again
             self.state["failed"] = True
-            reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            reason = first_line(err, 200)
             warnings.warn(f"compile=True: torch.compile failed for {self.name} ({reason}); running it eagerly. "
                           "On CPU inductor needs a C++ compiler (g++); set compile=False to silence this.",
                           RuntimeWarning, stacklevel=2)

@@ -3,7 +3,8 @@
 - `config`: `TrainConfig` (optimizer, schedule, budget, bookkeeping), validated.
 - `trainer`: the loop; the schedule follows the fraction of the budget used.
 - `budget`: the budget fields, the one order they are read in, the fraction used.
-- `checkpoint`: atomic writes, safe reads, exact resume.
+- `checkpoint`: atomic writes, safe reads, exact resume, and whether a checkpoint may be
+  continued (`resume_decision`: resumed, extended, branched or restarted, and why).
 - `evaluation`: `evaluate`, held-out scores with fixed masks and a fixed LSH hashing seed.
 - `progress_bar`: the rich bar shown while training.
 - `distributed`: torchrun's process group (nccl on CUDA, gloo on CPU), the rank's device,

@@ -2,6 +2,8 @@
 
 A checkpoint holds model, optimizer, progress (which drives the schedule), RNG states and
 the data position, so a resumed run reproduces an uninterrupted one exactly on CPU.
+Whether one may be continued is decided here too (`resume_decision`), from what made it:
+the trainer only loads the state it is given.
 """
 from __future__ import annotations
 
@@ -13,8 +15,10 @@ from pathlib import Path
 
 import torch
 
+from core.errors import first_line
 from core.files import atomic_path
 from core.train.budget import BUDGET_FIELDS, fraction_under
+from core.train.config import TrainConfig
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -42,8 +46,7 @@ def write_failure(path: Path, err: Exception) -> str:
             free = f"{shutil.disk_usage(path.parent).free / 2**20:,.0f} MiB free there"
         except OSError:
             free = "free space unknown"
-        first = (str(err).splitlines() or [type(err).__name__])[0][:160]
-        cause = f"the write failed ({first}; {free}: a full disk, a file-size limit (ulimit -f) or a quota?)"
+        cause = f"the write failed ({first_line(err, 160)}; {free}: a full disk, a file-size limit (ulimit -f) or a quota?)"
     kept = "the previous checkpoint is kept" if path.is_file() else "no earlier checkpoint exists"
     return (f"cannot write the checkpoint {path}: {cause}; {kept}, and running the same command again once the "
             "cause is fixed resumes from it")
@@ -58,7 +61,7 @@ def load_checkpoint(path: Path) -> dict:
     except Exception as err:  # truncated zip, bad magic, unsafe pickle...
         raise CheckpointError(
             f"checkpoint {path} is corrupted or truncated and cannot be read "
-            f"({type(err).__name__}: {str(err).splitlines()[0][:200]}). Delete it to start the run "
+            f"({type(err).__name__}: {first_line(err, 200)}). Delete it to start the run "
             "over, or restore it from a backup"
         ) from None
 
@@ -105,7 +108,7 @@ def trajectory_identity(model_cfg, train_cfg, data, eval_data=None, world_size: 
     return json.loads(json.dumps(ident, default=str))
 
 
-def budget_change_refusal(train_cfg, state: dict, budget: dict) -> str | None:
+def budget_change_refusal(train_cfg: TrainConfig, state: dict, budget: dict) -> str | None:
     """Why a checkpoint of this configuration, made under another budget, must not be
     continued under `budget` (None: it may).
 
@@ -165,3 +168,42 @@ def describe_changes(old: dict | None, new: dict, limit: int = 4) -> str:
                            .strip() + " differs")
     more = f" and {len(changes) - limit} more" if len(changes) > limit else ""
     return ", ".join(changes[:limit]) + more if changes else "nothing visible"
+
+
+# -- whether a checkpoint may be continued ---------------------------------------------------------
+def resume_decision(state: dict, path: Path, identity: dict, budget: dict,
+                    train_cfg: TrainConfig) -> tuple[dict | None, dict]:
+    """The checkpoint `state` (read from `path`) to continue, or None, and how the run
+    begins (the trainer's `resume_info`), for a run of `identity` (`trajectory_identity`)
+    under `budget` (the BUDGET_FIELDS of `train_cfg`).
+
+    Only the same configuration continues a checkpoint. A checkpoint of another
+    configuration is never continued: the run starts over and says why ("restarted"), as
+    it does for one that `budget_change_refusal` refuses. A larger budget may continue a
+    run, recorded as "extended"; a shorter one "branched" (a wsd run resumed from the
+    stable phase of a longer one: the ladder's rungs); the same budget "resumed"."""
+    where = f"checkpoint {path} (step {state['progress']['step']})"
+    if state.get("fingerprint") != fingerprint_of(identity):
+        old = json.loads(state["identity"]) if "identity" in state else None
+        return None, _restarted(f"{where} was made under another configuration: {describe_changes(old, identity)}")
+    refusal = budget_change_refusal(train_cfg, state, budget)
+    if refusal:
+        return None, _restarted(f"{where} {refusal}")
+    return state, _continued(state, budget)
+
+
+def _restarted(why: str) -> dict:
+    return {"kind": "restarted", "reason": f"{why}; starting over"}
+
+
+def _continued(state: dict, budget: dict) -> dict:
+    """How a continued checkpoint's run begins: "resumed" at its step, or "extended" or
+    "branched" (with the budget it was made under) where that budget differs from `budget`."""
+    old = state.get("budget") or {}
+    if old:  # written before FLOP budgets existed: it had none
+        old = {**old, "max_flops": old.get("max_flops", 0.0)}
+    info = {"kind": "resumed", "from_step": state["progress"]["step"]}
+    if old != budget:  # a wsd run from its stable phase (budget_change_refusal)
+        shorter = any(budget[k] and old.get(k) and budget[k] < old[k] for k in budget)
+        info.update(kind="branched" if shorter else "extended", budget_before=old)
+    return info

@@ -10,7 +10,8 @@ Design notes for the next engineer:
 - `train(until=...)` pauses a run part-way along its budget (checkpoint written, no final
   evaluation): the ladder pauses one long wsd run at each shorter budget's cooldown start.
 - Checkpoints (`core.train.checkpoint`) hold everything a resume needs; resuming
-  reproduces an uninterrupted run exactly on CPU.
+  reproduces an uninterrupted run exactly on CPU. Whether a checkpoint may be continued is
+  decided there (`resume_decision`); the trainer loads the state it is given.
 - Under torchrun (`core.train.distributed`) every rank takes its share of each step's
   batches and gradients are averaged: global batch = batch_size x world_size x
   grad_accum. The data position, losses, tokens and seconds are global, so a checkpoint
@@ -42,10 +43,9 @@ from core.train.budget import BUDGET_FIELDS, fraction_under, reached
 from core.train.checkpoint import (
     CHECKPOINT,
     atomic_save,
-    budget_change_refusal,
-    describe_changes,
     fingerprint_of,
     load_checkpoint,
+    resume_decision,
     trajectory_identity,
 )
 from core.train.config import TrainConfig
@@ -174,42 +174,24 @@ class Trainer:
         return {k: getattr(self.cfg, k) for k in BUDGET_FIELDS}
 
     def resume(self) -> bool:
-        """Continue from the checkpoint only if the same configuration made it. A checkpoint
-        of another configuration is never continued: the run starts over and says why
-        (`resume_info`). A larger budget may continue a run, recorded as "extended"."""
-        state, info = self._resumable() if self.rank == 0 else (None, None)
+        """Continue from the checkpoint where `resume_decision` (core.train.checkpoint)
+        allows it; `resume_info` says how this run began, and why not when one is refused.
+        Rank 0 decides and every rank makes its choice."""
+        state, info = self._resume_decision() if self.rank == 0 else (None, None)
         state, info = broadcast_object((state, info), self.dist)  # every rank makes rank 0's choice
         if info is not None:
             self.resume_info = info
         if state is None:
             return False
         self._load_state(state)
-        old_budget = state.get("budget") or {}
-        if old_budget:  # written before FLOP budgets existed: it had none
-            old_budget.setdefault("max_flops", 0.0)
-        self.resume_info = {"kind": "resumed", "from_step": self.progress.step}
-        if old_budget != self._budget():  # a wsd run from its stable phase (budget_change_refusal)
-            new = self._budget()
-            shorter = any(new[k] and old_budget.get(k) and new[k] < old_budget[k] for k in new)
-            self.resume_info.update(kind="branched" if shorter else "extended", budget_before=old_budget)
         return True
 
-    def _resumable(self) -> tuple[dict | None, dict | None]:
-        """The checkpoint to continue (or None), and why not when one is refused."""
+    def _resume_decision(self) -> tuple[dict | None, dict | None]:
+        """The checkpoint to continue (or None), and how this run begins (None: fresh)."""
         path = self.checkpoint_path
         if path is None or not path.is_file():
             return None, None
-        state = load_checkpoint(path)
-        if state.get("fingerprint") != self.fingerprint:
-            old = json.loads(state["identity"]) if "identity" in state else None
-            return None, {"kind": "restarted", "reason": f"checkpoint {path} (step {state['progress']['step']}) "
-                          f"was made under another configuration: {describe_changes(old, self.identity)}; "
-                          "starting over"}
-        refusal = budget_change_refusal(self.cfg, state, self._budget())
-        if refusal:
-            return None, {"kind": "restarted", "reason": f"checkpoint {path} (step {state['progress']['step']}) "
-                          f"{refusal}; starting over"}
-        return state, None
+        return resume_decision(load_checkpoint(path), path, self.identity, self._budget(), self.cfg)
 
     def _load_state(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
