@@ -6,6 +6,8 @@
       results.jsonl    one JSON line per finished (arm, seed) (training ablations)
       bench.jsonl      one JSON line per measured (variant, length) (bench ablations)
       speed.json       the arms' training steps timed side by side, round by round
+      rates.json       --lr-search: each arm's chosen rate, why, and the search's losses
+      lr-search/       --lr-search: the search points, a run directory of their own
       report.md, results.csv, bench.csv, *.png    rendered from the files above
       arms/ARM/seed-K/   an (arm, seed)'s lease while it trains, its checkpoint (with
                          --ladder: the stable-phase run's), then its kept final weights;
@@ -30,13 +32,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from core.files import append_line, atomic_write_text
+from core.files import append_line, atomic_write_text, file_lock
 
 RESULTS, BENCH, SPEC, REPORT = "results.jsonl", "bench.jsonl", "spec.json", "report.md"
 RESULTS_CSV, BENCH_CSV = "results.csv", "bench.csv"
 SPEED = "speed.json"    # every arm timed side by side after training (interleaved rounds)
 ARMS = "arms"
 SEARCH_DIR = "lr-search"  # --lr-search's points: a run directory of their own inside this one
+RATES = "rates.json"      # --lr-search's choice per arm ({arm: {lr, why, search}}): the plan reads it
 # what makes a directory a run directory: a run into a non-empty directory holding none of
 # these would write its report.md, results.csv and plots over the user's files
 RUN_MARKERS = (SPEC, RESULTS, BENCH, ARMS, SEARCH_DIR)
@@ -230,6 +233,13 @@ def _json_problem(err: Exception) -> str:
     if isinstance(err, json.JSONDecodeError):
         return f"not valid JSON: {err.msg} at line {err.lineno} column {err.colno}"
     return "not UTF-8 text"
+
+
+def update_json(path: Path, entries: dict[str, Any]) -> None:
+    """Merge `entries` into a JSON object file, under a lock: processes of one run (--shard,
+    --arms) each add their own arms' entries without losing another's."""
+    with file_lock(path.with_name(f".{path.name}.lock")):
+        write_text(path, json.dumps({**read_json(path), **entries}, indent=1, sort_keys=True))
 
 
 def read_spec(run_dir: Path) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from ablations.plan.options import RunOptions
+from ablations.config import RunConfig
 from ablations.report import render_report
 from ablations.run.bench import run_bench
 from ablations.rundir import append_row
@@ -69,7 +69,7 @@ def main() -> None:
     out = Path(args.out)
     seq_lens = [int(s) for s in args.seq_lens.split(",")]
     console = Console()
-    run_bench(args.variants.split(","), seq_lens, "both", "mini", args.tokens, RunOptions(device="cpu"), out, console)
+    run_bench(args.variants.split(","), seq_lens, "both", "mini", args.tokens, RunConfig(device="cpu"), out, console)
     for T in seq_lens:
         row = hf_row(T, max(1, args.tokens // T), 8000)
         append_row(out / "bench.jsonl", row)

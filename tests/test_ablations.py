@@ -4,10 +4,10 @@ import json
 import pytest
 
 from ablations.__main__ import main as cli
-from ablations.plan import RunOptions, parse_duration, settle
+from ablations.plan import RunConfig, parse_duration, settle
 from ablations.plan.resolve import resolve_arm
 from ablations.report import render_report
-from ablations.run.runner import run_ablation
+from ablations.run import run_ablation
 from ablations.rundir import read_rows
 from ablations.specs import ABLATIONS, AblationSpec, Arm, get_ablation
 from core.model import PretrainingModel
@@ -20,11 +20,11 @@ def flat_diff(a: dict, b: dict) -> set:
 @pytest.mark.parametrize("name", [n for n, s in ABLATIONS.items() if s.kind == "train"])
 def test_arms_differ_from_the_base_in_exactly_the_keys_they_claim(name):
     spec = ABLATIONS[name]
-    opts = RunOptions()
+    opts = RunConfig()
     settings = settle(spec, opts)
-    base = resolve_arm(spec, spec.base_arm, settings, opts, "fp")
+    base = resolve_arm(spec, spec.base_arm, settings, "fp")
     for arm in spec.arms[1:]:
-        res = resolve_arm(spec, arm, settings, opts, "fp")
+        res = resolve_arm(spec, arm, settings, "fp")
         claimed = set(arm.overrides)
         changed = flat_diff(res.flat, base.flat)
         # nothing changes that the arm does not claim; a claimed key may restate the base's
@@ -38,9 +38,9 @@ def test_sharing_with_one_group_per_layer_is_one_run_with_no_sharing():
     import torch
 
     spec = ABLATIONS["sharing"]
-    opts = RunOptions()
+    opts = RunConfig()
     settings = settle(spec, opts)
-    res = {a.name: resolve_arm(spec, a, settings, opts, "fp") for a in spec.arms}
+    res = {a.name: resolve_arm(spec, a, settings, "fp") for a in spec.arms}
     twins = {n for n, r in res.items() if r.key == res["none"].key}
     assert twins == {"none"} | {f"{s}/{g}" for s in ("all", "attention", "ffn") for g in (4, "L")}
     assert len({r.key for r in res.values()}) == 7
@@ -57,8 +57,8 @@ def test_albert_reformer_ladder_ends_at_the_named_variant():
     from variants import get_config
 
     spec = ABLATIONS["albert_reformer"]
-    settings = settle(spec, RunOptions())
-    top = resolve_arm(spec, spec.arm("+reversible"), settings, RunOptions(), "fp")
+    settings = settle(spec, RunConfig())
+    top = resolve_arm(spec, spec.arm("+reversible"), settings, "fp")
     # the named variant, with the choices that keep factorization and LSH meaningful at the
     # CPU budget's H=128 and 128-token sequences, and LSH affordable (ablations.specs._FACT, _LSH)
     assert top.model == get_config("albert-reformer", "micro", vocab_size=4000, embedding_size=64,
@@ -66,13 +66,13 @@ def test_albert_reformer_ladder_ends_at_the_named_variant():
     # leave-one-out (its own ablation): the full arm is the ladder's top rung, and each other
     # arm differs from it in exactly its component's keys
     loo = ABLATIONS["albert_reformer_loo"]
-    loo_settings = settle(loo, RunOptions())
-    full = resolve_arm(loo, loo.base_arm, loo_settings, RunOptions(), "fp")
+    loo_settings = settle(loo, RunConfig())
+    full = resolve_arm(loo, loo.base_arm, loo_settings, "fp")
     assert full.model == top.model and full.data == top.data
     assert [a.name for a in loo.arms[1:]] == [f"ar-no-{k}" for k in ("factorized", "shared", "sop", "lsh", "reversible")]
-    bert = resolve_arm(spec, spec.base_arm, settings, RunOptions(), "fp")
+    bert = resolve_arm(spec, spec.base_arm, settings, "fp")
     for arm in loo.arms[1:]:
-        res = resolve_arm(loo, arm, loo_settings, RunOptions(), "fp")
+        res = resolve_arm(loo, arm, loo_settings, "fp")
         assert flat_diff(res.flat, full.flat) == set(arm.overrides)
         assert all(res.flat[k] == bert.flat[k] for k in arm.overrides)  # set back to BERT's own values
 
@@ -85,8 +85,8 @@ def test_papers_arms_are_the_named_variants(arm):
     from variants import get_config, get_variant
 
     spec = ABLATIONS["papers"]
-    settings = settle(spec, RunOptions())
-    res = resolve_arm(spec, spec.arm(arm), settings, RunOptions(), "fp")
+    settings = settle(spec, RunConfig())
+    res = resolve_arm(spec, spec.arm(arm), settings, "fp")
     assert res.model == get_config(arm, settings.size, vocab_size=settings.vocab_size)
     expected_data = DataConfig(**{**res.data.to_dict(), **get_variant(arm).data})
     assert res.data == expected_data and res.data.sentence_task == get_variant(arm).data["sentence_task"]
@@ -97,8 +97,8 @@ def test_curve_points_together_read_no_more_tokens_than_training():
 
     # the attention ablation's CPU budget: 550,000 tokens at 512 over 8 points -> 134 examples a point
     spec = ABLATIONS["attention"]
-    settings = settle(spec, RunOptions())
-    res = resolve_arm(spec, spec.base_arm, settings, RunOptions(), "fp")
+    settings = settle(spec, RunConfig())
+    res = resolve_arm(spec, spec.base_arm, settings, "fp")
     assert res.train.curve_examples == 550_000 // (8 * 512) == 134
     assert curve_examples({"batch_size": 2, "max_tokens": 40_000, "eval_points": 8}, 1024) == CURVE_MIN_EXAMPLES
     assert curve_examples({"batch_size": 16, "max_tokens": 550_000, "eval_points": 8}, 128) == 512  # 537 -> cap
@@ -115,7 +115,7 @@ def test_parse_duration():
 
 
 def quick(tmp_path, corpus_file, cache_dir, **kw):
-    return RunOptions(corpus=str(corpus_file), quick=True, out=str(tmp_path), cache_dir=str(cache_dir),
+    return RunConfig(corpus=str(corpus_file), quick=True, out=str(tmp_path), cache_dir=str(cache_dir),
                       progress=False, **kw)
 
 

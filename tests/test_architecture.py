@@ -51,7 +51,7 @@ def test_a_broken_contract_is_caught(tmp_path):
 @pytest.mark.parametrize("module, line, broken", [
     ("ablations/analysis/costs.py", "import torch", "ablations.analysis.costs -> torch"),
     ("ablations/report/tables.py", "from ablations.specs import ABLATIONS", "ablations.report.tables -> ablations.specs"),
-    ("ablations/plan/options.py", "from ablations.analysis import verdicts", "ablations.plan.options -> ablations.analysis"),
+    ("ablations/plan/resolve.py", "from ablations.analysis import verdicts", "ablations.plan.resolve -> ablations.analysis"),
 ])
 def test_the_stages_of_a_run_are_enforced(tmp_path, module, line, broken):
     """A new module falls under a rule by where it is placed: analysis stays pure, the report

@@ -234,18 +234,18 @@ def test_an_albert_whose_identity_projection_was_trained_is_refused_in_one_line(
 
 def test_the_banner_says_what_was_built_at_this_size(corpus_file):
     """--quick's tiny size has H = 128: ALBERT's "factorized E=128" is E = H there."""
+    from ablations.config import RunConfig
     from ablations.plan import make_plan
-    from ablations.plan.options import RunOptions
     from ablations.specs import get_ablation
 
-    quick = make_plan(get_ablation("papers"), RunOptions(quick=True, corpus=str(corpus_file)))
+    quick = make_plan(get_ablation("papers"), RunConfig(quick=True, corpus=str(corpus_file)))
     banners = {u.arm.name: u.banner for u in quick.units}
     assert banners["albert"] == ("[2/3] albert: ALBERT: factorized E=128, all layers shared, SOP, n-gram masking "
                                  "(at this size E = H = 128: not factorized)")
     assert banners["bert"] == "[1/3] bert: BERT: NSP, static token masking, separate embeddings and layers"
-    mini = make_plan(get_ablation("papers"), RunOptions(size="mini", corpus=str(corpus_file)))
+    mini = make_plan(get_ablation("papers"), RunConfig(size="mini", corpus=str(corpus_file)))
     assert "not factorized" not in next(u.banner for u in mini.units if u.arm.name == "albert")
-    sharing = make_plan(get_ablation("sharing"), RunOptions(size="micro", corpus=str(corpus_file)))
+    sharing = make_plan(get_ablation("sharing"), RunConfig(size="micro", corpus=str(corpus_file)))
     assert next(u.banner for u in sharing.units if u.arm.name == "all/L").endswith(
         "share all across layers in L group(s) (at this size E = H = 128: not factorized; 4 groups for 4 layers: "
         "nothing is shared)")

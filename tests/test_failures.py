@@ -115,7 +115,7 @@ def test_a_failed_downstream_step_is_redone_from_the_kept_weights(tmp_path, corp
 
 
 def test_a_one_line_error_names_where_it_was_raised():
-    from ablations.run.failure import one_line
+    from core.errors import one_line
 
     try:
         {}["x"]["y"]

@@ -100,7 +100,7 @@ def test_measurements_are_cached_per_config_and_shape():
 
 def test_a_flop_budget_needs_the_measured_flops_per_step():
     with pytest.raises(ValueError, match="max_flops=1e\\+12 needs flops_per_step > 0"):
-        TrainConfig(max_flops=1e12)
+        TrainConfig(max_flops=1e12).check_flops()  # the Trainer checks it as it starts
     assert TrainConfig(max_flops=1e12, flops_per_step=1e9).max_flops == 1e12
 
 
@@ -163,22 +163,22 @@ def test_flops_survive_a_resume_and_a_larger_flop_budget_extends_the_run(data, t
 # -- run --flops ----------------------------------------------------------------------------------
 def test_flops_option_excludes_steps_and_tokens_and_names_them(capsys):
     from ablations.__main__ import main as cli
-    from ablations.plan import RunOptions, settle
+    from ablations.plan import RunConfig, settle
     from ablations.specs import get_ablation
     from core.train import Budget
 
     with pytest.raises(ValueError, match="--flops cannot be combined with --tokens"):
-        RunOptions(flops=3e12, tokens=1000)
+        RunConfig(flops=3e12, tokens=1000)
     with pytest.raises(ValueError, match="--flops cannot be combined with --steps or --tokens"):
-        RunOptions(flops=3e12, steps=5, tokens=1000)
+        RunConfig(flops=3e12, steps=5, tokens=1000)
     assert cli(["run", "objective", "--flops", "3e12", "--steps", "5"]) == 2
     assert "--flops cannot be combined with --steps" in capsys.readouterr().err
     with pytest.raises(ValueError, match="--flops must be >= 1"):
-        RunOptions(flops=0.5)
+        RunConfig(flops=0.5)
     with pytest.raises(ValueError, match="finite"):
-        RunOptions(flops=float("nan"))
+        RunConfig(flops=float("nan"))
     # a time budget may stand beside it, as a safety limit; the arms are matched on FLOPs
-    budget = settle(get_ablation("objective"), RunOptions(flops=3e12, time_budget=600)).budget
+    budget = settle(get_ablation("objective"), RunConfig(flops=3e12, time_budget=600)).budget
     assert budget.fields() == {"max_flops": 3e12, "max_seconds": 600} and budget.kind == "flops"
     assert Budget.of({"max_tokens": 10, "max_seconds": 5}).kind == "tokens"
 
@@ -216,13 +216,13 @@ def test_run_with_a_flop_budget_gives_every_arm_the_same_compute(tmp_path, corpu
 
 @pytest.mark.slow
 def test_every_run_records_its_training_flops(tmp_path, corpus_file, cache_dir):
-    from ablations.plan.options import RunOptions
-    from ablations.run.runner import run_ablation
+    from ablations.config import RunConfig
+    from ablations.run import run_ablation
     from ablations.rundir import read_rows
     from ablations.specs import AblationSpec, Arm
 
     spec = AblationSpec("steps", "", "bert", (Arm("base"),))
-    run_ablation(spec, RunOptions(corpus=str(corpus_file), quick=True, out=str(tmp_path), cache_dir=str(cache_dir),
+    run_ablation(spec, RunConfig(corpus=str(corpus_file), quick=True, out=str(tmp_path), cache_dir=str(cache_dir),
                                   progress=False, steps=2))
     (row,) = read_rows(tmp_path / "results.jsonl")
     assert row["budget_kind"] == "steps" and row["steps"] == 2

@@ -10,11 +10,11 @@ import torch
 
 import ablations.run.arm as arm_module
 from ablations.analysis.verdicts import collect
+from ablations.config import RunConfig
 from ablations.plan.ladder import Ladder, rung_budgets
-from ablations.plan.options import RunOptions
 from ablations.report import render_report
+from ablations.run import run_ablation
 from ablations.run.arm import ArmTrainer
-from ablations.run.runner import run_ablation
 from ablations.rundir import read_rows
 from ablations.specs import AblationSpec, Arm
 from core.data import DataConfig, build_dataset
@@ -58,7 +58,7 @@ def test_rung_budgets_are_geometric_and_end_at_the_budget():
         {"max_steps": 11, "max_seconds": 1.0}, {"max_steps": 33, "max_seconds": 3.0},
         {"max_steps": 100, "max_seconds": 9.0}]
     with pytest.raises(ValueError, match="at least 3 budgets"):
-        RunOptions(ladder=2)
+        RunConfig(ladder=2)
     ladder = Ladder.of(TrainConfig(max_steps=16, schedule="wsd", decay=0.25), 3, 2.0)
     assert ladder.rung(0).max_steps == 4 and ladder.branch_point(1) == {"max_steps": 6.0}
 
@@ -69,17 +69,17 @@ def test_a_ladder_resolves_to_wsd_with_a_warm_up_in_steps():
 
     spec = AblationSpec(name="t", description="", base="roberta",
                         arms=(Arm("base"), Arm("lin", {"train.schedule": "linear"})))
-    opts = RunOptions(quick=True, tokens=64_000, ladder=3)
+    opts = RunConfig(quick=True, tokens=64_000, ladder=3)
     settings = settle(spec, opts)
-    res = resolve_arm(spec, spec.arms[0], settings, opts, "fp")
+    res = resolve_arm(spec, spec.arms[0], settings, "fp")
     # 6% of the smallest rung (16,000 tokens at 4 x 64 tokens per step: 62.5 steps) = 4 steps
     assert res.train.schedule == "wsd" and res.train.warmup_steps == 4
-    assert res.key != resolve_arm(spec, spec.arms[0], settings, RunOptions(quick=True, tokens=64_000), "fp").key
+    assert res.key != resolve_arm(spec, spec.arms[0], settle(spec, RunConfig(quick=True, tokens=64_000)), "fp").key
     with pytest.raises(ValueError, match="train.schedule='linear' cannot branch"):
-        resolve_arm(spec, spec.arms[1], settings, opts, "fp")
-    timed = RunOptions(quick=True, time_budget=60, ladder=3)
+        resolve_arm(spec, spec.arms[1], settings, "fp")
+    timed = RunConfig(quick=True, time_budget=60, ladder=3)
     with pytest.raises(ValueError, match="set train.warmup_steps"):
-        resolve_arm(spec, spec.arms[0], settle(spec, timed), timed, "fp")
+        resolve_arm(spec, spec.arms[0], settle(spec, timed), "fp")
 
 
 # -- the resume rule -------------------------------------------------------------------------------
@@ -137,8 +137,8 @@ SPEC = AblationSpec(name="tiny_ladder", description="a ladder on two arms", base
                     arms=(Arm("base"), Arm("slow", {"train.lr": 5e-4})), base_overrides={"train.decay": 0.25})
 
 
-def options(tmp_path, corpus_file, cache_dir, **kw) -> RunOptions:
-    return RunOptions(corpus=str(corpus_file), quick=True, out=str(tmp_path), cache_dir=str(cache_dir),
+def options(tmp_path, corpus_file, cache_dir, **kw) -> RunConfig:
+    return RunConfig(corpus=str(corpus_file), quick=True, out=str(tmp_path), cache_dir=str(cache_dir),
                       progress=False, **kw)
 
 
@@ -153,8 +153,8 @@ def counted(monkeypatch):
         update(self)
 
     monkeypatch.setattr(Trainer, "_update", counting)
-    monkeypatch.setattr(ArmTrainer, "_measurements", lambda self, res, speed, tokens_per_s=None: {})
-    monkeypatch.setattr("ablations.run.runner.time_side_by_side", lambda runner, resolved: None)
+    monkeypatch.setattr(ArmTrainer, "measurements", lambda self, res, speed, tokens_per_s=None: {})
+    monkeypatch.setattr("ablations.run.runner.time_side_by_side", lambda *args, **kw: None)
     return steps
 
 

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from ablations.__main__ import main as cli
-from ablations.plan import RunOptions, make_plan
+from ablations.plan import RunConfig, make_plan
 from ablations.plan.ladder import budget_axis
 from ablations.rundir import (
     RESULTS,
@@ -50,7 +50,7 @@ def test_one_rule_for_which_rows_are_results():
 
 def test_a_budget_speaks_in_one_order_everywhere():
     """--steps and --tokens together: the arms are matched on tokens, and a ladder rung says tokens too."""
-    settings = make_plan(get_ablation("seq_scaling"), RunOptions(steps=5, tokens=1000)).settings
+    settings = make_plan(get_ablation("seq_scaling"), RunConfig(steps=5, tokens=1000)).config
     assert settings.budget.kind == "tokens"
     assert budget_axis(settings.budget.fields()) == ("tokens", 1000)
 
@@ -75,7 +75,7 @@ def test_every_arm_is_checked_before_any_trains(tmp_path, corpus_file, capsys):
     assert "lhs: " in err and "Did you mean 'lsh'" in err
     assert not (out / RESULTS).exists()  # nothing trained
     with pytest.raises(ValueError, match="nothing trained"):
-        make_plan(load_toml(spec), RunOptions(quick=True, corpus=str(corpus_file)))
+        make_plan(load_toml(spec), RunConfig(quick=True, corpus=str(corpus_file)))
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ablations.__main__ import main as cli
-from ablations.plan.options import RunOptions, parse_shard
+from ablations.config import RunConfig, parse_shard
 from ablations.plan.selection import select_arms
 from ablations.report import render_report
 from ablations.rundir import append_row, read_rows
@@ -33,9 +33,9 @@ def spec(tmp_path: Path, extra: str = ARMS) -> Path:
 def test_shards_split_the_arms_disjointly_and_cover_them_all():
     spec_ = get_ablation("albert_reformer")
     names = [a.name for a in spec_.arms]
-    parts = [[a.name for a in select_arms(spec_, RunOptions(shard=f"{k}/3"))] for k in (1, 2, 3)]
+    parts = [[a.name for a in select_arms(spec_, RunConfig(shard=f"{k}/3"))] for k in (1, 2, 3)]
     assert sorted(sum(parts, [])) == sorted(names) and parts[0] == names[0::3]
-    picked = select_arms(spec_, RunOptions(arms=f"{names[2]},{names[1]},{names[0]}", shard="1/2"))
+    picked = select_arms(spec_, RunConfig(arms=f"{names[2]},{names[1]},{names[0]}", shard="1/2"))
     assert [a.name for a in picked] == [names[0], names[2]]  # both in shard 1 of 2; the spec's order
 
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from ablations.analysis.verdicts import ArmStats, collect, difference, speed_of, speed_words
-from ablations.plan.options import RunOptions
+from ablations.config import RunConfig
 from ablations.report import render_report
-from ablations.run.runner import run_ablation
+from ablations.run import run_ablation
 from ablations.rundir import read_rows
 from ablations.specs import AblationSpec, Arm, Expectation, get_ablation
 from core.measure import interleaved_speed
@@ -89,7 +89,7 @@ def test_seeds_are_shared_by_arms_and_a_rerun_adds_only_missing_ones(tmp_path, c
     spec = AblationSpec("two", "", "bert", (Arm("base"), Arm("sop", {"data.sentence_task": "sop"})))
     opts = dict(corpus=str(corpus_file), quick=True, out=str(tmp_path), cache_dir=str(cache_dir), progress=False,
                 steps=4)
-    run_ablation(spec, RunOptions(**opts, seeds=2))
+    run_ablation(spec, RunConfig(**opts, seeds=2))
     rows = read_rows(tmp_path / "results.jsonl")
     assert sorted((r["arm"], r["seed"]) for r in rows) == [("base", 0), ("base", 1), ("sop", 0), ("sop", 1)]
     by = {(r["arm"], r["seed"]): r for r in rows}
@@ -98,7 +98,7 @@ def test_seeds_are_shared_by_arms_and_a_rerun_adds_only_missing_ones(tmp_path, c
         "config"]["data.seed"]
     assert by[("sop", 1)]["eval_set"] == "base"
     assert by[("sop", 1)]["eval_mlm_example_tokens"] == by[("base", 1)]["eval_mlm_example_tokens"]
-    summary = run_ablation(spec, RunOptions(**opts, seeds=3))
+    summary = run_ablation(spec, RunConfig(**opts, seeds=3))
     render_report(tmp_path)
     assert sorted((r["arm"], r["seed"]) for r in summary.rows) == [("base", 2), ("sop", 2)]
     report = (tmp_path / "report.md").read_text()
@@ -111,7 +111,7 @@ def test_quick_runs_on_a_corpus_with_more_characters_than_500_pieces(tmp_path, c
     from tests.test_data import many_characters_corpus
 
     corpus = many_characters_corpus(tmp_path / "many.txt")
-    summary = run_ablation(get_ablation("objective"), RunOptions(corpus=str(corpus), quick=True, out=str(tmp_path / "r"),
+    summary = run_ablation(get_ablation("objective"), RunConfig(corpus=str(corpus), quick=True, out=str(tmp_path / "r"),
                                                                  cache_dir=str(cache_dir), progress=False))
     assert not summary.errors and all(r["status"] == "ok" for r in summary.rows)
     assert summary.rows[0]["config"]["model.vocab_size"] > 500

@@ -20,16 +20,6 @@ from dataclasses import dataclass
 
 from core.train import BUDGET_FIELDS, Budget, TrainConfig
 
-MIN_RUNGS = 3  # two budgets give a line through two points; a crossing needs a curve
-
-
-def check_ladder(rungs: int, ratio: float) -> None:
-    if rungs and rungs < MIN_RUNGS:
-        raise ValueError(f"--ladder {rungs}: a ladder needs at least {MIN_RUNGS} budgets per arm (K >= "
-                         f"{MIN_RUNGS}) to show where curves cross; leave it out for one budget")
-    if not ratio > 1:
-        raise ValueError(f"--ladder-ratio must be > 1 (each rung's budget over the previous one's), got {ratio}")
-
 
 def budget_of(train: TrainConfig) -> dict:
     """The set budget fields of a config: {"max_tokens": 60000}."""

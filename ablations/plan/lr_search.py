@@ -16,8 +16,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ablations.plan.build import Plan
-from ablations.plan.options import RunOptions
+from ablations.config import RunConfig
+from ablations.plan.resolve import base_rate, resolve_model
+from ablations.plan.selection import select_arms
 from ablations.rundir import SEARCH_DIR
 from ablations.specs import AblationSpec, Arm
 
@@ -26,36 +27,34 @@ def point_name(arm: str, lr: float) -> str:
     return f"{arm} @ lr {lr:.3g}"
 
 
-def searched_arms(plan: Plan) -> dict[str, float]:
+def searched_arms(spec: AblationSpec, config: RunConfig) -> dict[str, float]:
     """arm -> its base rate, for the arms the search tunes: those this process trains whose
-    rate an arm override does not pin."""
-    first = plan.opts.seed_list[0]
-    return {u.arm.name: u.resolved.train.lr for u in plan.trained
-            if u.seed == first and "train.lr" not in u.arm.overrides}
+    rate an arm override does not pin. `config` is settled."""
+    pinned = spec.base_overrides.get("train.lr")
+    return {a.name: pinned if pinned is not None else base_rate(resolve_model(spec, a, config)[0], config)[0]
+            for a in select_arms(spec, config) if "train.lr" not in a.overrides}
 
 
-def search_spec(plan: Plan, grid: tuple[float, ...]) -> AblationSpec:
+def search_spec(spec: AblationSpec, bases: dict[str, float], grid: tuple[float, ...]) -> AblationSpec:
     """One arm per (arm, rate); the first is a point of the base arm, so that arms sharing
     its data are scored on its held-out examples (paired)."""
-    base = {a.name: a for a in plan.spec.arms}
-    arms = [Arm(point_name(name, lr * m), {**base[name].overrides, "train.lr": lr * m},
+    by_name = {a.name: a for a in spec.arms}
+    arms = [Arm(point_name(name, lr * m), {**by_name[name].overrides, "train.lr": lr * m},
                 f"{name} at {m:g} x its rate", component=name)
-            for name, lr in searched_arms(plan).items() for m in grid]
-    return dataclasses.replace(plan.spec, name=f"{plan.spec.name}/{SEARCH_DIR}", arms=tuple(arms), expectations=(),
-                               description=f"learning-rate search of {plan.spec.name}")
+            for name, lr in bases.items() for m in grid]
+    return dataclasses.replace(spec, name=f"{spec.name}/{SEARCH_DIR}", arms=tuple(arms), expectations=(),
+                               description=f"learning-rate search of {spec.name}")
 
 
-def search_options(plan: Plan, out: str, fraction: float) -> RunOptions:
-    """The run's options for the search points: the first seed, `fraction` of the budget."""
-    b = plan.settings.budget
+def search_config(config: RunConfig, out: str, fraction: float) -> RunConfig:
+    """The run's config for the search points (settled): the first seed, `fraction` of the budget."""
+    b = config.budget
     scaled = {"tokens": b.max_tokens and max(1, round(b.max_tokens * fraction)),
               "steps": b.max_steps and max(1, round(b.max_steps * fraction)),
               "flops": b.max_flops and b.max_flops * fraction,
               "time_budget": b.max_seconds and b.max_seconds * fraction}
-    return dataclasses.replace(plan.opts, **{k: v or None for k, v in scaled.items()}, seeds=1, out=out, arms=None,
-                               shard=None, ladder=0, downstream=(), lr=None,
-                               lr_search=False, size=plan.settings.size, seq_len=plan.settings.seq_len,
-                               batch_size=plan.settings.batch_size, vocab_size=plan.settings.vocab_size)
+    return config.replace(**{k: v or None for k, v in scaled.items()}, seeds=1, out=out, arms=None, shard=None,
+                          ladder=0, downstream=(), lr=None, lr_search=False)
 
 
 @dataclass(frozen=True)

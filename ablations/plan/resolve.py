@@ -12,14 +12,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from ablations.config import RunConfig
 from ablations.plan.ladder import warmup_steps_for
-from ablations.plan.options import RunOptions
-from ablations.plan.settings import RunSettings
 from ablations.specs import AblationSpec, Arm
 from core.data import DataConfig
-from core.device import oom_result, pick_device
 from core.interop import check_loadable
-from core.measure import step_flops
 from core.model import ModelConfig
 from core.optim import BASE_LR, BASE_WIDTH, lr_for_width
 from core.train import TrainConfig
@@ -47,6 +44,7 @@ class ResolvedArm:
     lr_source: str = ""                    # where train.lr came from: the width rule, --lr / the spec, the arm
     lr_search: dict | None = None          # --lr-search: the rates tried, their losses, the choice, the cost
     notes: tuple[str, ...] = ()            # what the arm asks for that this size does not build (`size_notes`)
+    derived: tuple[str, ...] = ()          # train fields derived by the runner, not set by the arm (`with_measured_flops`)
 
     @property
     def described(self) -> str:
@@ -67,6 +65,28 @@ def size_notes(model: ModelConfig, requested: set[str]) -> tuple[str, ...]:
     return tuple(notes)
 
 
+def resolve_model(spec: AblationSpec, arm: Arm, config: RunConfig) -> tuple[ModelConfig, dict[str, Any]]:
+    """The arm's ModelConfig at the run's size and length, and the model overrides it asked for."""
+    model_over = _split({**spec.base_overrides, **arm.overrides})["model"]
+    layers = SIZES[config.size][0]
+    model_over = {k: (layers if (k == "num_groups" and v == "L") else v) for k, v in model_over.items()}
+    model_over.setdefault("vocab_size", config.vocab_size)
+    model_over.setdefault("max_position_embeddings", max(512, config.seq_len))
+    model = get_config(spec.base, config.size, **model_over)
+    if config.seq_len > model.max_position_embeddings:
+        raise ValueError(f"arm {arm.name!r}: --seq-len {config.seq_len} exceeds model.max_position_embeddings="
+                         f"{model.max_position_embeddings}; lower --seq-len or raise model.max_position_embeddings")
+    return model, model_over
+
+
+def base_rate(model: ModelConfig, config: RunConfig) -> tuple[float, str]:
+    """An arm's own peak rate and where it comes from: one rate for all (--lr or the spec),
+    or the width rule."""
+    if config.lr is not None:
+        return config.lr, "one rate for all arms (--lr or the spec)"
+    return lr_for_width(model.hidden_size), f"width rule: {BASE_LR:g} x {BASE_WIDTH} / H={model.hidden_size}"
+
+
 def _split(overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {"model": {}, "data": {}, "train": {}}
     for k, v in overrides.items():
@@ -75,53 +95,46 @@ def _split(overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def resolve_arm(spec: AblationSpec, arm: Arm, settings: RunSettings, opts: RunOptions,
-                corpus_fp: str, n_trained: int = 1, seed: int | None = None,
-                rate: tuple[float, str] | None = None) -> ResolvedArm:
-    """Seed k is the same for every arm: initialisation, data order and masks. `rate`: the
-    arm's rate chosen elsewhere (--lr-search) and where it came from."""
-    seed = opts.seed if seed is None else seed
+def resolve_arm(spec: AblationSpec, arm: Arm, config: RunConfig, corpus_fp: str, n_trained: int = 1,
+                seed: int | None = None, rate: tuple[float, str] | None = None) -> ResolvedArm:
+    """Seed k is the same for every arm: initialisation, data order and masks. `config` is
+    settled (`plan.config.settle`). `rate`: the arm's rate chosen elsewhere (--lr-search)
+    and where it came from."""
+    if not config.settled:
+        raise ValueError("resolve_arm needs a settled RunConfig: ablations.plan.settle(spec, config)")
+    seed = config.seed if seed is None else seed
     variant = get_variant(spec.base)
     over = _split({**spec.base_overrides, **arm.overrides})
-    seq_len = settings.seq_len
-    layers = SIZES[settings.size][0]
-    model_over = {k: (layers if (k == "num_groups" and v == "L") else v) for k, v in over["model"].items()}
-    model_over.setdefault("vocab_size", settings.vocab_size)
-    model_over.setdefault("max_position_embeddings", max(512, seq_len))
-    model = get_config(spec.base, settings.size, **model_over)
-    if seq_len > model.max_position_embeddings:
-        raise ValueError(f"arm {arm.name!r}: --seq-len {seq_len} exceeds model.max_position_embeddings="
-                         f"{model.max_position_embeddings}; lower --seq-len or raise model.max_position_embeddings")
+    model, model_over = resolve_model(spec, arm, config)
+    seq_len = config.seq_len
     data_fields = {**variant.data, "vocab_size": model.vocab_size, "max_length": seq_len, "seed": 12345 + seed,
-                   "text_column": opts.text_column, "sentence_splitter": opts.sentence_splitter}
-    if opts.quick:
+                   "text_column": config.text_column, "sentence_splitter": config.sentence_splitter}
+    if config.quick:
         data_fields.update(dupe_factor=2, max_eval_examples=64, character_coverage=0)
     data_fields.update(over["data"])
     data = DataConfig(**data_fields)
     if data.sentence_task != "none" and not model.sentence_head:
         raise ValueError(f"arm {arm.name!r}: data.sentence_task={data.sentence_task!r} needs a sentence head; "
                          "set model.sentence_head=True or data.sentence_task='none'")
-    budget = settings.budget.fields()
+    budget = config.budget.fields()
     if "max_seconds" in budget:
         budget["max_seconds"] = budget["max_seconds"] / max(1, n_trained)
-    lr, lr_source = (settings.lr, "one rate for all arms (--lr or the spec)") if settings.lr is not None else \
-        (lr_for_width(model.hidden_size), f"width rule: {BASE_LR:g} x {BASE_WIDTH} / H={model.hidden_size}")
-    if rate is not None:
-        lr, lr_source = rate
+    lr, lr_source = rate if rate is not None else base_rate(model, config)
     if "lr" in over["train"]:
         lr_source = "pinned by the arm (train.lr)"
-    train_fields = {"batch_size": settings.batch_size, "lr": lr, "device": opts.device, "seed": seed,
-                    "checkpoint_every": 50, "log_every": 1, "eval_points": 8, "compile": opts.compile,
-                    "precision": opts.precision, **budget,
-                    **({"schedule": "wsd"} if opts.ladder else {}), **over["train"]}
-    if train_fields.get("max_flops"):
-        train_fields["flops_per_step"] = _budget_flops_per_step(model, data, train_fields, pick_device(opts.device))
+    train_fields = {"batch_size": config.batch_size, "lr": lr, "device": config.device, "seed": seed,
+                    "checkpoint_every": 50, "log_every": 1, "eval_points": 8, "compile": config.compile,
+                    "precision": config.precision, **budget,
+                    **({"schedule": "wsd"} if config.ladder else {}), **over["train"]}
+    # a FLOP budget's flops_per_step is measured in the run stage, once per configuration
+    # (`ablations.run.arm.ArmTrainer.with_flops`), which then also derives what follows from it
+    derived = tuple(k for k in ("curve_examples", "warmup_steps") if k not in over["train"])
     train_fields.setdefault("curve_examples", curve_examples(train_fields, seq_len))
     train = TrainConfig(**train_fields)
     if train.init_from:  # an HF-format source without transformers: one line now, not when the arm starts
         check_loadable(train.init_from, f"init_from {train.init_from} (an HF-format arm)")
-    if opts.ladder:
-        train = _for_ladder(train, arm.name, seq_len, opts)
+    if config.ladder:
+        train = _for_ladder(train, arm.name, seq_len, config)
     wrong = [f"{section}.{e}" for section, cfg in (("model", model), ("data", data), ("train", train))
              for e in cfg.type_errors()]
     if wrong:
@@ -129,8 +142,9 @@ def resolve_arm(spec: AblationSpec, arm: Arm, settings: RunSettings, opts: RunOp
     flat = {**{f"model.{k}": v for k, v in model.to_dict().items()},
             **{f"data.{k}": v for k, v in data.to_dict().items()},
             **{f"train.{k}": v for k, v in train.to_dict().items()}}
-    return ResolvedArm(arm, spec.base, model, data, train, flat, _key(flat, opts, corpus_fp), seed,
-                       lr_source=lr_source, notes=size_notes(model, set(variant.model) | set(model_over)))
+    return ResolvedArm(arm, spec.base, model, data, train, flat, _key(flat, config, corpus_fp), seed,
+                       lr_source=lr_source, notes=size_notes(model, set(variant.model) | set(model_over)),
+                       derived=derived)
 
 
 # settings that change how a run is watched or stored, not what it learns
@@ -138,7 +152,7 @@ _BOOKKEEPING = ("train.checkpoint_every", "train.log_every", "train.eval_points"
                 "train.compile", "train.flops_per_step")
 
 
-def _key(flat: dict[str, Any], opts: RunOptions, corpus_fp: str) -> str:
+def _key(flat: dict[str, Any], opts: RunConfig, corpus_fp: str) -> str:
     """The configuration's identity: finished rows and twins match on it. A field added
     later at its old behaviour's value (`LATER_DEFAULTS`) leaves old rows' keys as they were."""
     key_src = {k: v for k, v in _same_model(flat).items() if k not in _BOOKKEEPING
@@ -175,6 +189,21 @@ def pair_eval_sets(units: list[ResolvedArm], base: dict[int, ResolvedArm]) -> No
 CURVE_MIN_EXAMPLES = 32
 
 
+def with_measured_flops(res: ResolvedArm, train: TrainConfig, flops_per_step: float, ladder: int,
+                        ratio: float) -> TrainConfig:
+    """The unit's TrainConfig once its step's FLOPs are measured: a FLOP budget's curve
+    examples and a ladder's warm-up steps follow from them (unless the arm set them)."""
+    train = train.replace(flops_per_step=train.flops_per_step or flops_per_step)
+    if not train.max_flops:
+        return train
+    if "curve_examples" in res.derived:
+        train = train.replace(curve_examples=curve_examples(train.to_dict(), res.data.max_length))
+    if ladder and "warmup_steps" in res.derived and not train.warmup_steps:
+        tokens_per_step = train.batch_size * train.grad_accum * res.data.max_length
+        train = train.replace(warmup_steps=warmup_steps_for(train, tokens_per_step, ladder, ratio))
+    return train
+
+
 def curve_examples(train_fields: dict[str, Any], seq_len: int) -> int:
     """Examples per curve point for this budget (the TrainConfig default where the budget
     is wall-clock only, since its tokens are not known in advance)."""
@@ -190,24 +219,13 @@ def curve_examples(train_fields: dict[str, Any], seq_len: int) -> int:
     return int(min(cap, max(CURVE_MIN_EXAMPLES, min(known) // (points * seq_len))))
 
 
-def _budget_flops_per_step(model: ModelConfig, data: DataConfig, train_fields: dict, device) -> float:
-    """A FLOP budget counts measured FLOPs per step; an arm that cannot take one step is
-    an invalid arm (its error row says so) rather than a crash of the whole run."""
-    try:
-        return step_flops(model, train_fields["batch_size"], data.max_length, device, data.mask_prob,
-                          train_fields.get("grad_accum", 1))["flops_per_step"]
-    except Exception as err:  # noqa: BLE001
-        oom = oom_result(err)
-        if oom is None:
-            raise
-        raise ValueError(f"measuring one training step's FLOPs (batch {train_fields['batch_size']} x "
-                         f"{data.max_length}) ran out of memory on {device}: {oom['error']}") from None
-
-
-def _for_ladder(train: TrainConfig, name: str, seq_len: int, opts: RunOptions) -> TrainConfig:
-    """A ladder's unit trains wsd with a warm-up in steps (ablations.plan.ladder)."""
+def _for_ladder(train: TrainConfig, name: str, seq_len: int, opts: RunConfig) -> TrainConfig:
+    """A ladder's unit trains wsd with a warm-up in steps (ablations.plan.ladder); under a
+    FLOP budget the steps follow from the measured FLOPs, in the run stage."""
     if train.schedule != "wsd":
         raise ValueError(f"arm {name!r}: --ladder branches the rungs from one warmup-stable-decay run; "
                          f"train.schedule={train.schedule!r} cannot branch (drop the override or --ladder)")
+    if train.max_flops and not train.flops_per_step:
+        return train
     tokens_per_step = train.batch_size * train.grad_accum * seq_len
     return train.replace(warmup_steps=warmup_steps_for(train, tokens_per_step, opts.ladder, opts.ladder_ratio))

@@ -8,12 +8,12 @@ time budget's split), only the training is restricted.
 """
 from __future__ import annotations
 
-from ablations.plan.options import RunOptions, parse_arm_names, parse_shard
+from ablations.config import RunConfig, parse_arm_names, parse_shard
 from ablations.specs import AblationSpec, Arm
 from core.registry import unknown_name_error
 
 
-def select_arms(spec: AblationSpec, opts: RunOptions) -> list[Arm]:
+def select_arms(spec: AblationSpec, opts: RunConfig) -> list[Arm]:
     """The spec's arms in order, restricted to --arms and to shard K of N."""
     names, shard = parse_arm_names(opts.arms), parse_shard(opts.shard)
     valid = [a.name for a in spec.arms]
@@ -24,5 +24,5 @@ def select_arms(spec: AblationSpec, opts: RunOptions) -> list[Arm]:
             if (names is None or a.name in names) and (shard is None or i % shard[1] + 1 == shard[0])]
 
 
-def is_partial(opts: RunOptions) -> bool:
+def is_partial(opts: RunConfig) -> bool:
     return opts.arms is not None or opts.shard is not None

@@ -14,30 +14,24 @@ A finished ok unit keeps its final weights (`ablations.run.weights`) and, with
 """
 from __future__ import annotations
 
-import json
-import shutil
 import time
-from collections.abc import Callable, Iterator
-from functools import partial
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ablations.plan.ladder import Ladder, budget_axis
-from ablations.plan.options import RunOptions
-from ablations.plan.resolve import ResolvedArm
-from ablations.plan.settings import RunSettings
-from ablations.run.downstream import downstream_lines, load_tasks, score_or_error
-from ablations.run.failure import one_line, write_error_log
+from ablations.config import RunConfig
+from ablations.plan.resolve import ResolvedArm, with_measured_flops
+from ablations.run.downstream import downstream_lines, score_or_error
+from ablations.run.failure import write_error_log
 from ablations.run.launch import fit, launch
 from ablations.run.weights import drop_checkpoint, keep_final_weights, with_init_from
-from ablations.rundir import BRANCH, ERROR_LOG, arm_dir, rung_dir
+from ablations.rundir import ERROR_LOG, arm_dir
 from core.data import DataConfig, DataError, build_dataset
 from core.device import oom_result
+from core.errors import one_line
 from core.extras import MissingExtra
-from core.files import atomic_path, atomic_write_text
-from core.interop import load_arm
 from core.measure import flops_per_token, matmul_peak_flops, measure, step_flops
 from core.model import PretrainingModel
 from core.train import CHECKPOINT, TrainConfig, finished_training, load_checkpoint
@@ -48,8 +42,8 @@ STEPS = ("train", "final evaluation", "weights", "downstream", "measurement")
 
 
 class ArmTrainer:
-    def __init__(self, run_dir: Path, opts: RunOptions, settings: RunSettings, device: torch.device, log):
-        self.out, self.opts, self.settings, self.device, self.log = run_dir, opts, settings, device, log
+    def __init__(self, run_dir: Path, config: RunConfig, device: torch.device, log):
+        self.out, self.config, self.device, self.log = run_dir, config, device, log
         self._data: dict[str, Any] = {}
         self.step, self.ckpt = STEPS[0], run_dir / CHECKPOINT  # the step under way, the checkpoint it writes
 
@@ -58,7 +52,7 @@ class ArmTrainer:
         key = cfg.to_json()
         if key not in self._data:
             t0 = time.perf_counter()
-            self._data[key] = build_dataset(cfg, self.opts.corpus, self.opts.cache_dir)
+            self._data[key] = build_dataset(cfg, self.config.corpus, self.config.cache_dir)
             self.log(f"  data ready in {time.perf_counter() - t0:.1f}s: {len(self._data[key].train)} training "
                      f"examples from {self._data[key].corpus_name}")
         return self._data[key]
@@ -72,14 +66,14 @@ class ArmTrainer:
     # -- one arm ---------------------------------------------------------------------------------
     def train(self, res: ResolvedArm, row: dict[str, Any]) -> dict[str, Any]:
         ckpt_dir = arm_dir(self.out, res.arm.name, res.seed)
-        self._guarded(row, lambda: self._train_into(row, res, ckpt_dir), ckpt_dir)
+        self.guarded(row, lambda: self._train_into(row, res, ckpt_dir), ckpt_dir)
         if row["status"] == "ok":
             (ckpt_dir / ERROR_LOG).unlink(missing_ok=True)
-            if not self.opts.keep_checkpoints:
+            if not self.config.keep_checkpoints:
                 drop_checkpoint(ckpt_dir)  # the final weights stay (export, finetune, init_from)
         return row
 
-    def _guarded(self, row: dict[str, Any], work: Callable[[], None], unit_dir: Path) -> None:
+    def guarded(self, row: dict[str, Any], work: Callable[[], None], unit_dir: Path) -> None:
         """Run `work` (which fills `row`, naming each step in `self.step` as it starts); a
         failure becomes the row's status, one line in `error`, the step in `failed_step`
         and the traceback in the unit's error.log. A step after training never costs the
@@ -112,124 +106,65 @@ class ArmTrainer:
     def _train_into(self, row: dict, res: ResolvedArm, ckpt_dir: Path) -> None:
         data = self.data_for(res.data)
         eval_data, row["eval_set"] = self.eval_data_for(res, data)
-        fields, model = self._fit(res, data, eval_data, self._with_flops(row, res, with_init_from(res.train)),
+        fields, model = self.fit_unit(res, data, eval_data, self.with_flops(row, res, with_init_from(res.train)),
                                  ckpt_dir)
         row.update(fields, budget_kind=fields.get("stopped_by") or row["budget_kind"])
         if row["status"] == "ok":
-            row.update(self._keep_and_score(model or self._from_checkpoint(res, ckpt_dir), data, ckpt_dir, res))
+            row.update(self.keep_and_score(model or self.from_checkpoint(res, ckpt_dir), data, ckpt_dir, res))
         del model
         self.step = "measurement"
         self._measure_into(row, res, speed=not row.get("timed_steps") or row["timed_steps"] < 3)
 
-    def _with_flops(self, row: dict, res: ResolvedArm, train_cfg: TrainConfig) -> TrainConfig:
-        """Every arm counts its training FLOPs (measured per step, so that any run can be
-        plotted against compute); a FLOP budget has measured them already (`resolve`)."""
+    def with_flops(self, row: dict, res: ResolvedArm, train_cfg: TrainConfig) -> TrainConfig:
+        """Every arm counts its training FLOPs, measured here, in the run stage, once per
+        configuration in a process (`core.measure.measured_flops_cached`), so that any run
+        can be plotted against compute; a FLOP budget is counted in them, and what follows
+        from them (curve examples, a ladder's warm-up) is set now (`with_measured_flops`)."""
         m = step_flops(res.model, train_cfg.batch_size, res.data.max_length, self.device, res.data.mask_prob,
                        train_cfg.grad_accum)
-        fps = train_cfg.flops_per_step or m["flops_per_step"]
-        row.update(flops_per_step=fps, flops_per_token_measured=m["flops_per_token"],
+        train = with_measured_flops(res, train_cfg, m["flops_per_step"], self.config.ladder, self.config.ladder_ratio)
+        row.update(flops_per_step=train.flops_per_step, flops_per_token_measured=m["flops_per_token"],
                    flops_per_token_analytic=m["flops_per_token_analytic"])
-        row["config"] = {**row["config"], "train.flops_per_step": fps}
-        return train_cfg.replace(flops_per_step=fps)
+        row["config"] = {**row["config"], **{f"train.{k}": getattr(train, k)
+                                             for k in ("flops_per_step", "curve_examples", "warmup_steps")}}
+        return train
 
-    def _fit(self, res: ResolvedArm, data, eval_data, train_cfg: TrainConfig, ckpt_dir: Path,
+    def fit_unit(self, res: ResolvedArm, data, eval_data, train_cfg: TrainConfig, ckpt_dir: Path,
              until: dict | None = None) -> tuple[dict, PretrainingModel | None]:
         """Train in this process, or on torchrun's ranks (then no model: rank 0 wrote it)."""
-        n, tracking = self.opts.nproc_per_node, self._tracking(res, ckpt_dir)
+        n, tracking = self.config.nproc_per_node, self._tracking(res, ckpt_dir)
         if n > 1:  # torchrun's ranks train it; this process keeps the lease and measures
             fields = launch(res.model, res.data, eval_data.cfg if eval_data is not data else None, train_cfg,
-                            ckpt_dir, self.opts.corpus, self.opts.cache_dir, n, self.opts.progress, until, tracking)
+                            ckpt_dir, self.config.corpus, self.config.cache_dir, n, self.config.progress, until, tracking)
             model = None
         else:
-            fields, model = fit(res.model, data, eval_data, train_cfg, ckpt_dir, self.opts.progress, until, tracking)
+            fields, model = fit(res.model, data, eval_data, train_cfg, ckpt_dir, self.config.progress, until, tracking)
         if fields["resume"].get("kind") == "restarted":
             self.log(f"  [yellow]{fields['resume']['reason']}[/yellow]")
         return fields, model
 
     def _tracking(self, res: ResolvedArm, ckpt_dir: Path) -> dict | None:
         """--log-to: one tracked run per (arm, seed), and per rung of a ladder (each is its own trajectory)."""
-        if self.opts.log_to in (None, "", "none"):
+        if self.config.log_to in (None, "", "none"):
             return None
         rung = f"/{ckpt_dir.name}" if ckpt_dir.name.startswith("rung-") else ""
-        return {"names": self.opts.log_to, "log_dir": str(self.out), "run_name": f"{res.arm.name}/seed-{res.seed}{rung}",
+        return {"names": self.config.log_to, "log_dir": str(self.out), "run_name": f"{res.arm.name}/seed-{res.seed}{rung}",
                 "tags": {"arm": res.arm.name, "seed": str(res.seed), "project": self.out.name}, "config": res.flat}
 
-    # -- a ladder: K rows per (arm, seed) ------------------------------------------------------
-    def train_ladder(self, res: ResolvedArm, base: dict[str, Any], done: dict[int, dict]) -> Iterator[dict]:
-        """Rung rows, smallest budget first, each yielded as soon as it is finished (so an
-        interrupted ladder keeps them); rungs in `done` (rung -> its row) are skipped."""
-        flops = {"config": base["config"]}  # every rung counts its training FLOPs
-        ladder = Ladder.of(self._with_flops(flops, res, with_init_from(res.train)), self.opts.ladder,
-                           self.opts.ladder_ratio)
-        unit = arm_dir(self.out, res.arm.name, res.seed)
-        measured: dict[str, Any] = {}
-        rows = dict(done)
-        for k in range(len(ladder)):
-            if k in done:
-                continue
-            kind, amount = budget_axis(ladder.budgets[k])
-            row = {**base, **flops, "ladder": len(ladder), "rung": k, "rung_budget": amount, "rung_budget_unit": kind,
-                   "ladder_ratio": ladder.ratio}
-            self._guarded(row, partial(self._rung_into, row, res, ladder, k, unit, measured), rung_dir(unit, k))
-            rows[k] = row
-            yield row
-        if all(r.get("status") == "ok" and r.get("branch_step") is not None for r in rows.values()):
-            self.log("  " + ladder.cost([(rows[k]["branch_step"], rows[k]["steps"]) for k in sorted(rows)]))
-        if rows[len(ladder) - 1].get("status") == "ok" and not self.opts.keep_checkpoints:
-            drop_checkpoint(unit)  # the stable run's; the largest rung's final weights stay
-
-    def _rung_into(self, row: dict, res: ResolvedArm, ladder: Ladder, k: int, unit: Path, measured: dict) -> None:
-        """Rung k: bring the stable run to the rung's cooldown start (once: a copy in the
-        rung's directory marks it done), then cool down to the rung's budget there."""
-        data = self.data_for(res.data)
-        eval_data, row["eval_set"] = self.eval_data_for(res, data)
-        rdir = rung_dir(unit, k)
-        if not (rdir / CHECKPOINT).is_file():
-            fields, _ = self._fit(res, data, eval_data, ladder.stable, unit, until=ladder.branch_point(k))
-            # "ok": the branch point rounded up to the stable run's own budget (tiny budgets)
-            if fields["status"] not in ("paused", "ok"):  # the stable run failed (nan): so does this rung
-                row.update(fields)
-                return
-            self._branch(unit, rdir)
-        branch = json.loads((rdir / BRANCH).read_text())
-        self.log(f"  rung {k + 1}/{len(ladder)} ({row['rung_budget']:,} {row['rung_budget_unit']}): cooldown from the "
-                 f"stable run's step {branch['step']:,}")
-        fields, model = self._fit(res, data, eval_data, ladder.rung(k), rdir)
-        row.update(fields, branch_step=branch["step"], branch_tokens=branch["tokens"])
-        if row["status"] == "ok" and k == len(ladder) - 1:  # the arm's usual result: weights kept, downstream
-            row.update(self._keep_and_score(model or self._from_checkpoint(res, rdir), data, unit, res))
-        del model
-        if row["status"] == "ok" and not self.opts.keep_checkpoints:
-            (rdir / BRANCH).unlink(missing_ok=True)
-            drop_checkpoint(rdir)
-        if not measured:
-            measured.update(self._measurements(res, speed=True))
-        row.update(measured)
-
     @staticmethod
-    def _branch(unit: Path, rdir: Path) -> None:
-        """Copy the paused stable checkpoint into the rung's directory (the copy, written
-        last and atomically, is what says the branch exists)."""
-        rdir.mkdir(parents=True, exist_ok=True)
-        state = load_checkpoint(unit / CHECKPOINT)
-        atomic_write_text(rdir / BRANCH, json.dumps(state["progress"]))
-        with atomic_path(rdir / CHECKPOINT) as tmp:
-            shutil.copyfile(unit / CHECKPOINT, tmp)
-
-    @staticmethod
-    def _from_checkpoint(res: ResolvedArm, ckpt_dir: Path) -> PretrainingModel:
+    def from_checkpoint(res: ResolvedArm, ckpt_dir: Path) -> PretrainingModel:
         """The final weights that torchrun's rank 0 wrote, for an arm trained on several ranks."""
         model = PretrainingModel(res.model)
         model.load_state_dict(load_checkpoint(ckpt_dir / CHECKPOINT)["model"])
         return model
 
-    def _keep_and_score(self, model: PretrainingModel, data, directory: Path, res: ResolvedArm) -> dict[str, Any]:
+    def keep_and_score(self, model: PretrainingModel, data, directory: Path, res: ResolvedArm) -> dict[str, Any]:
         """Keep the final weights (marked with the row's key) and add downstream scores if asked."""
         self.step = "weights"
         keep_final_weights(model, data.tokenizer.path, directory, {"arm": res.arm.name, "seed": res.seed,
                                                                    "key": res.key})
         fields: dict[str, Any] = {"weights_dir": str(directory.relative_to(self.out))}
-        o = self.opts
+        o = self.config
         if o.downstream:
             self.step = "downstream"
             self.log(f"  fine-tuning on {', '.join(o.downstream)} ({o.downstream_steps} steps, "
@@ -240,32 +175,15 @@ class ArmTrainer:
                 self.log(f"  {line}")
         return fields
 
-    def missing_downstream(self, row: dict[str, Any]) -> list[str]:
-        """The tasks of this run (--downstream) that a finished row has no score for."""
-        if row.get("downstream_error"):
-            return list(self.opts.downstream)
-        return [t.name for t in load_tasks(self.opts.downstream) if f"downstream_{t.name}" not in row]
-
-    def rescore(self, row: dict[str, Any], res: ResolvedArm) -> dict[str, Any]:
-        """A finished row with its downstream step done again from the kept weights."""
-        loaded = load_arm(self.out / row["weights_dir"])
-        o = self.opts
-        fields = score_or_error(loaded.model, loaded.tokenizer.path, o.downstream, o.downstream_steps,
-                                o.downstream_seeds, o.device)
-        for line in downstream_lines(fields):
-            self.log(f"  {line}")
-        kept = {k: v for k, v in row.items() if not k.startswith("downstream_")}
-        return {**kept, **fields, "rescored": time.strftime("%Y-%m-%dT%H:%M:%S")}
-
     def _measure_into(self, row: dict, res: ResolvedArm, speed: bool) -> None:
-        row.update(self._measurements(res, speed, row.get("tokens_per_s")))
+        row.update(self.measurements(res, speed, row.get("tokens_per_s")))
 
-    def _measurements(self, res: ResolvedArm, speed: bool, tokens_per_s: float | None = None) -> dict[str, Any]:
+    def measurements(self, res: ResolvedArm, speed: bool, tokens_per_s: float | None = None) -> dict[str, Any]:
         """Memory (isolated) and saved bytes at the training shape; speed comes from the
         training steps themselves (`tokens_per_s`) unless too few were timed (then warm-up +
         timed steps). A ladder measures once and gives every rung the same figures."""
         m = measure(res.model, res.train.batch_size, res.data.max_length, self.device, speed=speed, memory=True,
-                    warmup=1, steps=3, memory_limit_bytes=self.opts.memory_limit_bytes, compile=self.opts.compile)
+                    warmup=1, steps=3, memory_limit_bytes=self.config.memory_limit_bytes, compile=self.config.compile)
         if m["status"] == "oom":
             return {"status": "oom", "error": f"measurement: {m['error']}"}
         keys = ["peak_mem_bytes", "saved_bytes", "memory_method"]
@@ -276,7 +194,7 @@ class ArmTrainer:
         cost = flops_per_token(res.model, res.data.max_length)
         out.update(cost, utilisation=cost["flops_per_token"] * rate / matmul_peak_flops(str(self.device))
                    if rate else None)
-        long_len = self.settings.long_seq_len
+        long_len = self.config.long_seq_len
         if long_len:
             lm = measure(res.model, 1, long_len, self.device, speed=False, memory=False)
             out.update(saved_bytes_long=lm.get("saved_bytes"), long_seq_len=long_len)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ablations.plan.options import RunOptions
+from ablations.config import RunConfig
 from ablations.rundir import BENCH, append_row, read_rows
 from core.device import device_name, oom_result, pick_device
 from core.measure import measure
@@ -25,7 +25,7 @@ def _finished(path: Path) -> dict[tuple, dict]:
             for r in read_rows(path) if r.get("status") == "ok" or (r.get("status") == "oom" and not r.get("skipped"))}
 
 
-def _measure_row(row: dict, variant: str, size: str, T: int, B: int, mode: str, opts: RunOptions, device) -> None:
+def _measure_row(row: dict, variant: str, size: str, T: int, B: int, mode: str, opts: RunConfig, device) -> None:
     try:
         cfg = get_config(variant, size, vocab_size=opts.vocab_size or 8000, max_position_embeddings=max(512, T))
         m = measure(cfg, B, T, device, speed=mode in ("speed", "both"), memory=mode in ("memory", "both"),
@@ -37,7 +37,7 @@ def _measure_row(row: dict, variant: str, size: str, T: int, B: int, mode: str, 
 
 
 def run_bench(variants: tuple[str, ...] | list[str], seq_lens, mode: str, size: str, tokens_per_batch: int,
-              opts: RunOptions, out: Path, console, ablation: str | None = None) -> list[str]:
+              opts: RunConfig, out: Path, console, ablation: str | None = None) -> list[str]:
     """Measure every (variant, length); returns the errors, one line each."""
     out.mkdir(parents=True, exist_ok=True)
     path, device = out / BENCH, pick_device(opts.device)

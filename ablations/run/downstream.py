@@ -3,6 +3,7 @@ record each score with its n, interval and chance level (the fields are describe
 `ablations.analysis.downstream`, which reads them)."""
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from ablations.analysis.downstream import fmt_value
@@ -64,3 +65,25 @@ def score_or_error(model: PretrainingModel, tokenizer_path: str, tasks: tuple[st
     except Exception as err:  # noqa: BLE001
         return {"downstream_error": f"{type(err).__name__}: {str(err).splitlines()[0][:300]} (the weights are kept: "
                                     f"retry with python -m ablations finetune)"}
+
+
+def missing_tasks(row: dict[str, Any], tasks: tuple[str, ...]) -> list[str]:
+    """The tasks of this run (--downstream) that a finished row has no score for (all of
+    them after a failed downstream step)."""
+    if row.get("downstream_error"):
+        return list(tasks)
+    return [t.name for t in load_tasks(tasks) if f"downstream_{t.name}" not in row]
+
+
+def rescored(row: dict[str, Any], weights_dir, tasks: tuple[str, ...], steps: int, seeds: int, device: str,
+             log) -> dict[str, Any]:
+    """A finished row with its downstream step done again from its kept weights (in
+    `weights_dir`): the pretraining is never redone for it."""
+    from core.interop import load_arm
+
+    loaded = load_arm(weights_dir)
+    fields = score_or_error(loaded.model, loaded.tokenizer.path, tasks, steps, seeds, device)
+    for line in downstream_lines(fields):
+        log(f"  {line}")
+    kept = {k: v for k, v in row.items() if not k.startswith("downstream_")}
+    return {**kept, **fields, "rescored": time.strftime("%Y-%m-%dT%H:%M:%S")}

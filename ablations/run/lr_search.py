@@ -1,27 +1,35 @@
-"""`--lr-search`, run: the search points trained (or found finished) in RUN_DIR/lr-search/,
-each arm's rate chosen from their rows, and the plan made again with those rates."""
+"""`--lr-search`, its own stage before the plan: the search points trained (or found
+finished) in RUN_DIR/lr-search/, each arm's rate chosen from their rows and written to
+RUN_DIR/rates.json, which the run's one `make_plan` reads."""
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from ablations.analysis.lr_grid import edge_advice, edge_side
-from ablations.plan import Plan, make_plan
-from ablations.plan.lr_search import choose_rates, search_options, search_spec, searched_arms
-from ablations.plan.options import parse_grid
-from ablations.rundir import SEARCH_DIR, read_results, results
+from ablations.config import parse_grid
+from ablations.plan import RunConfig, make_plan
+from ablations.plan.build import run_dir_of, settled
+from ablations.plan.lr_search import choose_rates, search_config, search_spec, searched_arms
+from ablations.run.runner import Runner, default_console
+from ablations.rundir import RATES, SEARCH_DIR, claim_run_dir, read_results, results, update_json
+from ablations.specs import AblationSpec
 
 
-def tune_rates(plan: Plan, run: Callable[[Plan], object], log: Callable[[str], None]) -> Plan:
-    """`run` trains a plan's units (a Runner without side-by-side timing); the search's
-    finished points are skipped on a re-run, so a resumed run chooses the same rates."""
-    grid, fraction = parse_grid(plan.opts.lr_grid), plan.opts.lr_search_fraction
-    bases = searched_arms(plan)
+def search_rates(spec: AblationSpec, asked: RunConfig, console=None) -> None:
+    """Train the search points of the arms this process trains, choose each arm's rate and
+    record it; the finished points are skipped on a re-run, so a resumed run chooses the
+    same rates."""
+    log = (console or default_console()).print
+    config, _ = settled(spec, asked)
+    grid, fraction = parse_grid(config.lr_grid), config.lr_search_fraction
+    bases = searched_arms(spec, config)
     if not bases:
-        return plan
-    out = plan.run_dir / SEARCH_DIR
+        return
+    run_dir = run_dir_of(spec, config)
+    claim_run_dir(run_dir, spec.name)  # a foreign or another ablation's directory is refused before the search
+    out = run_dir / SEARCH_DIR
     log(f"[bold]learning-rate search[/bold]: {len(bases)} arm(s) x rates {', '.join(f'{m:g}x' for m in grid)} "
-        f"of each arm's own, on {fraction:.0%} of the budget, seed {plan.opts.seed_list[0]}; in {out}")
-    run(make_plan(search_spec(plan, grid), search_options(plan, str(out), fraction)))
+        f"of each arm's own, on {fraction:.0%} of the budget, seed {config.seed_list[0]}; in {out}")
+    Runner(make_plan(search_spec(spec, bases, grid), search_config(config, str(out), fraction)), console,
+           timing=False).run()
     chosen = choose_rates(results(read_results(out)), bases, grid)
     rates = {}
     for arm, r in chosen.items():
@@ -32,14 +40,11 @@ def tune_rates(plan: Plan, run: Callable[[Plan], object], log: Callable[[str], N
         side = edge_side(r.chosen, r.losses)
         edge = f" [yellow]({edge_advice(side)})[/yellow]" if side else ""
         log(f"  {arm}: lr {r.chosen:.3g} (held-out MLM loss by rate: {losses}){edge}")
-        rates[arm] = (r.chosen, r)
-    tuned = make_plan(plan.spec, plan.opts, rates={a: (lr, _why(r, grid, fraction)) for a, (lr, r) in rates.items()})
-    for u in tuned.units:
-        if u.arm.name in rates:
-            u.resolved.lr_search = rates[u.arm.name][1].to_json()
-    return tuned
+        rates[arm] = {"lr": r.chosen, "why": _why(r, grid, fraction), "search": r.to_json()}
+    update_json(run_dir / RATES, rates)
 
 
 def _why(r, grid: tuple[float, ...], fraction: float) -> str:
     return (f"lr search: the lowest held-out MLM loss of {len(grid)} rates ({', '.join(f'{m:g}x' for m in grid)} "
             f"the arm's own) on {fraction:.0%} of the budget" + ("; at the grid's edge" if r.edge else ""))
+

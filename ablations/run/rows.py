@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ablations.plan import ResolvedArm
-from ablations.specs import Arm
+from ablations.plan import Plan, ResolvedArm
+from ablations.specs import AblationSpec, Arm
 from core.device import device_name
 from core.train import Budget
 
@@ -16,14 +16,14 @@ def _ref(spec, arm: Arm) -> str | None:
     return ref.name if ref else None
 
 
-def row_base(runner, arm: Arm, res: ResolvedArm) -> dict[str, Any]:
-    spec, plan = runner.spec, runner.plan
+def row_base(plan: Plan, arm: Arm, res: ResolvedArm, device) -> dict[str, Any]:
+    spec = plan.spec
     return {
         "ablation": spec.name, "arm": arm.name, "description": arm.description,
         "component": arm.component, "compare_to": _ref(spec, arm), "variant": spec.base,
         "overrides": dict(arm.overrides), "config": res.flat, "key": res.key,
-        "status": "ok", "error": None, "corpus": plan.corpus.name, "device": device_name(runner.device),
-        "workers": runner.opts.workers, "seed": res.seed, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "status": "ok", "error": None, "corpus": plan.corpus.name, "device": device_name(device),
+        "workers": plan.config.workers, "seed": res.seed, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "params_unique": None, "params_total": None, "tokens_seen": 0, "wall_s": 0.0,
         "train_loss": [], "train_loss_time": [], "evals": [],
         "eval_mlm_loss": None, "eval_mlm_acc": None, "eval_sentence_acc": None,
@@ -37,7 +37,7 @@ def row_base(runner, arm: Arm, res: ResolvedArm) -> dict[str, Any]:
     }
 
 
-def twin_row(runner, twin: dict, arm: Arm) -> dict:
+def twin_row(spec: AblationSpec, twin: dict, arm: Arm) -> dict:
     """A row trained for another arm of the same configuration, recorded under `arm`."""
     return {**twin, "arm": arm.name, "description": arm.description, "component": arm.component,
-            "compare_to": _ref(runner.spec, arm), "overrides": dict(arm.overrides), "same_as": twin["arm"]}
+            "compare_to": _ref(spec, arm), "overrides": dict(arm.overrides), "same_as": twin["arm"]}

@@ -25,10 +25,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ablations.plan import Plan, Unit, make_plan
+from ablations.plan import Plan, ResolvedArm, Unit
 from ablations.run.arm import ArmTrainer
 from ablations.run.bench import run_bench
-from ablations.run.lr_search import tune_rates
+from ablations.run.downstream import missing_tasks, rescored
+from ablations.run.ladder import train_ladder
 from ablations.run.rows import row_base, twin_row
 from ablations.run.timing import time_side_by_side
 from ablations.run.workers import Workers, die_with_parent
@@ -64,17 +65,17 @@ class Runner:
     def __init__(self, plan: Plan, console=None, worker: int = 0, timing: bool = True):
         from rich.console import Console
 
-        self.plan, self.spec, self.opts = plan, plan.spec, plan.opts
+        self.plan, self.spec, self.config = plan, plan.spec, plan.config
         self.worker = worker  # > 0: a --workers helper (trains free units, then exits)
         self.timing = timing  # time the arms side by side after training (not for search points)
         self.console = console or Console()
         self.out = plan.run_dir
-        self.device = pick_device(self.opts.device)
-        if self.opts.workers > 1 and self.device.type != "cpu":
-            raise ValueError(f"--workers {self.opts.workers} splits CPU cores between arms; on {self.device.type} "
+        self.device = pick_device(self.config.device)
+        if self.config.workers > 1 and self.device.type != "cpu":
+            raise ValueError(f"--workers {self.config.workers} splits CPU cores between arms; on {self.device.type} "
                              "one arm at a time uses the device fully: drop --workers (--nproc-per-node spreads "
                              "an arm over several GPUs)")
-        self.trainer = ArmTrainer(self.out, self.opts, plan.settings, self.device, self.log)
+        self.trainer = ArmTrainer(self.out, plan.config, self.device, self.log)
         self.summary = RunSummary(self.out)
         self.done_keys: dict[str, dict] = {}                          # configuration key -> its finished row
         self.finished: set[tuple[str, str]] = set()                   # (key, arm) with a result
@@ -99,7 +100,7 @@ class Runner:
         if plan.partial:
             self.log(f"this process trains {len(plan.selected)} of {len(self.spec.arms)} arms: "
                      + (", ".join(a.name for a in plan.selected) or "none (an empty shard)"))
-        workers = Workers.start(self, len(plan.trained), _worker_main)
+        workers = Workers.start(plan, 0 if self.worker else len(plan.trained), _worker_main, self.log)
         waiting = [u for u in plan.trained if self._run_one(u) == "held"]
         if self.worker:
             return self.summary  # the starting process waits, times and reports
@@ -109,15 +110,23 @@ class Runner:
             self.log("side-by-side timing skipped (--arms/--shard): it needs every arm in one process; "
                      "run once more without them after all parts finish (it trains nothing, only times)")
         elif self.timing:
-            time_side_by_side(self, [u.resolved for u in plan.units])
+            time_side_by_side(self._timed_arms(), self.out, self.device, self.log,
+                              trained_now=any(r["status"] == "ok" for r in self.summary.rows))
         return self.summary
+
+    def _timed_arms(self) -> dict[str, ResolvedArm]:
+        """The first seed's arms that finished ok: what the side-by-side timing covers."""
+        seed = self.config.seed_list[0]
+        return {u.arm.name: u.resolved for u in self.plan.units if u.seed == seed
+                and (u.resolved.key, u.arm.name) in self.finished
+                and self.done_keys.get(u.resolved.key, {}).get("status") == "ok"}
 
     def _write_spec(self) -> None:
         info = self.plan.spec_json()
         write_text(self.out / SPEC, json.dumps(info, indent=1, default=str))
-        s = self.plan.settings
+        s = self.plan.config
         distinct = len({u.resolved.key for u in self.plan.units})
-        self.log(f"[bold]{self.spec.name}[/bold]: {len(self.spec.arms)} arms × {self.opts.seeds} seed(s) "
+        self.log(f"[bold]{self.spec.name}[/bold]: {len(self.spec.arms)} arms × {self.config.seeds} seed(s) "
                  f"({distinct} distinct runs), size {s.size}, seq {s.seq_len}, batch {s.batch_size}, "
                  f"budget {info['budget_per_arm']} per arm, corpus: {info['corpus']}, device: "
                  f"{device_name(self.device)}; results in {self.out}")
@@ -171,14 +180,14 @@ class Runner:
         if unit.resolved.key in self.done_keys:
             return self._run_one(unit)
         self.log(unit.banner)
-        base = row_base(self, unit.arm, unit.resolved)
-        if not self.opts.ladder:
+        base = row_base(self.plan, unit.arm, unit.resolved, self.device)
+        if not self.config.ladder:
             return self._file_row(unit, self.trainer.train(unit.resolved, base))
         done = self.rungs.get((unit.resolved.key, unit.arm.name), {})
         if done:
             self.log(f"  rungs {', '.join(str(k + 1) for k in sorted(done))} finished earlier, kept")
         status = "ok"
-        for row in self.trainer.train_ladder(unit.resolved, base, done):
+        for row in train_ladder(self.trainer, unit.resolved, base, done):
             status = self._file_row(unit, row)
         return status
 
@@ -199,7 +208,7 @@ class Runner:
         (a rate an earlier --lr-search chose, an earlier --lr): skipping it would report the
         other one. Its own row is appended again, so the result is what this plan asks for."""
         res = unit.resolved
-        if self.opts.ladder:
+        if self.config.ladder:
             return
         rows = read_rows(self.out / RESULTS, self.spec.name)
         latest = results(rows).get((unit.arm.name, res.seed))
@@ -216,13 +225,13 @@ class Runner:
         """A finished arm whose downstream scores failed, or lack a task this run asks for,
         is fine-tuned again from its kept weights: only that step is redone, never the
         pretraining. The row, with the new scores, is appended as its result."""
-        if not self.opts.downstream or self.opts.ladder:
+        if not self.config.downstream or self.config.ladder:
             return
         res = unit.resolved
         row = results(read_rows(self.out / RESULTS, self.spec.name)).get((unit.arm.name, res.seed))
         if not row or row.get("key") != res.key or row.get("status") != "ok" or not row.get("weights_dir"):
             return
-        missing = self.trainer.missing_downstream(row)
+        missing = missing_tasks(row, self.config.downstream)
         if not missing:
             return
         lease = Lease(arm_dir(self.out, unit.arm.name, res.seed))
@@ -231,7 +240,9 @@ class Runner:
         try:
             self.log(f"  downstream {'failed' if row.get('downstream_error') else 'not scored'} earlier "
                      f"({', '.join(missing)}): fine-tuning the kept weights again, pretraining kept")
-            self._append(self.trainer.rescore(row, res))
+            c = self.config
+            self._append(rescored(row, self.out / row["weights_dir"], c.downstream, c.downstream_steps,
+                                  c.downstream_seeds, c.device, self.log))
         finally:
             lease.release()
 
@@ -242,10 +253,10 @@ class Runner:
         mine = self.rungs.setdefault((res.key, arm.name), {})
         for k, rung in sorted(self.rungs.get((res.key, twin["arm"]), {}).items()):
             if k not in mine:
-                mine[k] = twin_row(self, rung, arm)
+                mine[k] = twin_row(self.spec, rung, arm)
                 self._append(mine[k])
         self.finished.add((res.key, arm.name))
-        return self._append(twin_row(self, twin, arm))
+        return self._append(twin_row(self.spec, twin, arm))
 
     def _append(self, row: dict) -> str:
         append_row(self.out / RESULTS, row)
@@ -281,31 +292,24 @@ class Runner:
             waiting = [u for u in waiting if self._run_one(u) == "held"]
 
     def _run_bench(self) -> RunSummary:
-        s, spec = self.plan.settings, self.spec
-        seq_lens = spec.bench_seq_lens[:2] if self.opts.quick else spec.bench_seq_lens
+        s, spec = self.plan.config, self.spec
+        seq_lens = spec.bench_seq_lens[:2] if self.config.quick else spec.bench_seq_lens
         self.summary.errors += run_bench(spec.bench_variants, seq_lens, "both", s.size,
-                                         512 if self.opts.quick else spec.defaults.get("tokens_per_batch", 8192),
-                                         self.opts, self.out, self.console, ablation=spec.name)
+                                         512 if self.config.quick else self.config.tokens_per_batch or 8192,
+                                         self.config, self.out, self.console, ablation=spec.name)
         return self.summary
 
 
 def run_plan(plan: Plan, console=None) -> RunSummary:
-    """Every unit of the plan; with --lr-search, first each arm's rate (`ablations.run.lr_search`)."""
-    if plan.opts.lr_search and plan.spec.kind != "bench":
-        plan = tune_rates(plan, lambda p: Runner(p, console, timing=False).run(), (console or _console()).print)
+    """Every unit of the plan (the search of --lr-search has run before the plan:
+    `ablations.run.stages.run_ablation`)."""
     return Runner(plan, console).run()
 
 
-def _console():
+def default_console():
     from rich.console import Console
 
     return Console()
-
-
-def run_ablation(spec, opts, console=None) -> RunSummary:
-    """Plan and run an ablation from Python (the CLI's `run`, without the report: then
-    `ablations.report.render_report(summary.out)`)."""
-    return run_plan(make_plan(spec, opts), console)
 
 
 def _worker_main(plan: Plan, threads: int, index: int, parent_pid: int) -> None:

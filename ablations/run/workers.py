@@ -38,17 +38,17 @@ class Workers:
         self.procs, self.threads = procs, threads
 
     @classmethod
-    def start(cls, runner, units: int, target) -> Workers:
+    def start(cls, plan, units: int, target, log) -> Workers:
         """target(plan, threads, index, parent pid): a helper process's entry, module-level so
         that spawn can pickle it."""
-        n = min(runner.opts.workers, units)
+        n = min(plan.config.workers, units)
         threads = torch.get_num_threads()
-        if n <= 1 or runner.worker:
+        if n <= 1:
             return cls([], threads)
         share = max(1, threads // n)
-        runner.log(f"training with {n} workers side by side, {share} torch thread(s) each")
+        log(f"training with {n} workers side by side, {share} torch thread(s) each")
         ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
-        plan = dataclasses.replace(runner.plan, opts=dataclasses.replace(runner.opts, progress=False))  # one live display
+        plan = dataclasses.replace(plan, config=plan.config.replace(progress=False))  # one live display
         procs = [ctx.Process(target=target, args=(plan, share, k, os.getpid()), name=f"worker {k}")
                  for k in range(2, n + 1)]
         for p in procs:

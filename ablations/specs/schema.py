@@ -14,11 +14,13 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ablations.config import SPEC_KEYS
 from core.registry import unknown_name_error
 
 SECTIONS = ("model", "data", "train")
-# the run options an ablation's `defaults` (or a TOML [defaults] table) may set
-DEFAULT_KEYS = ("size", "seq_len", "batch_size", "tokens", "steps", "lr", "vocab_size", "tokens_per_batch")
+# the run options an ablation's `defaults` (or a TOML [defaults] table) may set: the fields of
+# the run configuration marked `spec=True`
+DEFAULT_KEYS = SPEC_KEYS
 METRICS = ("params_unique", "params_total", "tokens_per_s", "peak_mem_bytes", "saved_bytes",
            "saved_bytes_long", "eval_mlm_loss", "eval_mlm_acc", "eval_nsp_acc", "eval_sop_acc", "wall_s")
 DIRECTIONS = ("lower", "higher", "similar")

@@ -62,6 +62,13 @@ class TrainConfig(StrictConfig):
     # "zero" is BERT's initialisation
     mlm_bias: str = "unigram"
 
+    def check_flops(self) -> None:
+        """A FLOP budget counts measured FLOPs: checked when training starts, since the
+        measurement belongs to the run stage (a plan resolves configs without a device)."""
+        if self.max_flops and not self.flops_per_step:
+            raise ValueError(f"max_flops={self.max_flops:g} needs flops_per_step > 0: the measured FLOPs of one "
+                             "optimizer step (core.measure.measured_flops(...)['flops_per_step'] x grad_accum)")
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(self.betas))
         if not (self.max_steps or self.max_tokens or self.max_seconds or self.max_flops):
@@ -69,9 +76,6 @@ class TrainConfig(StrictConfig):
         if self.max_flops < 0 or self.flops_per_step < 0:
             raise ValueError(f"max_flops and flops_per_step must be >= 0, got {self.max_flops} and "
                              f"{self.flops_per_step}")
-        if self.max_flops and not self.flops_per_step:
-            raise ValueError(f"max_flops={self.max_flops:g} needs flops_per_step > 0: the measured FLOPs of one "
-                             "optimizer step (core.measure.measured_flops(...)['flops_per_step'] x grad_accum)")
         if self.batch_size < 1 or self.grad_accum < 1:
             raise ValueError("batch_size and grad_accum must be >= 1")
         if self.eval_points < 0 or self.curve_examples < 0:

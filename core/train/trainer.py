@@ -100,6 +100,7 @@ class TrainResult:
 class Trainer:
     def __init__(self, model: PretrainingModel, data, cfg: TrainConfig, out_dir: str | Path | None = None,
                  progress_bar: bool = True, on_step=None, eval_data=None, tracker: Tracker | None = None):
+        cfg.check_flops()
         self.model, self.data, self.cfg = model, data, cfg
         # held-out sets to score on; an ablation passes its base arm's, so that arms with
         # different masking or packing are still scored on identical examples and masks
