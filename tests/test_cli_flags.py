@@ -99,3 +99,18 @@ def test_settle_fills_every_shape_and_the_budget_once():
     assert settled.settled and settled.size == spec.defaults["size"] and settled.budget.max_tokens == 400_000
     assert settle(spec, settled) == settled  # settling a settled config changes nothing
     assert settle(spec, RunConfig(quick=True)).budget.max_steps == 3
+
+
+def test_configuration_keys_are_those_finished_runs_were_written_with():
+    """A configuration's key is how finished rows are found again: the refactor to one
+    RunConfig and one meaning of an unset budget (None) leaves every key as it was (these
+    are the keys the version before it computed)."""
+    from ablations.plan import resolve_arm
+    from ablations.specs import get_ablation
+
+    spec = get_ablation("albert_reformer")
+    keys = [resolve_arm(spec, a, settle(spec, RunConfig()), "fp").key for a in spec.arms]
+    assert keys == ["600eb063434ff648", "cd03d7e5a55c4a31", "2eaf3cd323ef72d5", "a46999cf8ac149f3",
+                    "50e1801cfcf2296c", "5af578328e708e7e"]
+    spec = get_ablation("attention")
+    assert resolve_arm(spec, spec.base_arm, settle(spec, RunConfig()), "fp").key == "288552fee2e2be5d"

@@ -121,8 +121,7 @@ def test_a_larger_budget_continues_a_stable_phase_wsd_run_and_says_so(data, tmp_
     assert paused.status == "paused"
     more = Trainer(model_for(), data, cfg.replace(max_steps=20), tmp_path, progress_bar=False).train()
     assert more.resume == {"kind": "extended", "from_step": 4,
-                           "budget_before": {"max_steps": 10, "max_tokens": 0, "max_seconds": 0.0,
-                                              "max_flops": 0.0}}
+                           "budget_before": {"max_steps": 10}}
     assert more.progress.step == 20 and more.stopped_by == "steps"
 
 
@@ -229,3 +228,21 @@ def test_schedule_warms_up_then_decays_to_zero(data):
 def test_budget_is_required():
     with pytest.raises(ValueError, match="set a budget"):
         TrainConfig()
+
+
+def test_a_checkpoint_that_wrote_0_for_an_unset_budget_still_resumes(data, tmp_path):
+    """Unset is None in every budget now; a checkpoint of the version before wrote 0."""
+    cfg = TrainConfig(batch_size=8, max_steps=4, checkpoint_every=1)
+
+    def kill_at_2(trainer):
+        if trainer.progress.step == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        Trainer(model_for(), data, cfg, tmp_path, progress_bar=False, on_step=kill_at_2).train()
+    state = load_checkpoint(tmp_path / CHECKPOINT)
+    assert state["budget"] == {"max_flops": None, "max_tokens": None, "max_steps": 4, "max_seconds": None}
+    state["budget"] = {"max_steps": 4, "max_tokens": 0, "max_seconds": 0.0, "max_flops": 0.0}
+    torch.save(state, tmp_path / CHECKPOINT)
+    resumed = Trainer(model_for(), data, cfg, tmp_path, progress_bar=False).train()
+    assert resumed.resume == {"kind": "resumed", "from_step": 2} and resumed.progress.step == 4

@@ -82,8 +82,8 @@ def _budget_notes(rows: list[dict]) -> list[str]:
     by it (`stopped_by`: a row trained under a time limit beside a token budget may stop on
     time, and then its arm had other data than the rest)."""
     kinds = {r.get("stopped_by") or r.get("budget_kind") for r in rows} - {None}
-    budgets = {tuple((r.get("config") or {}).get(f"train.max_{k}") for k in ("flops", "tokens", "steps", "seconds"))
-               for r in rows}
+    budgets = {tuple((r.get("config") or {}).get(f"train.max_{k}") or None for k in ("flops", "tokens", "steps",
+                                                                                  "seconds")) for r in rows}
     if len(kinds) == 1 and len(budgets) == 1:
         return [f"Every arm had the same {kinds.pop()} budget: on that axis the arms tie by design."]
     stops = {}

@@ -57,8 +57,8 @@ class Ladder:
 
     def rung(self, k: int) -> TrainConfig:
         """Rung k's own run: the stable run's configuration with rung k's budget."""
-        zero = {f: type(getattr(self.stable, f))(0) for f in BUDGET_FIELDS}
-        return self.stable.replace(**{**zero, **self.budgets[k]})
+        unset = dict.fromkeys(BUDGET_FIELDS)
+        return self.stable.replace(**{**unset, **self.budgets[k]})
 
     def branch_point(self, k: int) -> dict:
         """Where rung k's cooldown starts: the stable run pauses there (`Trainer.train(until=)`)."""

@@ -152,9 +152,15 @@ _BOOKKEEPING = ("train.checkpoint_every", "train.log_every", "train.eval_points"
                 "train.compile", "train.flops_per_step")
 
 
+# an unset budget field as configurations wrote it before unset was None everywhere: keys
+# of finished rows stay as they were (max_flops is a LATER_DEFAULT, left out when unset)
+_UNSET_AS_WRITTEN = {"train.max_steps": 0, "train.max_tokens": 0, "train.max_seconds": 0.0}
+
+
 def _key(flat: dict[str, Any], opts: RunConfig, corpus_fp: str) -> str:
     """The configuration's identity: finished rows and twins match on it. A field added
     later at its old behaviour's value (`LATER_DEFAULTS`) leaves old rows' keys as they were."""
+    flat = {**flat, **{k: v for k, v in _UNSET_AS_WRITTEN.items() if flat.get(k) is None}}
     key_src = {k: v for k, v in _same_model(flat).items() if k not in _BOOKKEEPING
                and not (k.startswith("train.") and LATER_DEFAULTS.get(k[6:], object()) == v)}
     if opts.ladder:  # the rungs' budgets: a ladder is another unit than one run of the same config

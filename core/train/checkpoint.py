@@ -17,7 +17,7 @@ import torch
 
 from core.errors import first_line
 from core.files import atomic_path
-from core.train.budget import BUDGET_FIELDS, fraction_under
+from core.train.budget import BUDGET_FIELDS, Budget, fraction_under
 from core.train.config import TrainConfig
 
 CHECKPOINT = "checkpoint.pt"
@@ -87,7 +87,7 @@ BOOKKEEPING_FIELDS = ("eval_every", "checkpoint_every", "log_every", "device", "
                       "curve_examples", "compile", "unpad", "flops_per_step")
 # trajectory fields added after checkpoints (and results rows) existed: left out of the
 # identity at these defaults, so that older checkpoints and finished rows keep theirs
-LATER_DEFAULTS = {"schedule": "linear", "decay": 0.2, "warmup_steps": 0, "max_flops": 0.0, "init_positions": "repeat",
+LATER_DEFAULTS = {"schedule": "linear", "decay": 0.2, "warmup_steps": 0, "max_flops": None, "init_positions": "repeat",
                   "precision": "auto", "mlm_bias": "zero"}
 
 
@@ -123,10 +123,8 @@ def budget_change_refusal(train_cfg: TrainConfig, state: dict, budget: dict) -> 
     was set) lies before the cooldown under both budgets. A stable-phase checkpoint
     therefore continues under a larger budget (or branches a shorter run's cooldown: the
     ladder); one that has begun to cool down restarts."""
-    old = state.get("budget") or {}
-    if old:  # written before FLOP budgets existed: it had none
-        old = {"max_flops": 0.0, **old}
-    if old == budget:
+    old, budget = Budget.of(state.get("budget") or {}).fields(), Budget.of(budget).fields()
+    if old == budget:  # the set fields alike (a checkpoint of an older version wrote 0 for unset)
         return None
     if train_cfg.schedule != "wsd":
         return (f"was made under the budget {_budget_text(old)}; its {train_cfg.schedule} schedule decays the rate "
@@ -198,12 +196,10 @@ def _restarted(why: str) -> dict:
 
 def _continued(state: dict, budget: dict) -> dict:
     """How a continued checkpoint's run begins: "resumed" at its step, or "extended" or
-    "branched" (with the budget it was made under) where that budget differs from `budget`."""
-    old = state.get("budget") or {}
-    if old:  # written before FLOP budgets existed: it had none
-        old = {**old, "max_flops": old.get("max_flops", 0.0)}
+    "branched" (with the budget it was made under: its set fields) where that budget differs."""
+    old, budget = Budget.of(state.get("budget") or {}).fields(), Budget.of(budget).fields()
     info = {"kind": "resumed", "from_step": state["progress"]["step"]}
     if old != budget:  # a wsd run from its stable phase (budget_change_refusal)
-        shorter = any(budget[k] and old.get(k) and budget[k] < old[k] for k in budget)
+        shorter = any(old.get(k) and v < old[k] for k, v in budget.items())
         info.update(kind="branched" if shorter else "extended", budget_before=old)
     return info

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from core.config_base import StrictConfig, check_choice
 from core.optim import check_schedule
+from core.train.budget import BUDGET_FIELDS
 
 # LSH hashing seed of every evaluation, so that arms are scored on the same buckets
 DEFAULT_HASH_SEED = 1234
@@ -20,11 +21,12 @@ class TrainConfig(StrictConfig):
     eps: float = 1e-6
     warmup: float = 0.06              # fraction of the budget spent warming up
     clip_norm: float = 1.0            # 0 disables clipping
-    # budget: the run stops at the first one reached; at least one must be set
-    max_steps: int = 0
-    max_tokens: int = 0               # non-padding tokens
-    max_seconds: float = 0.0
-    max_flops: float = 0.0            # training FLOPs, counted as flops_per_step per optimizer step
+    # budget: the run stops at the first one reached; at least one must be set. Unset is None
+    # here as in every Budget (core.train.budget); a 0 given means unset too
+    max_steps: int | None = None
+    max_tokens: int | None = None     # non-padding tokens
+    max_seconds: float | None = None
+    max_flops: float | None = None    # training FLOPs, counted as flops_per_step per optimizer step
     # the measured FLOPs of ONE OPTIMIZER STEP: forward and backward of every micro-batch on
     # every rank (grad_accum x world_size batches), set by the caller from
     # core.measure.measured_flops; the trainer adds it up in Progress.flops (and in every
@@ -71,9 +73,12 @@ class TrainConfig(StrictConfig):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(self.betas))
-        if not (self.max_steps or self.max_tokens or self.max_seconds or self.max_flops):
+        for name in BUDGET_FIELDS:
+            if getattr(self, name) == 0:
+                object.__setattr__(self, name, None)
+        if not any(getattr(self, name) for name in BUDGET_FIELDS):
             raise ValueError("set a budget: max_steps, max_tokens, max_seconds or max_flops (> 0)")
-        if self.max_flops < 0 or self.flops_per_step < 0:
+        if (self.max_flops or 0) < 0 or self.flops_per_step < 0:
             raise ValueError(f"max_flops and flops_per_step must be >= 0, got {self.max_flops} and "
                              f"{self.flops_per_step}")
         if self.batch_size < 1 or self.grad_accum < 1:
