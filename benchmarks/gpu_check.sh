@@ -47,13 +47,14 @@ grep -q "^cat > pretrain.py <<'EOF'$" "$ROOT/docs/distributed.md" || die "docs/d
 OUT="$(realpath -m "$OUT")"  # a dry run creates nothing
 
 RUN="$PY -m ablations run albert_reformer --budget gpu --tokens $TOKENS --device cuda --no-progress --out $OUT/run"
-PARTS=(install tests train_step seq_bench run resume torchrun)
-declare -A LIMIT=([install]=30 [tests]=90 [train_step]=75 [seq_bench]=75 [run]=120 [resume]=45 [torchrun]=45)
+PARTS=(install tests train_step modern_step seq_bench run resume torchrun)
+declare -A LIMIT=([install]=30 [tests]=75 [train_step]=60 [modern_step]=45 [seq_bench]=60 [run]=120 [resume]=45 [torchrun]=45)
 declare -A CMD=(
   [install]="$PY -m pip install --no-index --find-links $WHEELS reformer-pytorch rich-argparse"
   [tests]="$PY -m pytest tests/test_cuda.py tests/test_distributed.py::test_nccl_ranks_on_every_visible_gpu -q -rA -p no:cacheprovider --junitxml $OUT/parts/tests.xml"
   [train_step]="$PY benchmarks/bench_train_step.py --device cuda --bf16 --size base --batch 32 --seq 512 --vocab 30522 --rounds 7 --no-reformer --json $OUT/parts/train_step.json"
-  [seq_bench]="$PY -m ablations bench both --variants bert,reformer --seq-lens 4096,8192 --size mini --tokens-per-batch 8192 --device cuda --out $OUT/seq-bench"
+  [modern_step]="$PY benchmarks/bench_modernbert.py --device cuda --bf16 --lengths 512,2048 --rounds 5 --json $OUT/parts/modern_step.json"
+  [seq_bench]="$PY -m ablations bench both --variants bert,reformer,modernbert --seq-lens 4096,8192 --size mini --tokens-per-batch 8192 --device cuda --out $OUT/seq-bench"
   [run]="$RUN"
   [resume]="$RUN"
   [torchrun]="$PY -m torch.distributed.run --standalone --nproc-per-node 1 $OUT/pretrain.py --out $OUT/torchrun --variant albert-reformer --size mini --vocab-size 8000 --max-length 512 --batch-size 16 --steps 20"

@@ -76,6 +76,7 @@ def torchrun(directory: Path, log: Path) -> dict | None:
 def gather(out: Path) -> dict:
     return {"parts": _jsonl(out / "parts" / "status.jsonl"), "tests": tests(out / "parts" / "tests.xml"),
             "train_step": _json(out / "parts" / "train_step.json"),
+            "modern_step": _json(out / "parts" / "modern_step.json"),
             "seq_bench": seq_bench(out / "seq-bench" / "bench.jsonl"),
             "run": run(out / "run", out / "logs" / "resume.log"),
             "torchrun": torchrun(out / "torchrun", out / "logs" / "torchrun.log")}
@@ -105,8 +106,14 @@ def markdown(f: dict) -> str:
                 lines.append(f"- {side}: step {s['step_s'] * 1e3:.1f} ms, {s['achieved_flops'] / 1e12:.1f} TFLOP/s, "
                              f"{mfu}, {s['of_matmul_peak']:.0%} of the matmul timed in the same run "
                              f"({s['matmul_peak_flops'] / 1e12:.0f} TFLOP/s)")
+    ms = f.get("modern_step")
+    if ms:
+        lines += ["", f"**modernbert mini vs HF ModernBertForMaskedLM** ({ms['precision']}, {ms['device']}): " + "; ".join(
+            f"{T} tokens: ours {v['tokens_per_s']['ours']:,.0f} tok/s, HF {v['tokens_per_s']['hf']:,.0f}, ours "
+            f"{v['ratio']['median']:.2f}x (min {v['ratio']['min']:.2f}, max {v['ratio']['max']:.2f})"
+            for T, v in ms["lengths"].items())]
     if f["seq_bench"]:
-        lines += ["", "**bert vs reformer, long sequences** (training step)", "",
+        lines += ["", "**bert vs reformer vs modernbert, long sequences** (training step)", "",
                   "| variant | tokens | batch | status | tokens/s | peak MiB |", "| --- | --- | --- | --- | --- | --- |"]
         lines += [f"| {r['variant']} | {r['seq_len']} | {r['batch_size']} | {r['status']} | "
                   f"{_num(r['tokens_per_s'])} | {_num(r['peak_mem_bytes'], scale=MIB)} |" for r in f["seq_bench"]]

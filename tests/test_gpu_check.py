@@ -32,11 +32,12 @@ def test_the_dry_run_lists_every_part_within_eight_minutes(wheels, tmp_path):
     done = gpu_check(str(wheels), "--dry-run", "--out", str(out), "--tokens", "65536")
     assert done.returncode == 0, done.stderr
     parts = {line.split()[0]: line for line in done.stdout.splitlines() if "(limit" in line}
-    assert list(parts) == ["install", "tests", "train_step", "seq_bench", "run", "resume", "torchrun"]
+    assert list(parts) == ["install", "tests", "train_step", "modern_step", "seq_bench", "run", "resume", "torchrun"]
     assert f"--no-index --find-links {wheels} reformer-pytorch rich-argparse" in parts["install"]
     assert "tests/test_cuda.py tests/test_distributed.py::test_nccl_ranks_on_every_visible_gpu" in parts["tests"]
     assert "--device cuda --bf16 --size base --batch 32 --seq 512" in parts["train_step"]
-    assert "bench both --variants bert,reformer --seq-lens 4096,8192" in parts["seq_bench"]
+    assert "bench_modernbert.py --device cuda --bf16 --lengths 512,2048" in parts["modern_step"]
+    assert "bench both --variants bert,reformer,modernbert --seq-lens 4096,8192" in parts["seq_bench"]
     assert "run albert_reformer --budget gpu --tokens 65536 --device cuda" in parts["run"]
     assert parts["resume"].split(": ", 1)[1] == parts["run"].split(": ", 1)[1]  # the same command again
     assert "torch.distributed.run --standalone --nproc-per-node 1" in parts["torchrun"]

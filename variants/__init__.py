@@ -54,6 +54,19 @@ _ROBERTA = {"type_vocab_size": 1, "position_offset": 2, "sentence_head": False}
 _LSH = {"attention": "lsh"}
 _REVERSIBLE = {"norm": "pre", "reversible": True}
 
+# today's encoders: no segment embeddings, no sentence task, pre-norm without biases,
+# rotary positions, a gated feed-forward, no dropout (ModernBERT and NeoBERT train without)
+_MODERN_DATA = {"packing": "full-sentences", "sentence_task": "none", "masking": "dynamic", "mask_unit": "token"}
+_MODERN = {"type_vocab_size": 0, "sentence_head": False, "norm": "pre", "bias": False, "positions": "rope",
+           "ffn": "glu", "hidden_dropout": 0.0, "attention_dropout": 0.0, "layer_norm_eps": 1e-5}
+# ModernBERT (Warner et al. 2024): GeGLU, LayerNorm without biases whose embedding norm is
+# layer 0's, a 128-token sliding window with a global layer every third, RoPE theta 160,000
+# global and 10,000 local, 30% masking
+_MODERNBERT = {**_MODERN, "norm_bias": False, "first_layer_prenorm": False, "activation": "gelu",
+               "rope_theta": 160_000.0, "rope_theta_local": 10_000.0, "global_every": 3, "local_window": 128}
+# NeoBERT (Le Breton et al. 2025): SwiGLU, RMSNorm, RoPE theta 10,000, every layer global, 20% masking
+_NEOBERT = {**_MODERN, "norm_layer": "rmsnorm", "activation": "silu"}
+
 _VARIANTS = [
     Variant("bert", "BERT: full attention, post-LN, NSP, static token masking", {}, _BERT_DATA),
     Variant("albert", "ALBERT: factorized E=128, all layers shared, SOP, n-gram masking",
@@ -67,6 +80,10 @@ _VARIANTS = [
             {**_ROBERTA, **_LSH}, _ROBERTA_DATA),
     Variant("albert-reformer", "ALBERT with LSH attention and reversible layers",
             {**_ALBERT, **_LSH, **_REVERSIBLE}, _ALBERT_DATA),
+    Variant("modernbert", "ModernBERT: RoPE, GeGLU, pre-norm without biases, local/global attention, 30% masking",
+            _MODERNBERT, {**_MODERN_DATA, "mask_prob": 0.3}),
+    Variant("neobert", "NeoBERT: RoPE, SwiGLU, RMSNorm, pre-norm without biases, 20% masking",
+            _NEOBERT, {**_MODERN_DATA, "mask_prob": 0.2}),
 ]
 VARIANTS: Mapping[str, Variant] = MappingProxyType({v.name: v for v in _VARIANTS})
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +54,7 @@ class ResolvedArm:
         return f"{text} ({'; '.join(self.notes)})".strip() if self.notes else text
 
 
-def size_notes(model: ModelConfig, requested: set[str]) -> tuple[str, ...]:
+def size_notes(model: ModelConfig, requested: set[str], seq_len: int | None = None) -> tuple[str, ...]:
     """Components an arm names (a factorized E, shared layers) that the resolved model does
     not have at this size, so that the banner says what was built: ALBERT's E=128 at
     --quick's H=128 is no factorization, and sharing with one group per layer shares nothing."""
@@ -62,6 +63,8 @@ def size_notes(model: ModelConfig, requested: set[str]) -> tuple[str, ...]:
         notes.append(f"at this size E = H = {model.hidden_size}: not factorized")
     if model.sharing != "none" and model.num_groups == model.num_layers:
         notes.append(f"{model.num_groups} groups for {model.num_layers} layers: nothing is shared")
+    if model.has_local_layers and seq_len is not None and window_covers(model.local_window, seq_len):
+        notes.append(f"a {model.local_window}-token window covers {seq_len} tokens: every layer is global")
     return tuple(notes)
 
 
@@ -70,6 +73,8 @@ def resolve_model(spec: AblationSpec, arm: Arm, config: RunConfig) -> tuple[Mode
     model_over = _split({**spec.base_overrides, **arm.overrides})["model"]
     layers = SIZES[config.size][0]
     model_over = {k: (layers if (k == "num_groups" and v == "L") else v) for k, v in model_over.items()}
+    if "local_window" in model_over:
+        model_over["local_window"] = relative_window(model_over["local_window"], config.seq_len, arm.name)
     model_over.setdefault("vocab_size", config.vocab_size)
     model_over.setdefault("max_position_embeddings", max(512, config.seq_len))
     model = get_config(spec.base, config.size, **model_over)
@@ -77,6 +82,19 @@ def resolve_model(spec: AblationSpec, arm: Arm, config: RunConfig) -> tuple[Mode
         raise ValueError(f"arm {arm.name!r}: --seq-len {config.seq_len} exceeds model.max_position_embeddings="
                          f"{model.max_position_embeddings}; lower --seq-len or raise model.max_position_embeddings")
     return model, model_over
+
+
+def relative_window(value: Any, seq_len: int, arm: str) -> Any:
+    """"T/8" -> seq_len // 8 (at least 2): a sliding window scaled to the length the run
+    trains at, as sharing's "L" groups follow the size; ModernBERT's 128-token window at its
+    1,024-token pretraining length is T/8. A window as wide as the sequence is full attention."""
+    if not isinstance(value, str):
+        return value
+    m = re.fullmatch(r"\s*T\s*/\s*(\d+)\s*", value)
+    if not m or int(m.group(1)) < 1:
+        raise ValueError(f"arm {arm!r}: model.local_window {value!r}: give tokens (e.g. 128) or a fraction of the "
+                         "training length as 'T/k' (e.g. 'T/8')")
+    return max(2, seq_len // int(m.group(1)))
 
 
 def base_rate(model: ModelConfig, config: RunConfig) -> tuple[float, str]:
@@ -143,7 +161,7 @@ def resolve_arm(spec: AblationSpec, arm: Arm, config: RunConfig, corpus_fp: str,
             **{f"data.{k}": v for k, v in data.to_dict().items()},
             **{f"train.{k}": v for k, v in train.to_dict().items()}}
     return ResolvedArm(arm, spec.base, model, data, train, flat, _key(flat, config, corpus_fp), seed,
-                       lr_source=lr_source, notes=size_notes(model, set(variant.model) | set(model_over)),
+                       lr_source=lr_source, notes=size_notes(model, set(variant.model) | set(model_over), seq_len),
                        derived=derived)
 
 
@@ -173,8 +191,17 @@ def _same_model(flat: dict[str, Any]) -> dict[str, Any]:
     layer shares nothing (layer i uses group i), so `sharing` at micro's 4 groups, or at
     "L" groups at any size, trains as no sharing would, to the last digit."""
     if flat["model.sharing"] != "none" and flat["model.num_groups"] == flat["model.num_layers"]:
-        return {**flat, "model.sharing": "none"}
+        flat = {**flat, "model.sharing": "none"}
+    if flat.get("model.global_every", 1) > 1 and window_covers(flat.get("model.local_window", 128),
+                                                               flat["data.max_length"]):
+        # local layers whose window covers the sequence are global layers (the local theta aside)
+        flat = {k: v for k, v in flat.items() if k not in ("model.global_every", "model.local_window")}
     return flat
+
+
+def window_covers(local_window: int, seq_len: int) -> bool:
+    """A window that reaches every token of the sequence: its layer is full attention."""
+    return local_window // 2 >= seq_len - 1
 
 
 def pair_eval_sets(units: list[ResolvedArm], base: dict[int, ResolvedArm]) -> None:

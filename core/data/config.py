@@ -20,7 +20,7 @@ SENTENCE_SPLITTERS = ("regex", "kss")   # core.data.sentences.get_splitter
 # fields added after caches, checkpoints and results rows existed: left out of `to_dict`
 # (so of every cache key, checkpoint identity and row key) at these defaults, so that what
 # was built before they existed keeps its identity (as core.train.checkpoint.LATER_DEFAULTS)
-LATER_DEFAULTS = {"sentence_splitter": "regex", "text_column": "text"}
+LATER_DEFAULTS = {"sentence_splitter": "regex", "text_column": "text", "eval_mask_prob": 0.15}
 MIN_MAX_LENGTH = 8
 DEFAULT_COVERAGE = 0.9995  # SentencePiece's recommendation for CJK scripts
 
@@ -59,6 +59,9 @@ class DataConfig(StrictConfig):
     replace_prob: float = 0.8         # of masked: -> [MASK]
     random_prob: float = 0.1          # of masked: -> random token; the rest are kept
     max_predictions: int = 0          # per sequence; 0 -> ceil(max_length * mask_prob)
+    # the held-out sets' masking rate, whatever the training rate: arms that train at 15%,
+    # 30% or 40% are scored on the same masks (ModernBERT and Ettin evaluate at 15%)
+    eval_mask_prob: float = 0.15
     # split and reproducibility
     eval_fraction: float = 0.05       # of documents, held out
     max_eval_examples: int = 2000
@@ -89,8 +92,9 @@ class DataConfig(StrictConfig):
             )
         if self.vocab_size <= len(SPECIAL_TOKENS) + 1:
             raise ValueError(f"vocab_size={self.vocab_size} leaves no room beside the {len(SPECIAL_TOKENS)} special tokens")
-        if not 0 < self.mask_prob < 1:
-            raise ValueError(f"mask_prob must be in (0, 1), got {self.mask_prob}")
+        for name in ("mask_prob", "eval_mask_prob"):
+            if not 0 < getattr(self, name) < 1:
+                raise ValueError(f"{name} must be in (0, 1), got {getattr(self, name)}")
         if self.replace_prob < 0 or self.random_prob < 0 or self.replace_prob + self.random_prob > 1:
             raise ValueError(f"replace_prob ({self.replace_prob}) + random_prob ({self.random_prob}) must be within [0, 1]")
         if self.dupe_factor < 1 or self.max_ngram < 1 or self.max_predictions < 1:
@@ -105,6 +109,13 @@ class DataConfig(StrictConfig):
     def to_dict(self) -> dict:
         """Every field, except later ones at their defaults (LATER_DEFAULTS)."""
         return {k: v for k, v in super().to_dict().items() if not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])}
+
+    def for_evaluation(self) -> DataConfig:
+        """The config the held-out sets are masked with: the training config at the
+        evaluation masking rate (and the prediction cap it implies)."""
+        if self.eval_mask_prob == self.mask_prob:
+            return self
+        return self.replace(mask_prob=self.eval_mask_prob, max_predictions=math.ceil(self.max_length * self.eval_mask_prob))
 
     @property
     def pairs(self) -> bool:

@@ -61,7 +61,11 @@ class CachedExamples:
 
 def load_or_build_examples(src: CorpusSource, store: TokenStore, tok: Tokenizer, cfg: DataConfig,
                            cache: Path) -> CachedExamples:
-    final = cache / "examples" / cache_key(FORMAT_VERSION, src.fingerprint, tok.fingerprint, cfg.to_dict())
+    # held-out sets masked at another rate than training (eval_mask_prob) are built
+    # differently from what such a config built before: a key of their own
+    evaluation = () if cfg.eval_mask_prob == cfg.mask_prob else ("eval masked at", cfg.eval_mask_prob)
+    final = cache / "examples" / cache_key(FORMAT_VERSION, src.fingerprint, tok.fingerprint, cfg.to_dict(),
+                                           *evaluation)
     copies = cfg.dupe_factor if cfg.masking == "static" else 0
     dtype = token_dtype(tok.vocab_size).name
 
@@ -103,7 +107,7 @@ def _build_examples(src: CorpusSource, store: TokenStore, tok: Tokenizer, cfg: D
         for name in EVAL_SETS:
             packing, task = (None, None) if name == "mlm" else ("segment-pair", name)
             examples = build_examples(store, eval_docs, cfg, cfg.seed + 1, packing, task)
-            counts[name] = _write_examples(tmp, name, examples, cfg, tok, 1, cfg.max_eval_examples)
+            counts[name] = _write_examples(tmp, name, examples, cfg.for_evaluation(), tok, 1, cfg.max_eval_examples)
         write_json(tmp / "meta.json", {"counts": counts, "copies": copies, "dtype": dtype,
                                        "train_docs": len(train_docs), "eval_docs": len(eval_docs)})
 

@@ -5,7 +5,8 @@ Parity with `modeling_bert.py` and friends is this project's proof of correctnes
 called, through `core.extras` (the `hf` extra): never needed to train.
 
 Supported HF classes: BertForPreTraining, BertForMaskedLM, AlbertForPreTraining,
-AlbertForMaskedLM, RobertaForMaskedLM. ALBERT's layout covers every factorized or
+AlbertForMaskedLM, RobertaForMaskedLM, and ModernBertForMaskedLM (pre-norm models with
+rotary positions and a GLU: `core.interop.hf_modernbert`). ALBERT's layout covers every factorized or
 all-shared model (num_hidden_groups = our num_groups), so factorized BERTs export through
 it too; an all-shared model with E = H gets the identity as ALBERT's E->H projection,
 which HF's ALBERT always has (and which our E = H models do without).
@@ -21,6 +22,7 @@ import torch
 
 from core.data import CLS, SEP
 from core.extras import require
+from core.interop.hf_modernbert import from_hf_modernbert, modernbert_problems, to_hf_modernbert
 from core.model import ModelConfig, PretrainingModel
 
 FEATURE = "converting to or from HF transformers"
@@ -135,9 +137,11 @@ def config_from_hf(hf_config: Any, family: str, sentence_head: bool) -> ModelCon
 
 
 def from_hf(hf_model: Any) -> PretrainingModel:
-    """Our PretrainingModel with the weights of an HF BERT/ALBERT/RoBERTa model. A model
-    without the pretraining heads (e.g. BertForSequenceClassification after fine-tuning)
-    is refused in one line naming them; `load_arm` reads such a directory whole."""
+    """Our PretrainingModel with the weights of an HF BERT/ALBERT/RoBERTa/ModernBERT model.
+    A model without the pretraining heads (e.g. BertForSequenceClassification after
+    fine-tuning) is refused in one line naming them; `load_arm` reads such a directory whole."""
+    if type(hf_model).__name__.startswith("ModernBert"):
+        return from_hf_modernbert(hf_model)
     family = _family(hf_model)
     sentence_head = type(hf_model).__name__.endswith("ForPreTraining")
     cfg = config_from_hf(hf_model.config, family, sentence_head)
@@ -173,8 +177,14 @@ def _check_identity(weight: torch.Tensor, bias: torch.Tensor) -> None:
 
 def export_problems(cfg: ModelConfig) -> list[str]:
     """Why HF transformers cannot hold this model ([] when it can): the reasons `export`
-    prints when it falls back to the native format."""
-    problems = [f"{k}={getattr(cfg, k)!r} (needs {v!r})" for k, v in
+    prints when it falls back to the native format. A pre-norm model aims at ModernBERT's
+    layout, a post-norm one at BERT's, ALBERT's or RoBERTa's."""
+    if cfg.norm == "pre":
+        return modernbert_problems(cfg)
+    later = [f"{k}={getattr(cfg, k)!r} (needs {v!r})" for k, v in
+             (("positions", "learned"), ("ffn", "mlp"), ("norm_layer", "layernorm"), ("bias", True),
+              ("norm_bias", True), ("global_every", 1)) if getattr(cfg, k) != v]
+    problems = later + [f"{k}={getattr(cfg, k)!r} (needs {v!r})" for k, v in
                 (("attention", "full"), ("norm", "post"), ("reversible", False)) if getattr(cfg, k) != v]
     if cfg.sharing not in ("none", "all"):
         problems.append(f"sharing={cfg.sharing!r} (HF's ALBERT only shares whole layers: 'all' or 'none')")
@@ -199,8 +209,10 @@ def _hf_common(cfg: ModelConfig) -> dict[str, Any]:
 
 
 def hf_family(cfg: ModelConfig) -> str:
-    """The HF layout that holds this model: ALBERT for factorized or shared models, RoBERTa
-    for fairseq-style positions, BERT otherwise."""
+    """The HF layout that holds this model: ModernBERT for pre-norm models, ALBERT for
+    factorized or shared ones, RoBERTa for fairseq-style positions, BERT otherwise."""
+    if cfg.norm == "pre":
+        return "modernbert"
     if cfg.factorized or cfg.sharing == "all":
         return "albert"
     return "roberta" if cfg.position_offset else "bert"
@@ -245,11 +257,13 @@ def _load_into_hf(hf: Any, model: PretrainingModel, family: str) -> None:
 
 
 def to_hf(model: PretrainingModel) -> Any:
-    """Export a full-attention, post-LN, non-reversible model to HF transformers."""
+    """Export a model HF transformers can hold (`export_problems` says which cannot)."""
     problems = export_problems(model.cfg)
     if problems:
         raise ValueError("to_hf cannot export this model: " + "; ".join(problems))
     family = hf_family(model.cfg)
+    if family == "modernbert":
+        return to_hf_modernbert(model)
     hf_cfg, cls = _hf_config_and_class(model.cfg, family)
     hf = cls(hf_cfg)
     _load_into_hf(hf, model, family)

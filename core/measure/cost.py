@@ -37,16 +37,17 @@ def matmul_peak_flops(device_str: str) -> float:
 
 
 def flops_per_token(cfg: ModelConfig, seq_len: int, mask_fraction: float = 0.15) -> dict:
-    """Analytic training FLOPs per token (3 x forward; recomputation not counted)."""
+    """Analytic training FLOPs per token (3 x forward; recomputation not counted). A GLU
+    has three H x I matrices where an MLP has two; a local layer scores each query against
+    the keys of its window (`local_window // 2` either side) instead of the sequence."""
     H, FF, E, V, L = cfg.hidden_size, cfg.intermediate_size, cfg.embedding_size, cfg.vocab_size, cfg.num_layers
     kind = ATTENTION[cfg.attention]
     proj = 2 * kind.projections * H * H
-    attn = 4 * kind.keys_per_query(cfg, seq_len) * H
-    layer = proj + 4 * H * FF + attn
+    ffn = (6 if cfg.ffn == "glu" else 4) * H * FF
+    window = min(2 * (cfg.local_window // 2) + 1, seq_len)
+    attn = sum(4 * (window if cfg.is_local(i) else kind.keys_per_query(cfg, seq_len)) * H for i in range(L))
     embed = 2 * E * H if cfg.factorized else 0
     head = mask_fraction * (2 * H * E + 2 * E * V)
-    forward = L * layer + embed + head
-    return {"flops_per_token": 3 * forward, "attention_flops_per_token": 3 * L * attn,
+    forward = L * (proj + ffn) + attn + embed + head
+    return {"flops_per_token": 3 * forward, "attention_flops_per_token": 3 * attn,
             "flops_label": kind.flops_label}
-
-

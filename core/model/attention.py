@@ -25,6 +25,8 @@ from torch import nn
 
 from core.model.config import ModelConfig
 from core.model.dropout import Dropout, dropout
+from core.model.local import dense_window_mask, kernel_for, window_attention
+from core.model.rope import apply_rotary
 from core.model.unpad import Packing
 from core.registry import Registry
 
@@ -76,17 +78,25 @@ class FullAttention(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        H = cfg.hidden_size
+        H, bias = cfg.hidden_size, cfg.bias
         self.heads, self.dropout = cfg.num_heads, Dropout(cfg.attention_dropout)
-        self.query, self.key, self.value = nn.Linear(H, H), nn.Linear(H, H), nn.Linear(H, H)
-        self.out = nn.Linear(H, H)
+        self.query, self.key, self.value = (nn.Linear(H, H, bias=bias) for _ in range(3))
+        self.out = nn.Linear(H, H, bias=bias)
+        self.local_kernel = "auto"  # a local layer's kernel (core.model.local); set by PretrainingModel
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, packing: Packing | None = None,
+                rope: tuple[torch.Tensor, torch.Tensor] | None = None, half: int | None = None,
                 **_: object) -> torch.Tensor:
         qkv = _padded(packing, self.query(x), self.key(x), self.value(x))
         q, k, v = (_split_heads(t, self.heads) for t in qkv)
-        attn_mask = None if mask is None else mask[:, None, None, :]
-        return self.out(_packed(packing, _merge_heads(attend(q, k, v, attn_mask, self.dropout))))
+        if rope is not None:
+            q, k = apply_rotary(q, rope), apply_rotary(k, rope)
+        if half is not None:
+            p = self.dropout.p if self.dropout.training else 0.0
+            out = window_attention(q, k, v, mask, half, p, kernel_for(self.local_kernel, q.device, p))
+        else:
+            out = attend(q, k, v, None if mask is None else mask[:, None, None, :], self.dropout)
+        return self.out(_packed(packing, _merge_heads(out)))
 
 
 @ATTENTION.register("full-shared-qk")
@@ -98,15 +108,18 @@ class SharedQKAttention(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        H = cfg.hidden_size
+        H, bias = cfg.hidden_size, cfg.bias
         self.heads, self.dropout = cfg.num_heads, Dropout(cfg.attention_dropout)
-        self.qk, self.value, self.out = nn.Linear(H, H), nn.Linear(H, H), nn.Linear(H, H)
+        self.qk, self.value, self.out = (nn.Linear(H, H, bias=bias) for _ in range(3))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, packing: Packing | None = None,
+                rope: tuple[torch.Tensor, torch.Tensor] | None = None, half: int | None = None,
                 **_: object) -> torch.Tensor:
         qk, v = _padded(packing, self.qk(x), self.value(x))
         B, T, _H = qk.shape
         q = _split_heads(qk, self.heads)
+        if rope is not None:
+            q = apply_rotary(q, rope)
         k = F.normalize(q, p=2, dim=-1)
         v = _split_heads(v, self.heads)
         # Additive mask: -inf on padded keys, a large finite penalty on the diagonal so a
@@ -116,6 +129,8 @@ class SharedQKAttention(nn.Module):
         bias = bias.expand(B, 1, T, T)
         if mask is not None:
             bias = bias.masked_fill(~mask[:, None, None, :], float("-inf"))
+        if half is not None:  # a local layer: keys beyond the window masked too
+            bias = bias.masked_fill(~dense_window_mask(None, T, half, x.device), float("-inf"))
         return self.out(_packed(packing, _merge_heads(attend(q, k, v, bias, self.dropout))))
 
 
@@ -134,9 +149,9 @@ class LSHSelfAttention(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        H = cfg.hidden_size
+        H, bias = cfg.hidden_size, cfg.bias
         self.heads, self.bucket_size = cfg.num_heads, cfg.lsh_bucket_size
-        self.qk, self.value, self.out = nn.Linear(H, H), nn.Linear(H, H), nn.Linear(H, H)
+        self.qk, self.value, self.out = (nn.Linear(H, H, bias=bias) for _ in range(3))
         self.lsh = LSHAttention(
             bucket_size=cfg.lsh_bucket_size, n_hashes=cfg.lsh_n_hashes, dropout=cfg.attention_dropout
         )
@@ -146,16 +161,21 @@ class LSHSelfAttention(nn.Module):
         self.lsh.dropout = Dropout(cfg.attention_dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, packing: Packing | None = None,
+                rope: tuple[torch.Tensor, torch.Tensor] | None = None, half: int | None = None,
                 **rev: object) -> torch.Tensor:
         if packing is not None:
             raise ValueError("LSH attention runs padded: its buckets depend on the pad positions' keys, "
                              "so a packed batch would change the real tokens' outputs")
+        if half is not None:
+            raise ValueError("LSH attention is global: local layers are windowed full attention (core.model.encoder)")
         B, T, _H = x.shape
         multiple = 2 * self.bucket_size
         pad = (-T) % multiple
         if mask is None:
             mask = torch.ones(B, T, dtype=torch.bool, device=x.device)
         qk, v = self.qk(x), self.value(x)
+        if rope is not None:  # the shared QK is rotated before hashing, as queries and keys would be
+            qk = _merge_heads(apply_rotary(_split_heads(qk, self.heads), rope))
         if pad:
             qk, v = F.pad(qk, (0, 0, 0, pad)), F.pad(v, (0, 0, 0, pad))
             mask = F.pad(mask, (0, pad), value=False)

@@ -12,7 +12,16 @@ from core.config_base import StrictConfig, check_choice
 
 SHARING = ("none", "all", "attention", "ffn")
 NORMS = ("post", "pre")
-ACTIVATIONS = ("gelu", "gelu_tanh")
+NORM_LAYERS = ("layernorm", "rmsnorm")
+ACTIVATIONS = ("gelu", "gelu_tanh", "silu")
+POSITIONS = ("learned", "rope")
+FFNS = ("mlp", "glu")
+# fields added after checkpoints and results rows existed: left out of `to_dict` (so of
+# every checkpoint identity, export and row key) at these defaults, which build what was
+# built before they existed (as core.data.config.LATER_DEFAULTS)
+LATER_DEFAULTS = {"positions": "learned", "rope_theta": 10000.0, "rope_theta_local": 0.0, "ffn": "mlp",
+                  "norm_layer": "layernorm", "bias": True, "norm_bias": True, "first_layer_prenorm": True,
+                  "global_every": 1, "local_window": 128}
 
 
 @dataclass(frozen=True)
@@ -32,8 +41,30 @@ class ModelConfig(StrictConfig):
     # block choices
     attention: str = "full"           # full | full-shared-qk | lsh
     norm: str = "post"                # post-LN (BERT) | pre-LN
-    activation: str = "gelu"          # gelu (erf) | gelu_tanh (ALBERT's gelu_new)
+    norm_layer: str = "layernorm"     # layernorm | rmsnorm (torch.nn.RMSNorm; NeoBERT)
+    bias: bool = True                 # biases of the linear layers (attention, feed-forward, MLM transform)
+    norm_bias: bool = True            # biases of the LayerNorms (ModernBERT has none)
+    # pre-LN: layer 0's attention normalises its input itself; False: it reads the embedding
+    # norm's output as it is (ModernBERT, whose embedding norm is that norm)
+    first_layer_prenorm: bool = True
+    activation: str = "gelu"          # gelu (erf) | gelu_tanh (ALBERT's gelu_new) | silu (SwiGLU)
+    # the feed-forward: mlp (fc1, act, fc2) | glu (act(x W) * (x V), then the output
+    # projection: GeGLU with gelu, SwiGLU with silu; Shazeer 2020). intermediate_size is
+    # the width after gating, as HF's ModernBERT means it; its automatic value keeps the
+    # parameters of the 4H MLP: 8H/3, rounded up to a multiple of 8
+    ffn: str = "mlp"
     ffn_chunks: int = 1               # >1 runs the FFN in chunks along the sequence (Reformer)
+    # positions: learned (a table of max_position_embeddings rows) | rope (RoFormer's
+    # rotation of queries and keys; no table). Local layers rotate with rope_theta_local
+    # (0: rope_theta), as ModernBERT's 10,000 local and 160,000 global
+    positions: str = "learned"
+    rope_theta: float = 10000.0
+    rope_theta_local: float = 0.0
+    # local/global attention (ModernBERT): layer i is global when i % global_every == 0,
+    # else local: each token attends to the tokens within local_window // 2 of it (HF's
+    # `local_attention`). Global layers use `attention`; local layers windowed full attention
+    global_every: int = 1             # 1: every layer global
+    local_window: int = 128
     # cross-layer sharing (ALBERT): layer i uses group i * num_groups // num_layers
     sharing: str = "none"             # none | all | attention | ffn
     num_groups: int = 0               # 0 -> num_layers (sharing=none) or 1 (otherwise)
@@ -52,7 +83,7 @@ class ModelConfig(StrictConfig):
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
         if self.intermediate_size == 0:
-            set_("intermediate_size", 4 * self.hidden_size)
+            set_("intermediate_size", auto_intermediate(self.hidden_size, self.ffn))
         if self.embedding_size == 0:
             set_("embedding_size", self.hidden_size)
         if self.num_groups == 0:
@@ -66,6 +97,10 @@ class ModelConfig(StrictConfig):
         check_choice("sharing", self.sharing, SHARING)
         check_choice("norm", self.norm, NORMS)
         check_choice("activation", self.activation, ACTIVATIONS)
+        check_choice("norm_layer", self.norm_layer, NORM_LAYERS)
+        check_choice("positions", self.positions, POSITIONS)
+        check_choice("ffn", self.ffn, FFNS)
+        self._validate_modern()
         for name in ("vocab_size", "hidden_size", "num_layers", "num_heads",
                      "max_position_embeddings", "ffn_chunks", "lsh_bucket_size", "lsh_n_hashes"):
             if getattr(self, name) < 1:
@@ -107,6 +142,38 @@ class ModelConfig(StrictConfig):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
 
+    def _validate_modern(self) -> None:
+        if self.positions == "rope" and self.head_dim % 2:
+            raise ValueError(f"positions='rope' rotates pairs of dimensions: the head size {self.head_dim} "
+                             "(hidden_size / num_heads) must be even")
+        if self.rope_theta <= 0 or self.rope_theta_local < 0:
+            raise ValueError(f"rope_theta must be > 0 and rope_theta_local >= 0 (0: rope_theta), got "
+                             f"{self.rope_theta} and {self.rope_theta_local}")
+        if self.global_every < 1:
+            raise ValueError(f"global_every must be >= 1 (1: every layer global), got {self.global_every}")
+        if self.local_window < 2:
+            raise ValueError(f"local_window must be >= 2 (a token sees local_window // 2 on either side), "
+                             f"got {self.local_window}")
+        if not self.first_layer_prenorm and self.norm != "pre":
+            raise ValueError("first_layer_prenorm=False leaves out layer 0's pre-attention norm, which only pre-LN "
+                             "has: set norm='pre' or first_layer_prenorm=True")
+        if self.has_local_layers and self.attention == "lsh" and self.sharing in ("all", "attention"):
+            raise ValueError("attention='lsh' with local layers (global_every > 1) and shared attention: local "
+                             "layers are windowed full attention, another module than LSH, so one module cannot "
+                             "serve both; share nothing, or set global_every=1")
+
+    @property
+    def has_local_layers(self) -> bool:
+        return self.global_every > 1 and self.num_layers > 1
+
+    def is_local(self, layer: int) -> bool:
+        """Layer i is local (sliding window) unless i % global_every == 0 (ModernBERT: 0, 3, 6, ... global)."""
+        return bool(layer % self.global_every)
+
+    def to_dict(self) -> dict:
+        """Every field, except later ones at their defaults (LATER_DEFAULTS)."""
+        return {k: v for k, v in super().to_dict().items() if not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])}
+
     @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_heads
@@ -122,16 +189,24 @@ class ModelConfig(StrictConfig):
     # Derived fields follow their source on `replace`: overriding hidden_size on a config
     # whose intermediate_size was the automatic 4*H gives 4*(new H), not the stale value.
     _AUTO = {
-        "intermediate_size": lambda c: 4 * c.hidden_size,
+        "intermediate_size": lambda c: auto_intermediate(c.hidden_size, c.ffn),
         "embedding_size": lambda c: c.hidden_size,
         "num_groups": lambda c: c.num_layers if c.sharing == "none" else 1,
     }
 
     def replace(self, **changes):  # type: ignore[override]
         self.check_keys(changes)
-        data = self.to_dict()
+        data = StrictConfig.to_dict(self)
         for field, auto in self._AUTO.items():
             if field not in changes and data[field] == auto(self):
                 data[field] = 0
         data.update(changes)
         return ModelConfig(**data)
+
+
+def auto_intermediate(hidden: int, ffn: str) -> int:
+    """4H for an MLP; for a GLU (three matrices) 8H/3 rounded up to a multiple of 8, which
+    keeps the MLP's 8H^2 parameters (Shazeer 2020, NeoBERT)."""
+    if ffn == "glu":
+        return -(-hidden // 3) * 8  # ceil(8H / 3 / 8) * 8
+    return 4 * hidden

@@ -11,6 +11,7 @@ from torch import nn
 
 from core.model.config import ModelConfig
 from core.model.dropout import Dropout
+from core.model.norms import make_norm
 
 
 class Embeddings(nn.Module):
@@ -19,11 +20,13 @@ class Embeddings(nn.Module):
         self.cfg = cfg
         E = cfg.embedding_size
         self.word = nn.Embedding(cfg.vocab_size, E)
-        self.position = nn.Embedding(cfg.max_position_embeddings + cfg.position_offset, E)
+        # rotary positions rotate queries and keys in the attention instead (core.model.rope)
+        learned = cfg.positions == "learned"
+        self.position = nn.Embedding(cfg.max_position_embeddings + cfg.position_offset, E) if learned else None
         self.token_type = nn.Embedding(cfg.type_vocab_size, E) if cfg.type_vocab_size else None
-        self.norm = nn.LayerNorm(E, eps=cfg.layer_norm_eps)
+        self.norm = make_norm(cfg, E)
         self.dropout = Dropout(cfg.hidden_dropout)
-        self.project = nn.Linear(E, cfg.hidden_size) if cfg.factorized else None
+        self.project = nn.Linear(E, cfg.hidden_size, bias=cfg.bias) if cfg.factorized else None
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
         T = input_ids.shape[1]
@@ -32,8 +35,10 @@ class Embeddings(nn.Module):
                 f"sequence length {T} exceeds max_position_embeddings "
                 f"({self.cfg.max_position_embeddings}); raise it in the ModelConfig or truncate"
             )
-        positions = torch.arange(self.cfg.position_offset, self.cfg.position_offset + T, device=input_ids.device)
-        x = self.word(input_ids) + self.position(positions)[None]
+        x = self.word(input_ids)
+        if self.position is not None:
+            positions = torch.arange(self.cfg.position_offset, self.cfg.position_offset + T, device=input_ids.device)
+            x = x + self.position(positions)[None]
         if self.token_type is not None:
             if token_type_ids is None:
                 x = x + self.token_type.weight[0]

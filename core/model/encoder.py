@@ -27,36 +27,49 @@ from torch import nn
 from core.model.attention import build_attention
 from core.model.config import ModelConfig
 from core.model.dropout import Dropout
+from core.model.norms import make_norm
+from core.model.rope import Rotary
 from core.model.unpad import Packing
 
 
 def activation_fn(name: str):
-    return {"gelu": F.gelu, "gelu_tanh": lambda x: F.gelu(x, approximate="tanh")}[name]
+    return {"gelu": F.gelu, "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"), "silu": F.silu}[name]
 
 
 class FeedForward(nn.Module):
+    """mlp: fc2(act(fc1 x)). glu: fc1 is one H -> 2I matrix whose halves are the value
+    and the gate (HF ModernBERT's `Wi`, chunked the same way): fc2(act(x W) * x V)."""
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.fc1 = nn.Linear(cfg.hidden_size, cfg.intermediate_size)
-        self.fc2 = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
+        self.glu = cfg.ffn == "glu"
+        width = cfg.intermediate_size
+        self.fc1 = nn.Linear(cfg.hidden_size, 2 * width if self.glu else width, bias=cfg.bias)
+        self.fc2 = nn.Linear(width, cfg.hidden_size, bias=cfg.bias)
         self.act = activation_fn(cfg.activation)
 
     def forward(self, x: torch.Tensor, **_: object) -> torch.Tensor:
+        if self.glu:
+            value, gate = self.fc1(x).chunk(2, dim=-1)
+            return self.fc2(self.act(value) * gate)
         return self.fc2(self.act(self.fc1(x)))
 
 
 class Sublayer(nn.Module):
-    """Residual wrapper: post-LN `norm(x + f(x))` or pre-LN `x + f(norm(x))`."""
+    """Residual wrapper: post-LN `norm(x + f(x))` or pre-LN `x + f(norm(x))`. `norm` may
+    be absent (ModernBERT's layer 0, whose input is the embedding norm's output); a call
+    with `skip_norm=True` leaves out a norm that a shared sublayer holds for other layers."""
 
-    def __init__(self, fn: nn.Module, cfg: ModelConfig):
+    def __init__(self, fn: nn.Module, cfg: ModelConfig, norm: bool = True):
         super().__init__()
         self.fn = fn
-        self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.norm = make_norm(cfg, cfg.hidden_size) if norm else None
         self.dropout = Dropout(cfg.hidden_dropout)
         self.pre_norm = cfg.norm == "pre"
 
-    def branch(self, x: torch.Tensor, **kwargs: object) -> torch.Tensor:
-        return self.dropout(self.fn(self.norm(x) if self.pre_norm else x, **kwargs))
+    def branch(self, x: torch.Tensor, skip_norm: bool = False, **kwargs: object) -> torch.Tensor:
+        normed = self.pre_norm and self.norm is not None and not skip_norm
+        return self.dropout(self.fn(self.norm(x) if normed else x, **kwargs))
 
     def forward(self, x: torch.Tensor, **kwargs: object) -> torch.Tensor:
         if self.pre_norm:
@@ -74,14 +87,19 @@ class _Branch(nn.Module):
     y - branch(y) carry the difference between the two precisions into the gradients
     (2-4% of their norm at `tiny`). So the branch records the autocast state of its
     forward and restores it when reformer-pytorch signals the recomputation (`_reverse`),
-    as torch.utils.checkpoint does."""
+    as torch.utils.checkpoint does.
 
-    def __init__(self, sublayer: Sublayer):
+    reformer-pytorch hands every block the same arguments; what differs between layers
+    (a local window, the rotary table's theta, layer 0's missing norm) the branch adds."""
+
+    def __init__(self, sublayer: Sublayer, layer: dict | None = None):
         super().__init__()
         self.sublayer = sublayer
+        self.layer = layer or {}
         self.autocast_state: tuple[str, bool, torch.dtype] | None = None
 
     def forward(self, x: torch.Tensor, **kwargs: object) -> torch.Tensor:
+        kwargs = per_layer(kwargs, self.layer)
         kind = x.device.type
         if not kwargs.get("_reverse"):
             self.autocast_state = (kind, torch.is_autocast_enabled(kind), torch.get_autocast_dtype(kind))
@@ -90,6 +108,20 @@ class _Branch(nn.Module):
             with torch.autocast(kind, dtype=dtype, enabled=enabled):
                 return self.sublayer.branch(x, **kwargs)
         return self.sublayer.branch(x, **kwargs)
+
+
+def per_layer(kwargs: dict, layer: dict) -> dict:
+    """The attention arguments of one layer: its window, its rotary table (picked by theta
+    from the tables computed once per forward), whether it skips its norm."""
+    out = {k: v for k, v in kwargs.items() if k != "rope_tables"}
+    tables = kwargs.get("rope_tables")
+    if tables is not None and layer.get("theta") is not None:
+        out["rope"] = tables[layer["theta"]]
+    if layer.get("half") is not None:
+        out["half"] = layer["half"]
+    if layer.get("skip_norm"):
+        out["skip_norm"] = True
+    return out
 
 
 class Encoder(nn.Module):
@@ -102,22 +134,44 @@ class Encoder(nn.Module):
         # index of the module object each layer uses
         self.attention_index = [cfg.group_of_layer(i) if share_attn else i for i in range(L)]
         self.ffn_index = [cfg.group_of_layer(i) if share_ffn else i for i in range(L)]
-        self.attention = nn.ModuleList(
-            Sublayer(build_attention(cfg), cfg) for _ in range(G if share_attn else L)
-        )
+        self.attention = nn.ModuleList(self._attention_sublayer(m) for m in range(G if share_attn else L))
         self.ffn = nn.ModuleList(
             Sublayer(Chunk(cfg.ffn_chunks, FeedForward(cfg), along_dim=-2), cfg)
             for _ in range(G if share_ffn else L)
         )
-        self.final_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps) if cfg.norm == "pre" else None
+        self.final_norm = make_norm(cfg, cfg.hidden_size) if cfg.norm == "pre" else None
+        self.rotary = Rotary(cfg.head_dim, (cfg.rope_theta, self._local_theta())) if cfg.positions == "rope" else None
         self.force_irreversible = False  # run a reversible model's two-stream path in training too
         self.reversible_saved_bytes = 0
         self._pending_backward = False
         if cfg.reversible:
             # Kept out of the module tree on purpose: it only re-wraps modules registered
             # above, and registering it would duplicate every weight in the state dict.
-            pairs = [(_Branch(a), _Branch(f)) for a, f in self.layers()]
+            pairs = [(_Branch(a, self.layer_args(i)), _Branch(f)) for i, (a, f) in enumerate(self.layers())]
             self.__dict__["_reversible"] = ReversibleSequence(pairs, send_signal=True)
+
+    def _local_theta(self) -> float:
+        return self.cfg.rope_theta_local or self.cfg.rope_theta
+
+    def _attention_sublayer(self, m: int) -> Sublayer:
+        """Attention module m, of the kind of the layers that use it (a global layer's
+        `attention`, or windowed full attention in a local one); layer 0's has no norm of
+        its own when it reads the embedding norm (`first_layer_prenorm=False`)."""
+        cfg = self.cfg
+        users = [i for i, a in enumerate(self.attention_index) if a == m]
+        local = cfg.is_local(users[0])
+        kind = "full" if local and cfg.attention == "lsh" else cfg.attention
+        norm = cfg.first_layer_prenorm or users != [0]
+        return Sublayer(build_attention(cfg.replace(attention=kind) if kind != cfg.attention else cfg), cfg, norm)
+
+    def layer_args(self, i: int) -> dict:
+        """What layer i passes its attention besides the mask: its window (local layers), the
+        theta of its rotary table, and whether it skips a norm its shared sublayer holds."""
+        cfg = self.cfg
+        local = cfg.is_local(i)
+        theta = (self._local_theta() if local else cfg.rope_theta) if cfg.positions == "rope" else None
+        return {"half": cfg.local_window // 2 if local else None, "theta": theta,
+                "skip_norm": i == 0 and not cfg.first_layer_prenorm}
 
     @property
     def packs(self) -> bool:
@@ -130,11 +184,14 @@ class Encoder(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
                 packing: Packing | None = None) -> torch.Tensor:
         """x: (B, T, H), or the (1, N, H) real tokens of `packing` (then so is the output)."""
+        length = packing.length if packing is not None else x.shape[1]
+        tables = self.rotary.tables(length, x.device) if self.rotary is not None else None
+        attn_args = {"mask": mask, "packing": packing, "rope_tables": tables}
         if self.cfg.reversible:
-            x = self._forward_two_stream(x, {"mask": mask, "packing": packing})
+            x = self._forward_two_stream(x, attn_args)
         else:
-            for attn, ffn in self.layers():
-                x = ffn(attn(x, mask=mask, packing=packing))
+            for i, (attn, ffn) in enumerate(self.layers()):
+                x = ffn(attn(x, **per_layer(attn_args, self.layer_args(i))))
         return self.final_norm(x) if self.final_norm is not None else x
 
     def _forward_two_stream(self, x: torch.Tensor, attn_args: dict) -> torch.Tensor:

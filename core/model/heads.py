@@ -7,6 +7,7 @@ from torch import nn
 
 from core.model.config import ModelConfig
 from core.model.encoder import activation_fn
+from core.model.norms import make_norm
 
 
 class MLMHead(nn.Module):
@@ -20,9 +21,10 @@ class MLMHead(nn.Module):
 
     def __init__(self, cfg: ModelConfig, word_embeddings: nn.Embedding):
         super().__init__()
-        self.dense = nn.Linear(cfg.hidden_size, cfg.embedding_size)
+        self.dense = nn.Linear(cfg.hidden_size, cfg.embedding_size, bias=cfg.bias)
+        # a GLU's activation gates; the head's transform takes the plain one (silu -> silu, as NeoBERT)
         self.act = activation_fn(cfg.activation)
-        self.norm = nn.LayerNorm(cfg.embedding_size, eps=cfg.layer_norm_eps)
+        self.norm = make_norm(cfg, cfg.embedding_size)
         self.bias = nn.Parameter(torch.zeros(cfg.vocab_size))
         self.__dict__["_word"] = word_embeddings  # tied, not a second registration
 

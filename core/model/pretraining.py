@@ -43,15 +43,31 @@ class PretrainingModel(nn.Module):
         self.unpad = False
         self.apply(self._init_weights)
 
+    @property
+    def local_kernel(self) -> str:
+        """The kernel of the local (sliding-window) layers: auto (flex on CUDA, banded on a
+        CPU), banded, flex or dense (core.model.local). A run-time choice, like `unpad`."""
+        return next((m.local_kernel for m in self.modules() if hasattr(m, "local_kernel") and m is not self), "auto")
+
+    @local_kernel.setter
+    def local_kernel(self, name: str) -> None:
+        from core.model.local import kernel_for
+
+        kernel_for(name, torch.device("cpu"))  # a bad name fails here
+        for m in self.modules():
+            if m is not self and hasattr(m, "local_kernel"):
+                m.local_kernel = name
+
     def _init_weights(self, module: nn.Module) -> None:
         std = self.cfg.initializer_range
         if isinstance(module, (nn.Linear, nn.Embedding)):
             nn.init.normal_(module.weight, std=std)
             if isinstance(module, nn.Linear) and module.bias is not None:
                 nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.LayerNorm):
+        elif isinstance(module, nn.LayerNorm | nn.RMSNorm):
             nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
+            if getattr(module, "bias", None) is not None:
+                nn.init.zeros_(module.bias)
 
     @contextlib.contextmanager
     def seeded_hashing(self, seed: int | None) -> Iterator[None]:

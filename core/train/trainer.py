@@ -38,6 +38,7 @@ import torch
 from core.device import autocast, pick_device, synchronize, to_device
 from core.interop import load_arm, warm_start
 from core.model import PretrainingModel, compile_model
+from core.model.local import compile_seconds
 from core.optim import adamw, lr_factor
 from core.train.budget import BUDGET_FIELDS, fraction_under, reached
 from core.train.checkpoint import (
@@ -69,6 +70,7 @@ class Progress:
     epoch: int = 0
     batch: int = 0        # next batch index within the epoch
     flops: float = 0.0    # training FLOPs: cfg.flops_per_step per optimizer step
+    compile_seconds: float = 0.0  # compiling attention kernels (core.model.local): kept out of `seconds`
 
 
 @dataclass
@@ -262,14 +264,16 @@ class Trainer:
                 if until is not None and self._done_under(until):
                     status = "paused"
                     break
-                t0 = time.perf_counter()
+                t0, compiled = time.perf_counter(), compile_seconds()
                 losses, tokens, data_s, grad_norm = self._forward_backward(batches)
                 loss = losses[0]
                 if not math.isfinite(loss) or not torch.isfinite(grad_norm):
                     status, error = "nan", self._nan_message(loss, grad_norm)
                     break
                 self._update()
-                elapsed, data_s = self._agreed_seconds(time.perf_counter() - t0, data_s)
+                compiling = compile_seconds() - compiled  # a kernel built once per shape: not training time
+                self.progress.compile_seconds += compiling
+                elapsed, data_s = self._agreed_seconds(time.perf_counter() - t0 - compiling, data_s)
                 self._record(losses, tokens, elapsed, data_s, float(grad_norm))
                 bar.update(loss, tokens / max(time.perf_counter() - t0, 1e-9))
                 self._after_step()

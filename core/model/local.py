@@ -1,0 +1,125 @@
+"""Sliding-window attention: each token attends to the tokens within `half` positions of it
+(ModernBERT's local layers: `local_window` = 128 tokens, 64 on either side, as HF's
+`local_attention`), padding keys masked. Three kernels compute the same function:
+
+- `banded`: the sequence cut into blocks of `half` tokens; each query block attends to its
+  own and its two neighbouring key blocks (3 x half keys) through one batched SDPA call
+  with the exact window as its mask. Time and memory grow as T x half instead of T x T,
+  and autograd differentiates it on any device. The CPU's kernel.
+- `flex`: `torch.nn.attention.flex_attention` with a block mask, compiled (once per
+  shape; the sequence is padded to a multiple of 128 so that few shapes occur, and the
+  compile time is kept apart, `KERNEL_TIMES`). The CUDA kernel. In torch 2.13 it has no
+  CPU backward ("FlexAttention does not support backward on CPU"), so a CPU trains banded.
+- `dense`: SDPA with the full T x T mask: the reference the other two are tested against.
+
+A query always attends to itself as well, so a padding query whose window holds only
+padding has one key: its output is finite (real tokens never see padding keys, so theirs
+is unchanged), and no NaN reaches a gradient through the pads.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+
+KERNELS = ("auto", "banded", "flex", "dense")
+# seconds spent compiling flex_attention, per (T, half) shape, since the process started:
+# a row records it apart from training time (`compile_seconds`)
+KERNEL_TIMES: dict[tuple[int, int], float] = {}
+_FLEX_MULTIPLE = 128
+
+
+def kernel_for(requested: str, device: torch.device, dropout_p: float = 0.0) -> str:
+    """The kernel that runs: `auto` is flex on CUDA and banded elsewhere; flex has no
+    attention dropout, so a layer with dropout takes the banded kernel."""
+    if requested not in KERNELS:
+        raise ValueError(f"unknown local attention kernel {requested!r}; choose from {', '.join(KERNELS)}")
+    kernel = requested if requested != "auto" else "flex" if torch.device(device).type == "cuda" else "banded"
+    return "banded" if kernel == "flex" and dropout_p > 0 else kernel
+
+
+def compile_seconds() -> float:
+    """Seconds spent compiling local-attention kernels in this process so far."""
+    return sum(KERNEL_TIMES.values())
+
+
+def window_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor | None, half: int,
+                     dropout_p: float = 0.0, kernel: str = "banded") -> torch.Tensor:
+    """(B, h, T, d) queries, keys, values; key_mask (B, T), True = a real token. Each query
+    attends to the keys within `half` positions of it (and to itself)."""
+    T = q.shape[-2]
+    if half >= T - 1:  # the window covers the sequence: full attention
+        mask = None if key_mask is None else _with_self(key_mask[:, None, None, :].expand(-1, 1, T, T))
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+    if kernel == "dense":
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=dense_window_mask(key_mask, T, half, q.device),
+                                              dropout_p=dropout_p)
+    if kernel == "flex":
+        return _flex(q, k, v, key_mask, half, dropout_p)
+    return _banded(q, k, v, key_mask, half, dropout_p)
+
+
+def dense_window_mask(key_mask: torch.Tensor | None, T: int, half: int, device) -> torch.Tensor:
+    """(B or 1, 1, T, T) bool: |i - j| <= half and key j real, or j = i."""
+    i = torch.arange(T, device=device)
+    window = (i[:, None] - i[None, :]).abs() <= half
+    if key_mask is None:
+        return window[None, None]
+    return window[None, None] & key_mask[:, None, None, :] | torch.eye(T, dtype=torch.bool, device=device)
+
+
+def _with_self(mask: torch.Tensor) -> torch.Tensor:
+    T = mask.shape[-1]
+    return mask | torch.eye(T, dtype=torch.bool, device=mask.device)
+
+
+def _banded(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor | None, half: int,
+            dropout_p: float) -> torch.Tensor:
+    B, h, T, d = q.shape
+    b = half                                  # block size: a query's window lies in blocks i-1, i, i+1
+    nb = math.ceil(T / b)
+    pad = nb * b - T
+    valid = torch.ones(B, T, dtype=torch.bool, device=q.device) if key_mask is None else key_mask.bool()
+    q = F.pad(q, (0, 0, 0, pad)).view(B, h, nb, b, d)
+    # keys and values with one block of zeros on either side, cut into overlapping 3-block windows
+    kb = F.pad(k, (0, 0, b, b + pad)).unfold(2, 3 * b, b).transpose(-1, -2)   # (B, h, nb, 3b, d)
+    vb = F.pad(v, (0, 0, b, b + pad)).unfold(2, 3 * b, b).transpose(-1, -2)
+    keys_real = F.pad(valid, (b, b + pad), value=False).unfold(1, 3 * b, b)   # (B, nb, 3b)
+    i = torch.arange(b, device=q.device)[:, None]
+    j = torch.arange(3 * b, device=q.device)[None, :] - b                     # key offset from the block start
+    window = (i - j).abs() <= half
+    mask = (window[None, None] & keys_real[:, :, None, :]) | (i == j)[None, None]   # (B, nb, b, 3b)
+    out = F.scaled_dot_product_attention(q, kb, vb, attn_mask=mask[:, None], dropout_p=dropout_p)
+    return out.reshape(B, h, nb * b, d)[:, :, :T]
+
+
+_COMPILED: dict[str, object] = {}
+
+
+def _flex(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor | None, half: int,
+          dropout_p: float) -> torch.Tensor:
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+
+    if dropout_p:
+        raise ValueError("flex_attention has no attention dropout (kernel_for picks banded for a layer with dropout)")
+    B, h, T, d = q.shape
+    pad = (-T) % _FLEX_MULTIPLE
+    n = T + pad
+    valid = torch.ones(B, T, dtype=torch.bool, device=q.device) if key_mask is None else key_mask.bool()
+    valid = F.pad(valid, (0, pad), value=False)
+
+    def mask_mod(batch, head, qi, ki):
+        return (((qi - ki).abs() <= half) & valid[batch, ki]) | (qi == ki)
+
+    block_mask = create_block_mask(mask_mod, B, None, n, n, device=q.device)
+    if "flex" not in _COMPILED:
+        _COMPILED["flex"] = torch.compile(flex_attention, dynamic=False)
+    q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
+    first = (n, half) not in KERNEL_TIMES
+    t0 = time.perf_counter()
+    out = _COMPILED["flex"](q, k, v, block_mask=block_mask)
+    if first:
+        KERNEL_TIMES[(n, half)] = time.perf_counter() - t0
+    return out[:, :, :T]
