@@ -111,3 +111,13 @@ def test_readme_links_every_docs_page_and_the_index_every_finding():
             assert re.fullmatch(r"\d{4}-\d{2}-\d{2}-[a-z0-9-]+\.md", finding.name), \
                 f"{rel(finding)}: a finding is named YYYY-MM-DD-short-name.md"
             assert f"({finding.name})" in index, f"docs/findings/README.md does not list {finding.name}"
+
+
+def test_the_readme_lists_every_ablation_with_its_arm_count():
+    """A new ablation is reachable from the front door: its row in the README's table."""
+    from ablations.specs import ABLATIONS
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| `([a-z_]+)` \| (\d+)(?: variants)? \|", text, flags=re.M))
+    expected = {name: str(len(s.bench_variants) if s.kind == "bench" else len(s.arms)) for name, s in ABLATIONS.items()}
+    assert rows == expected
