@@ -1,59 +1,25 @@
-"""The named ablations: each a base variant, its arms and the papers' expected directions.
-
-Every training ablation shares one CPU budget (`CPU_BUDGET`): the size, vocabulary and
-token budget at which a model leaves the unigram stage in a few minutes on 2 cores (the
-rate follows each arm's width, `core.optim.lr_for_width`)
-(docs/findings/2026-11-23-learning-budget.md gives the measurements). `gpu_budget` is where
-each paper's loss effect is expected to show.
-"""
+"""The 2018-2020 ablations: BERT, ALBERT, RoBERTa and the Reformer, one component at a time,
+each with the papers' expected directions."""
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
+from ablations.specs.catalogue.budgets import (
+    AR_GPU_BUDGET,
+    ATTENTION_BUDGET,
+    COMPONENTS,
+    CPU_BUDGET,
+    MAIN_JOB_BUDGET,
+    SHARED,
+)
 from ablations.specs.schema import CHANCE, AblationSpec, Arm, Expectation
-from ablations.specs.toml import load_toml
-from core.registry import unknown_name_error
-
-# E=64 stays below H at every size the budgets use (micro's H=128 included); ALBERT Table 3
-# measured E from 64 to 768 (E=128 is its default at H=768)
-_FACT = {"model.embedding_size": 64}
-_SHARE = {"model.sharing": "all", "model.num_groups": 1}
-_SOP = {"data.sentence_task": "sop"}
-# buckets of 32: the CPU budget's 128-token sequences hold 4 buckets (LSH with only two
-# buckets would be full attention in disguise); two hash rounds, the Reformer paper's LSH-2,
-# since this component is in 5 of albert_reformer's 11 arms (`attention` sweeps 1 to 8)
-_LSH = {"model.attention": "lsh", "model.lsh_bucket_size": 32, "model.lsh_n_hashes": 2}
-# (docs/findings/2026-11-23-learning-budget.md); every training ablation's default
-CPU_BUDGET = {"size": "micro", "vocab_size": 4000, "seq_len": 128, "batch_size": 16, "tokens": 550_000}
-# `attention`: the CPU budget's size, vocabulary and tokens per step, at 4x the length so
-# that LSH's 64-token buckets number 8 (the Reformer's own setting is 64-token buckets, 8+
-# of them); 40,000 tokens at mini and 1024 (the earlier budget) left every arm at the unigram
-# stage
-ATTENTION_BUDGET = {**CPU_BUDGET, "seq_len": 512, "batch_size": 4}
-_REV = {"model.norm": "pre", "model.reversible": True}
-_COMPONENTS = [("factorized", "factorized embeddings E=64", _FACT), ("shared", "all layers share one group", _SHARE),
-               ("sop", "sentence-order prediction instead of NSP", _SOP), ("lsh", "LSH attention", _LSH),
-               ("reversible", "reversible residual layers (pre-LN)", _REV)]
 
 
-# The main job's budget: the ladder's six arms at CPU_BUDGET took 625 s on a fresh 2-core
-# machine (2026-12-01, 0.21 s per dense step); at 400,000 tokens about 490 s, and its
-# slowest learner (+shared) was 0.10 nats below the training unigram there
-# (docs/findings/2026-12-01-main-job-time.md)
-MAIN_JOB_BUDGET = {**CPU_BUDGET, "tokens": 400_000}
-_AR_GPU_BUDGET = {"size": "small", "seq_len": 512, "batch_size": 128, "tokens": 200_000_000,
-                  "why": "loss gaps between the rungs appear after about 10^8 tokens (ALBERT Fig. 2 scale); "
-                         "parameters, memory and speed show at any budget"}
-
-
-def _albert_reformer() -> AblationSpec:
+def albert_reformer() -> AblationSpec:
     arms = [Arm("bert", {}, "BERT: the starting point")]
     cumulative: dict[str, Any] = {}
     prev = "bert"
-    for key, text, overrides in _COMPONENTS:
+    for key, text, overrides in COMPONENTS:
         cumulative = {**cumulative, **overrides}
         arms.append(Arm(f"+{key}", dict(cumulative), f"previous rung + {text}", compare_to=prev, component=text))
         prev = f"+{key}"
@@ -75,7 +41,7 @@ def _albert_reformer() -> AblationSpec:
         "albert_reformer",
         "BERT to ALBERT-Reformer one component at a time: every component's marginal effect on parameters, "
         "memory, speed and loss, in the order the papers added them (albert_reformer_loo removes each in turn)",
-        "bert", tuple(arms), gpu_budget=_AR_GPU_BUDGET, defaults=MAIN_JOB_BUDGET, expectations=exp)
+        "bert", tuple(arms), gpu_budget=AR_GPU_BUDGET, defaults=MAIN_JOB_BUDGET, expectations=exp)
 
 
 # each component's keys set back to BERT's values (core.model.ModelConfig, core.data.DataConfig)
@@ -84,18 +50,18 @@ _WITHOUT = {"factorized": {"model.embedding_size": 0}, "shared": {"model.sharing
             "reversible": {"model.norm": "post", "model.reversible": False}}
 
 
-def _albert_reformer_loo() -> AblationSpec:
+def albert_reformer_loo() -> AblationSpec:
     """Each component removed from the full model: its effect where every other one is
     present, which the ladder (one order of adding them) cannot show."""
-    full = {k: v for _, _, overrides in _COMPONENTS for k, v in overrides.items()}
+    full = {k: v for _, _, overrides in COMPONENTS for k, v in overrides.items()}
     arms = [Arm("albert-reformer", {}, "ALBERT-Reformer: every component")]
-    for key, text, _ in _COMPONENTS:
+    for key, text, _ in COMPONENTS:
         arms.append(Arm(f"ar-no-{key}", _WITHOUT[key], f"ALBERT-Reformer without {text}",
                         component=f"removing {text}"))
     exp = (Expectation("reversible layers cut activation memory", "ar-no-reversible", "saved_bytes", "higher",
                        source="Reformer (RevNet)"),)
     return AblationSpec("albert_reformer_loo", "ALBERT-Reformer with each component removed in turn (leave-one-out)",
-                        "bert", tuple(arms), base_overrides=full, gpu_budget=_AR_GPU_BUDGET, defaults=CPU_BUDGET,
+                        "bert", tuple(arms), base_overrides=full, gpu_budget=AR_GPU_BUDGET, defaults=CPU_BUDGET,
                         expectations=exp)
 
 
@@ -103,13 +69,13 @@ def _albert_reformer_loo() -> AblationSpec:
 _EMBEDDING_SIZES = (32, 64)
 
 
-def _embedding_size() -> AblationSpec:
+def embedding_size() -> AblationSpec:
     arms = [Arm("E=H", {}, "unfactorized: E = H")]
     for e in _EMBEDDING_SIZES:
         arms.append(Arm(f"E={e}", {"model.embedding_size": e}, f"factorized, E={e}", component=f"E={e}"))
-    arms.append(Arm("E=H shared", dict(_SHARE), "E = H, all layers shared", component="sharing"))
+    arms.append(Arm("E=H shared", dict(SHARED), "E = H, all layers shared", component="sharing"))
     for e in _EMBEDDING_SIZES:
-        arms.append(Arm(f"E={e} shared", {"model.embedding_size": e, **_SHARE}, f"E={e}, all layers shared",
+        arms.append(Arm(f"E={e} shared", {"model.embedding_size": e, **SHARED}, f"E={e}, all layers shared",
                         compare_to="E=H shared", component=f"E={e} (shared)"))
     exp = (Expectation("E=64 cuts parameters", "E=64", "params_unique", "lower", 0.8, source="ALBERT Table 3"),
            Expectation("sharing all layers costs MLM loss at equal tokens", "E=H shared", "eval_mlm_loss", "higher",
@@ -119,7 +85,7 @@ def _embedding_size() -> AblationSpec:
                         defaults=CPU_BUDGET, expectations=exp)
 
 
-def _sharing() -> AblationSpec:
+def sharing() -> AblationSpec:
     arms = [Arm("none", {}, "no sharing")]
     for strategy in ("all", "attention", "ffn"):
         for groups in (1, 2, 4, "L"):
@@ -138,7 +104,7 @@ def _sharing() -> AblationSpec:
                         defaults=CPU_BUDGET, expectations=exp)
 
 
-def _attention() -> AblationSpec:
+def attention() -> AblationSpec:
     arms = [Arm("full", {}, "full attention (separate Q, K), SDPA"),
             Arm("full-shared-qk", {"model.attention": "full-shared-qk"}, "full attention with shared, normalised QK",
                 component="shared QK")]
@@ -159,7 +125,7 @@ def _attention() -> AblationSpec:
                         expectations=exp)
 
 
-def _objective() -> AblationSpec:
+def objective() -> AblationSpec:
     arms = [Arm("nsp", {}, "BERT's next-sentence prediction"),
             Arm("none", {"data.sentence_task": "none"}, "no sentence loss (head kept, untrained)", component="no sentence task"),
             Arm("sop", {"data.sentence_task": "sop"}, "ALBERT's sentence-order prediction", component="SOP")]
@@ -174,7 +140,7 @@ def _objective() -> AblationSpec:
                         defaults=CPU_BUDGET, expectations=exp)
 
 
-def _masking() -> AblationSpec:
+def masking() -> AblationSpec:
     arms = [Arm("static/10", {}, "static masks, 10 copies (BERT)"),
             Arm("static/1", {"data.dupe_factor": 1}, "static masks, one copy", component="one static copy"),
             Arm("dynamic", {"data.masking": "dynamic"}, "fresh masks every epoch (RoBERTa)", component="dynamic masking"),
@@ -189,7 +155,7 @@ def _masking() -> AblationSpec:
                         defaults=CPU_BUDGET, expectations=exp)
 
 
-def _packing() -> AblationSpec:
+def packing() -> AblationSpec:
     arms = [Arm("segment-pair+nsp", {}, "BERT: segment pairs with NSP"),
             Arm("sentence-pair+nsp", {"data.packing": "sentence-pair"}, "single-sentence pairs with NSP",
                 component="sentence pairs"),
@@ -202,7 +168,7 @@ def _packing() -> AblationSpec:
                         defaults=CPU_BUDGET)
 
 
-def _papers() -> AblationSpec:
+def papers() -> AblationSpec:
     """The three papers' recipes, each a variant's model and data choices applied to `bert`,
     so that one run compares them at one budget (and, with --downstream, after fine-tuning,
     as ReforBERT's tables did)."""
@@ -230,124 +196,11 @@ def _papers() -> AblationSpec:
                         defaults=CPU_BUDGET, expectations=exp)
 
 
-# -- today's encoders ----------------------------------------------------------------------------------
-# ModernBERT's 128-token window at its 1,024-token pretraining length is an eighth of it: the
-# ablations scale the window to the length they train at (at 128 tokens a 128-token window,
-# 64 either side, would leave little local), and a window covering the sequence would make the
-# local layers global (the catalogue test refuses such an arm as its predecessor's twin)
-_WINDOW = "T/8"
-# what every arm of `modern` trains with, as today's encoders train: MLM alone, documents
-# packed into full sequences, fresh masks, no segment embeddings, no dropout
-_MODERN_BASE = {"model.type_vocab_size": 0, "model.sentence_head": False, "model.hidden_dropout": 0.0,
-                "model.attention_dropout": 0.0, "model.layer_norm_eps": 1e-5, "data.packing": "full-sentences",
-                "data.sentence_task": "none", "data.masking": "dynamic"}
-_MODERN_STEPS = [
-    ("rope", "rotary positions (RoFormer; theta 10,000)", {"model.positions": "rope"}),
-    ("glu", "a GeGLU feed-forward at equal parameters (I = 8H/3)", {"model.ffn": "glu"}),
-    ("prenorm", "pre-norm, no biases, layer 0 reading the embedding norm",
-     {"model.norm": "pre", "model.bias": False, "model.norm_bias": False, "model.first_layer_prenorm": False}),
-    ("local", "local/global attention: a T/8 window, global every third layer, theta 160,000 global and 10,000 "
-              "local", {"model.global_every": 3, "model.local_window": _WINDOW, "model.rope_theta": 160_000.0,
-                        "model.rope_theta_local": 10_000.0}),
-    ("mask30", "30% masking (evaluated at 15%)", {"data.mask_prob": 0.3}),
-]
-
-
-def _modern() -> AblationSpec:
-    """BERT to ModernBERT one idea at a time; the top rung is the `modernbert` variant."""
-    arms = [Arm("bert", {}, "BERT's architecture, trained as today's encoders are (MLM only, full sequences, "
-                            "fresh masks, no dropout)")]
-    cumulative: dict[str, Any] = {}
-    prev = "bert"
-    for key, text, overrides in _MODERN_STEPS:
-        cumulative = {**cumulative, **overrides}
-        arms.append(Arm(f"+{key}", dict(cumulative), f"previous rung + {text}", compare_to=prev, component=text))
-        prev = f"+{key}"
-    exp = (
-        Expectation("rotary positions reach a lower MLM loss than learned ones", "+rope", "eval_mlm_loss", "lower",
-                    source="RoFormer (Su et al. 2021), Fig. 3"),
-        Expectation("a GLU feed-forward lowers the loss at equal parameters", "+glu", "eval_mlm_loss", "lower",
-                    source="Shazeer 2020, Table 1"),
-        Expectation("the sliding window saves activation memory at long lengths", "+local", "saved_bytes_long",
-                    "lower", source="ModernBERT (Warner et al. 2024), section 2.1"),
-        Expectation("the sliding window costs little loss", "+local", "eval_mlm_loss", "similar",
-                    source="ModernBERT (Warner et al. 2024)"),
-        Expectation("30% masking is no worse than 15%", "+mask30", "eval_mlm_loss", "similar",
-                    source="Wettig et al. 2023, Table 1"),
-    )
-    return AblationSpec("modern", "BERT to ModernBERT one component at a time: RoPE, GeGLU, bias-free pre-norm, "
-                        "local/global attention, 30% masking (the NeoBERT/ModernBERT question, with seeds)", "bert",
-                        tuple(arms), base_overrides=_MODERN_BASE, defaults=CPU_BUDGET,
-                        gpu_budget={"size": "mini", "seq_len": 512, "batch_size": 64, "tokens": 200_000_000,
-                                    "why": "NeoBERT's ladder compares its steps after about 10^9 tokens; the "
-                                           "architectural gaps of a few hundredths of a nat need long runs"},
-                        expectations=exp)
-
-
-_MODERNBERT_AT_BUDGET = {"model.local_window": _WINDOW}
-
-
-def _revisited() -> AblationSpec:
-    """The 2018-2020 ideas, each on top of today's default: do they still pay for themselves?"""
-    arms = [Arm("modernbert", {}, "ModernBERT: RoPE, GeGLU, bias-free pre-norm, local/global, 30% masking"),
-            Arm("+factorized", dict(_FACT), "+ factorized embeddings E=64 (ALBERT)", component="factorized embeddings"),
-            Arm("+shared", dict(_SHARE), "+ all layers sharing one group (ALBERT)", component="cross-layer sharing"),
-            Arm("+lsh", dict(_LSH), "+ LSH attention in the global layers (Reformer)", component="LSH attention"),
-            Arm("+reversible", {"model.reversible": True}, "+ reversible residual layers (Reformer)",
-                component="reversible layers"),
-            Arm("+sop", {"data.sentence_task": "sop", "data.packing": "segment-pair", "model.sentence_head": True},
-                "+ sentence-order prediction on segment pairs (ALBERT)", component="SOP")]
-    exp = (
-        Expectation("factorized embeddings cut parameters", "+factorized", "params_unique", "lower", 0.9,
-                    source="ALBERT Table 3"),
-        Expectation("sharing costs MLM loss at equal tokens", "+shared", "eval_mlm_loss", "higher",
-                    source="ALBERT Table 4"),
-        Expectation("reversible layers cut activation memory", "+reversible", "saved_bytes", "lower", 0.6,
-                    source="Reformer (RevNet)"),
-        Expectation("an SOP-trained head solves SOP above chance", "+sop", "eval_sop_acc", "higher", versus=CHANCE,
-                    source="ALBERT Table 5"),
-    )
-    return AblationSpec("revisited", "The ideas of 2018-2020 (factorized E, sharing, LSH, reversible layers, SOP) "
-                        "each on top of ModernBERT: do they still pay for themselves against today's default?",
-                        "modernbert", tuple(arms), base_overrides=_MODERNBERT_AT_BUDGET, defaults=CPU_BUDGET,
-                        gpu_budget={"size": "mini", "seq_len": 512, "batch_size": 64, "tokens": 200_000_000,
-                                    "why": "as `modern`: loss gaps of a few hundredths need about 10^8 tokens"},
-                        expectations=exp)
-
-
-def _masking_rate() -> AblationSpec:
-    arms = [Arm("30%", {}, "ModernBERT's 30% masking")]
-    for rate in (15, 20, 40):
-        arms.append(Arm(f"{rate}%", {"data.mask_prob": rate / 100}, f"{rate}% of the tokens masked in training",
-                        component=f"{rate}% masking"))
-    exp = (Expectation("40% masking is no worse than 15% at the same evaluation masking", "40%", "eval_mlm_loss",
-                       "similar", versus="15%", source="Wettig et al. 2023 (Should You Mask 15%?), Table 1"),)
-    return AblationSpec("masking_rate", "The training masking rate, 15 / 20 / 30 / 40%, every arm evaluated on the "
-                        "same held-out masks at 15% (ModernBERT, NeoBERT, Wettig et al. 2023)", "modernbert",
-                        tuple(arms), base_overrides=_MODERNBERT_AT_BUDGET, defaults=CPU_BUDGET,
-                        gpu_budget={"size": "mini", "seq_len": 128, "batch_size": 256, "tokens": 200_000_000,
-                                    "why": "Wettig et al. compare rates downstream after 10^9+ tokens"},
-                        expectations=exp)
-
-
-def _seq_scaling() -> AblationSpec:
+def seq_scaling() -> AblationSpec:
     return AblationSpec("seq_scaling", "Memory and speed against sequence length for bert, reformer, "
                         "albert-reformer and modernbert (no training)", "bert", (Arm("bert", {}),), kind="bench",
                         bench_variants=("bert", "reformer", "albert-reformer", "modernbert"),
                         bench_seq_lens=(128, 256, 512, 1024, 2048, 4096, 8192),
                         defaults={"tokens_per_batch": 8192})
-
-
-ABLATIONS: Mapping[str, AblationSpec] = MappingProxyType({s.name: s for s in (
-    _albert_reformer(), _albert_reformer_loo(), _embedding_size(), _sharing(), _attention(), _objective(), _masking(), _packing(),
-    _papers(), _modern(), _revisited(), _masking_rate(), _seq_scaling())})
-
-
-def get_ablation(name_or_path: str) -> AblationSpec:
-    if name_or_path.endswith(".toml"):
-        return load_toml(Path(name_or_path))
-    if name_or_path not in ABLATIONS:
-        raise unknown_name_error("ablation", name_or_path, list(ABLATIONS))
-    return ABLATIONS[name_or_path]
 
 
