@@ -106,6 +106,7 @@ def test_a_model_with_local_layers_gives_the_same_hidden_states_with_every_kerne
         outs = {}
         for kernel in ("dense", "banded", "flex"):
             model.local_kernel = kernel
+            assert model.local_kernel == kernel
             outs[kernel] = model.encode(ids, mask)
         model.unpad, model.local_kernel = True, "banded"
         outs["unpadded"] = model.encode(ids, mask)

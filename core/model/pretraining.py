@@ -47,7 +47,7 @@ class PretrainingModel(nn.Module):
     def local_kernel(self) -> str:
         """The kernel of the local (sliding-window) layers: auto (flex on CUDA, banded on a
         CPU), banded, flex or dense (core.model.local). A run-time choice, like `unpad`."""
-        return next((m.local_kernel for m in self.modules() if hasattr(m, "local_kernel") and m is not self), "auto")
+        return next((m.local_kernel for m in self.modules() if m is not self and hasattr(m, "local_kernel")), "auto")
 
     @local_kernel.setter
     def local_kernel(self, name: str) -> None:
