@@ -51,20 +51,21 @@ def fit(model_cfg: ModelConfig, data, eval_data, train_cfg: TrainConfig, ckpt_di
                   train_loss=result.train_loss, train_loss_time=result.train_loss_time, evals=result.evals,
                   train_tokens_per_s=p.tokens / max(p.seconds, 1e-9), world_size=trainer.world,
                   train_flops=p.flops, stopped_by=result.stopped_by, steps_trained=len(result.step_times),
-                  compile_seconds=p.compile_seconds, local_kernel=local_kernel(model, trainer.device),
+                  compile_seconds=p.compile_seconds, local_kernel=local_kernel(model, trainer.device, data.cfg.max_length),
                   warm_start=result.warm_start, precision=resolved_precision(trainer.device, train_cfg.precision),
                   **{k: v for k, v in result.final_eval.items() if k.startswith("eval_")})
     fields.update(result.speed(warmup=2))
     return fields, model
 
 
-def local_kernel(model: PretrainingModel, device) -> str | None:
-    """Which kernel the local (sliding-window) layers ran (core.model.local), or None without any."""
+def local_kernel(model: PretrainingModel, device, length: int) -> str | None:
+    """Which kernel the local (sliding-window) layers ran at the training length (core.model.local),
+    or None without any."""
     if not model.cfg.has_local_layers:
         return None
     from core.model.local import kernel_for
 
-    return kernel_for(model.local_kernel, device, model.cfg.attention_dropout)
+    return kernel_for(model.local_kernel, device, model.cfg.attention_dropout, length, model.cfg.local_window // 2)
 
 
 def launch(model_cfg: ModelConfig, data_cfg: DataConfig, eval_cfg: DataConfig | None, train_cfg: TrainConfig,

@@ -93,7 +93,8 @@ class FullAttention(nn.Module):
             q, k = apply_rotary(q, rope), apply_rotary(k, rope)
         if half is not None:
             p = self.dropout.p if self.dropout.training else 0.0
-            out = window_attention(q, k, v, mask, half, p, kernel_for(self.local_kernel, q.device, p))
+            kernel = kernel_for(self.local_kernel, q.device, p, q.shape[-2], half)
+            out = window_attention(q, k, v, mask, half, p, kernel)
         else:
             out = attend(q, k, v, None if mask is None else mask[:, None, None, :], self.dropout)
         return self.out(_packed(packing, _merge_heads(out)))
