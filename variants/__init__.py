@@ -52,6 +52,10 @@ _ROBERTA_DATA = {"packing": "full-sentences", "sentence_task": "none", "masking"
 _ALBERT = {"embedding_size": 128, "sharing": "all", "num_groups": 1}
 _ROBERTA = {"type_vocab_size": 1, "position_offset": 2, "sentence_head": False}
 _LSH = {"attention": "lsh"}
+# long inputs: BigBird's block-sparse attention (64-token blocks, 3 random; HF BigBirdConfig's
+# defaults) and a 128-token sliding window in every layer, each with BigBird's 4,096 positions
+_BIGBIRD = {"attention": "bigbird", "block_size": 64, "num_random_blocks": 3, "max_position_embeddings": 4096}
+_LOCAL = {"attention": "local", "local_window": 128, "max_position_embeddings": 4096}
 _REVERSIBLE = {"norm": "pre", "reversible": True}
 
 # today's encoders: no segment embeddings, no sentence task, pre-norm without biases,
@@ -78,6 +82,11 @@ _VARIANTS = [
     Variant("bert-lsh", "BERT with LSH attention in place of full attention", _LSH, _BERT_DATA),
     Variant("roberta-lsh", "RoBERTa with LSH attention in place of full attention",
             {**_ROBERTA, **_LSH}, _ROBERTA_DATA),
+    Variant("bert-bigbird", "BERT with BigBird's block-sparse attention (global, band and random blocks), 4,096 "
+            "positions", _BIGBIRD, _BERT_DATA),
+    Variant("roberta-bigbird", "RoBERTa with BigBird's block-sparse attention, 4,096 positions",
+            {**_ROBERTA, **_BIGBIRD}, _ROBERTA_DATA),
+    Variant("bert-local", "BERT with a 128-token sliding window in every layer, 4,096 positions", _LOCAL, _BERT_DATA),
     Variant("albert-reformer", "ALBERT with LSH attention and reversible layers",
             {**_ALBERT, **_LSH, **_REVERSIBLE}, _ALBERT_DATA),
     Variant("modernbert", "ModernBERT: RoPE, GeGLU, pre-norm without biases, local/global attention, 30% masking",

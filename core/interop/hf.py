@@ -5,8 +5,9 @@ Parity with `modeling_bert.py` and friends is this project's proof of correctnes
 called, through `core.extras` (the `hf` extra): never needed to train.
 
 Supported HF classes: BertForPreTraining, BertForMaskedLM, AlbertForPreTraining,
-AlbertForMaskedLM, RobertaForMaskedLM, and ModernBertForMaskedLM (pre-norm models with
-rotary positions and a GLU: `core.interop.hf_modernbert`). ALBERT's layout covers every factorized or
+AlbertForMaskedLM, RobertaForMaskedLM, ModernBertForMaskedLM (pre-norm models with
+rotary positions and a GLU: `core.interop.hf_modernbert`), and BigBirdForPreTraining and
+BigBirdForMaskedLM (`attention="bigbird"`: `core.interop.hf_bigbird`). ALBERT's layout covers every factorized or
 all-shared model (num_hidden_groups = our num_groups), so factorized BERTs export through
 it too; an all-shared model with E = H gets the identity as ALBERT's E->H projection,
 which HF's ALBERT always has (and which our E = H models do without).
@@ -37,8 +38,8 @@ def _family(hf_model: Any) -> str:
         if name.startswith(fam):
             return fam.lower()
     raise ValueError(
-        f"from_hf supports BertForPreTraining/BertForMaskedLM, AlbertForPreTraining/"
-        f"AlbertForMaskedLM and RobertaForMaskedLM, not {name}"
+        f"from_hf supports BertForPreTraining/BertForMaskedLM, AlbertForPreTraining/AlbertForMaskedLM, "
+        f"RobertaForMaskedLM, ModernBertForMaskedLM and BigBirdForPreTraining/BigBirdForMaskedLM, not {name}"
     )
 
 
@@ -137,11 +138,15 @@ def config_from_hf(hf_config: Any, family: str, sentence_head: bool) -> ModelCon
 
 
 def from_hf(hf_model: Any) -> PretrainingModel:
-    """Our PretrainingModel with the weights of an HF BERT/ALBERT/RoBERTa/ModernBERT model.
+    """Our PretrainingModel with the weights of an HF BERT/ALBERT/RoBERTa/ModernBERT/BigBird model.
     A model without the pretraining heads (e.g. BertForSequenceClassification after
     fine-tuning) is refused in one line naming them; `load_arm` reads such a directory whole."""
     if type(hf_model).__name__.startswith("ModernBert"):
         return from_hf_modernbert(hf_model)
+    if type(hf_model).__name__.startswith("BigBird"):
+        from core.interop.hf_bigbird import from_hf_bigbird  # it reads this module's BERT names
+
+        return from_hf_bigbird(hf_model)
     family = _family(hf_model)
     sentence_head = type(hf_model).__name__.endswith("ForPreTraining")
     cfg = config_from_hf(hf_model.config, family, sentence_head)

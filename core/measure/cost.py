@@ -3,7 +3,8 @@ device's measured matmul peak.
 
 LSH FLOPs are "dense-equivalent": the dot products LSH computes (2 x bucket_size keys per
 query per hash round), priced as dense matmuls, which they are not (sorting and gathering
-are extra).
+are extra). BigBird's are the products its blocks hold (the gather kernel computes exactly
+those; flex computes them in 128-token tiles).
 """
 from __future__ import annotations
 
@@ -39,13 +40,17 @@ def matmul_peak_flops(device_str: str) -> float:
 def flops_per_token(cfg: ModelConfig, seq_len: int, mask_fraction: float = 0.15) -> dict:
     """Analytic training FLOPs per token (3 x forward; recomputation not counted). A GLU
     has three H x I matrices where an MLP has two; a local layer scores each query against
-    the keys of its window (`local_window // 2` either side) instead of the sequence."""
+    the keys of its window (`local_window // 2` either side) instead of the sequence, a
+    sparse kind against its own keys (BigBird: global, band and random blocks; the window of
+    `local`), or the sequence within `full_attn_threshold`."""
     H, FF, E, V, L = cfg.hidden_size, cfg.intermediate_size, cfg.embedding_size, cfg.vocab_size, cfg.num_layers
     kind = ATTENTION[cfg.attention]
     proj = 2 * kind.projections * H * H
     ffn = (6 if cfg.ffn == "glu" else 4) * H * FF
     window = min(2 * (cfg.local_window // 2) + 1, seq_len)
-    attn = sum(4 * (window if cfg.is_local(i) else kind.keys_per_query(cfg, seq_len)) * H for i in range(L))
+    # a sparse kind takes full attention on batches within full_attn_threshold (the hybrid)
+    keys = seq_len if kind.sparse and seq_len <= cfg.full_attn_threshold else kind.keys_per_query(cfg, seq_len)
+    attn = sum(4 * (window if cfg.is_local(i) else keys) * H for i in range(L))
     embed = 2 * E * H if cfg.factorized else 0
     head = mask_fraction * (2 * H * E + 2 * E * V)
     forward = L * (proj + ffn) + attn + embed + head

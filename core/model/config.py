@@ -21,7 +21,8 @@ FFNS = ("mlp", "glu")
 # built before they existed (as core.data.config.LATER_DEFAULTS)
 LATER_DEFAULTS = {"positions": "learned", "rope_theta": 10000.0, "rope_theta_local": 0.0, "ffn": "mlp",
                   "norm_layer": "layernorm", "bias": True, "norm_bias": True, "first_layer_prenorm": True,
-                  "global_every": 1, "local_window": 128}
+                  "global_every": 1, "local_window": 128, "block_size": 64, "num_random_blocks": 3,
+                  "full_attn_threshold": 0}
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class ModelConfig(StrictConfig):
     intermediate_size: int = 0        # 0 -> 4 * H
     embedding_size: int = 0           # E; 0 -> H. E < H factorizes the embedding (ALBERT)
     # block choices
-    attention: str = "full"           # full | full-shared-qk | lsh
+    attention: str = "full"           # full | full-shared-qk | lsh | local | bigbird
     norm: str = "post"                # post-LN (BERT) | pre-LN
     norm_layer: str = "layernorm"     # layernorm | rmsnorm (torch.nn.RMSNorm; NeoBERT)
     bias: bool = True                 # biases of the linear layers (attention, feed-forward, MLM transform)
@@ -72,6 +73,15 @@ class ModelConfig(StrictConfig):
     # LSH attention (reformer-pytorch)
     lsh_bucket_size: int = 64
     lsh_n_hashes: int = 4
+    # BigBird's block-sparse attention (attention="bigbird", ITC): blocks of block_size tokens,
+    # the first and last global, every other attending to the 2 global blocks, a band of 3 and
+    # num_random_blocks random ones drawn per layer and head from a generator seeded with the
+    # layer (core.model.blocksparse); at most (5 + 2r) x block_size tokens, full attention (HF's rule)
+    block_size: int = 64
+    num_random_blocks: int = 3
+    # reformer-pytorch's full_attn_thres: a batch whose sequences are at most this many tokens
+    # long takes full attention in place of the sparse kind (bigbird, local, lsh); 0: never
+    full_attn_threshold: int = 0
     # heads
     sentence_head: bool = True        # pooler + 2-way classifier for NSP/SOP
     # regularisation and init
@@ -157,10 +167,27 @@ class ModelConfig(StrictConfig):
         if not self.first_layer_prenorm and self.norm != "pre":
             raise ValueError("first_layer_prenorm=False leaves out layer 0's pre-attention norm, which only pre-LN "
                              "has: set norm='pre' or first_layer_prenorm=True")
+        self._validate_sparse()
         if self.has_local_layers and self.attention == "lsh" and self.sharing in ("all", "attention"):
             raise ValueError("attention='lsh' with local layers (global_every > 1) and shared attention: local "
                              "layers are windowed full attention, another module than LSH, so one module cannot "
                              "serve both; share nothing, or set global_every=1")
+
+    def _validate_sparse(self) -> None:
+        from core.model import ATTENTION
+
+        if self.block_size < 1 or self.num_random_blocks < 0 or self.full_attn_threshold < 0:
+            raise ValueError(f"block_size must be >= 1, num_random_blocks >= 0 and full_attn_threshold >= 0, got "
+                             f"{self.block_size}, {self.num_random_blocks} and {self.full_attn_threshold}")
+        if self.full_attn_threshold and not ATTENTION[self.attention].sparse:
+            sparse = ", ".join(n for n in ATTENTION.names() if ATTENTION[n].sparse)
+            raise ValueError(f"full_attn_threshold={self.full_attn_threshold} switches a sparse attention to full "
+                             f"attention on short batches, and attention={self.attention!r} is full already: set "
+                             f"attention to one of {sparse}, or full_attn_threshold=0")
+        if self.attention == "local" and self.global_every > 1:
+            raise ValueError(f"attention='local' makes every layer a sliding window, so global_every="
+                             f"{self.global_every} changes nothing: set global_every=1 (every layer local), or "
+                             "attention='full' with global_every > 1 (full attention in every k-th layer)")
 
     @property
     def has_local_layers(self) -> bool:

@@ -17,6 +17,7 @@ handled here, not by callers:
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +25,7 @@ from reformer_pytorch.reformer_pytorch import Chunk
 from reformer_pytorch.reversible import ReversibleSequence
 from torch import nn
 
-from core.model.attention import build_attention
+from core.model.attention import ATTENTION, build_attention
 from core.model.config import ModelConfig
 from core.model.dropout import Dropout
 from core.model.norms import make_norm
@@ -119,6 +120,8 @@ def per_layer(kwargs: dict, layer: dict) -> dict:
         out["rope"] = tables[layer["theta"]]
     if layer.get("half") is not None:
         out["half"] = layer["half"]
+    if layer.get("layer") is not None:
+        out["layer"] = layer["layer"]
     if layer.get("skip_norm"):
         out["skip_norm"] = True
     return out
@@ -142,6 +145,9 @@ class Encoder(nn.Module):
         self.final_norm = make_norm(cfg, cfg.hidden_size) if cfg.norm == "pre" else None
         self.rotary = Rotary(cfg.head_dim, (cfg.rope_theta, self._local_theta())) if cfg.positions == "rope" else None
         self.force_irreversible = False  # run a reversible model's two-stream path in training too
+        # training forwards per attention path: "full" (a batch within full_attn_threshold) or
+        # the sparse kind's name (`attention_paths`); only sparse kinds count
+        self.paths: Counter[str] = Counter()
         self.reversible_saved_bytes = 0
         self._pending_backward = False
         if cfg.reversible:
@@ -171,7 +177,12 @@ class Encoder(nn.Module):
         local = cfg.is_local(i)
         theta = (self._local_theta() if local else cfg.rope_theta) if cfg.positions == "rope" else None
         return {"half": cfg.local_window // 2 if local else None, "theta": theta,
-                "skip_norm": i == 0 and not cfg.first_layer_prenorm}
+                "skip_norm": i == 0 and not cfg.first_layer_prenorm, "layer": i}
+
+    @property
+    def sparse(self) -> bool:
+        """Whether the global layers' attention kind is a sparse one (full_attn_threshold applies)."""
+        return bool(ATTENTION[self.cfg.attention].sparse)
 
     @property
     def packs(self) -> bool:
@@ -187,6 +198,12 @@ class Encoder(nn.Module):
         length = packing.length if packing is not None else x.shape[1]
         tables = self.rotary.tables(length, x.device) if self.rotary is not None else None
         attn_args = {"mask": mask, "packing": packing, "rope_tables": tables}
+        if self.sparse:
+            full = 0 < length <= self.cfg.full_attn_threshold
+            if full:
+                attn_args["full"] = True
+            if self.training:
+                self.paths["full" if full else self.cfg.attention] += 1
         if self.cfg.reversible:
             x = self._forward_two_stream(x, attn_args)
         else:

@@ -10,6 +10,10 @@
   shape; the sequence is padded to a multiple of 128 so that few shapes occur, and the
   compile time is kept apart, `KERNEL_TIMES`). The CUDA kernel. In torch 2.13 it has no
   CPU backward ("FlexAttention does not support backward on CPU"), so a CPU trains banded.
+
+Both are the block-sparse kernels of `core.model.blocksparse` (`gather` and `flex`) fed the
+window as a `BlockPattern` (`window_pattern`): the one description of which key blocks each
+query block attends that BigBird's pattern uses too.
 - `dense`: SDPA with the full T x T mask: the reference the other two are tested against,
   and the faster one on a CPU for short sequences, where banded's many small blocks cost
   more than the T x T scores they save (measured on 2 cores, forward and backward: at 128
@@ -22,17 +26,16 @@ is unchanged), and no NaN reaches a gradient through the pads.
 """
 from __future__ import annotations
 
-import math
-import time
-
 import torch
 import torch.nn.functional as F
 
+from core.model.blocksparse import pattern_attention, window_pattern
+
 KERNELS = ("auto", "banded", "flex", "dense")
-# seconds spent compiling flex_attention, per (T, half) shape, since the process started:
-# a row records it apart from training time (`compile_seconds`)
-KERNEL_TIMES: dict[tuple[int, int], float] = {}
-_FLEX_MULTIPLE = 128
+# seconds spent compiling flex_attention, per shape (the sliding window's and the block-sparse
+# kernels', core.model.blocksparse), since the process started: a row records it apart from
+# training time (`compile_seconds`)
+KERNEL_TIMES: dict[tuple, float] = {}
 
 
 def kernel_for(requested: str, device: torch.device, dropout_p: float = 0.0, length: int | None = None,
@@ -65,9 +68,8 @@ def window_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask
     if kernel == "dense":
         return F.scaled_dot_product_attention(q, k, v, attn_mask=dense_window_mask(key_mask, T, half, q.device),
                                               dropout_p=dropout_p)
-    if kernel == "flex":
-        return _flex(q, k, v, key_mask, half, dropout_p)
-    return _banded(q, k, v, key_mask, half, dropout_p)
+    pattern = window_pattern(T, half)  # the one description of the window the banded and flex kernels share
+    return pattern_attention(q, k, v, key_mask, pattern, "flex" if kernel == "flex" else "gather", dropout_p)
 
 
 def dense_window_mask(key_mask: torch.Tensor | None, T: int, half: int, device) -> torch.Tensor:
@@ -82,53 +84,3 @@ def dense_window_mask(key_mask: torch.Tensor | None, T: int, half: int, device) 
 def _with_self(mask: torch.Tensor) -> torch.Tensor:
     T = mask.shape[-1]
     return mask | torch.eye(T, dtype=torch.bool, device=mask.device)
-
-
-def _banded(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor | None, half: int,
-            dropout_p: float) -> torch.Tensor:
-    B, h, T, d = q.shape
-    b = half                                  # block size: a query's window lies in blocks i-1, i, i+1
-    nb = math.ceil(T / b)
-    pad = nb * b - T
-    valid = torch.ones(B, T, dtype=torch.bool, device=q.device) if key_mask is None else key_mask.bool()
-    q = F.pad(q, (0, 0, 0, pad)).view(B, h, nb, b, d)
-    # keys and values with one block of zeros on either side, cut into overlapping 3-block windows
-    kb = F.pad(k, (0, 0, b, b + pad)).unfold(2, 3 * b, b).transpose(-1, -2)   # (B, h, nb, 3b, d)
-    vb = F.pad(v, (0, 0, b, b + pad)).unfold(2, 3 * b, b).transpose(-1, -2)
-    keys_real = F.pad(valid, (b, b + pad), value=False).unfold(1, 3 * b, b)   # (B, nb, 3b)
-    i = torch.arange(b, device=q.device)[:, None]
-    j = torch.arange(3 * b, device=q.device)[None, :] - b                     # key offset from the block start
-    window = (i - j).abs() <= half
-    mask = (window[None, None] & keys_real[:, :, None, :]) | (i == j)[None, None]   # (B, nb, b, 3b)
-    out = F.scaled_dot_product_attention(q, kb, vb, attn_mask=mask[:, None], dropout_p=dropout_p)
-    return out.reshape(B, h, nb * b, d)[:, :, :T]
-
-
-_COMPILED: dict[str, object] = {}
-
-
-def _flex(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor | None, half: int,
-          dropout_p: float) -> torch.Tensor:
-    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
-
-    if dropout_p:
-        raise ValueError("flex_attention has no attention dropout (kernel_for picks banded for a layer with dropout)")
-    B, h, T, d = q.shape
-    pad = (-T) % _FLEX_MULTIPLE
-    n = T + pad
-    valid = torch.ones(B, T, dtype=torch.bool, device=q.device) if key_mask is None else key_mask.bool()
-    valid = F.pad(valid, (0, pad), value=False)
-
-    def mask_mod(batch, head, qi, ki):
-        return (((qi - ki).abs() <= half) & valid[batch, ki]) | (qi == ki)
-
-    block_mask = create_block_mask(mask_mod, B, None, n, n, device=q.device)
-    if "flex" not in _COMPILED:
-        _COMPILED["flex"] = torch.compile(flex_attention, dynamic=False)
-    q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
-    first = (n, half) not in KERNEL_TIMES
-    t0 = time.perf_counter()
-    out = _COMPILED["flex"](q, k, v, block_mask=block_mask)
-    if first:
-        KERNEL_TIMES[(n, half)] = time.perf_counter() - t0
-    return out[:, :, :T]

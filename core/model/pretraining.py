@@ -58,6 +58,44 @@ class PretrainingModel(nn.Module):
             if m is not self and hasattr(m, "local_kernel"):
                 m.local_kernel = name
 
+    @property
+    def attention_kernel(self) -> str:
+        """The kernel of BigBird's block-sparse layers: auto (flex on CUDA, gather on a CPU),
+        gather, flex or dense (core.model.blocksparse). A run-time choice, like `local_kernel`."""
+        return next((m.sparse_kernel for m in self.modules() if m is not self and hasattr(m, "sparse_kernel")), "auto")
+
+    @attention_kernel.setter
+    def attention_kernel(self, name: str) -> None:
+        from core.model.blocksparse import kernel_for
+
+        kernel_for(name, torch.device("cpu"))  # a bad name fails here
+        for m in self.modules():
+            if m is not self and hasattr(m, "sparse_kernel"):
+                m.sparse_kernel = name
+
+    def kernels_ran(self) -> dict[str, int]:
+        """Calls per attention kernel since the model was built (sparse kinds and local
+        layers: banded, flex, dense, gather, full, lsh), over every layer."""
+        total: dict[str, int] = {}
+        for m in self.modules():
+            for kernel, n in getattr(m, "ran", {}).items():
+                total[kernel] = total.get(kernel, 0) + n
+        return total
+
+    @property
+    def attention_paths(self) -> dict[str, int]:
+        """Training forwards per attention path of a sparse kind: "full" (a batch within
+        `full_attn_threshold`) or the kind's name; {} for a full-attention model."""
+        return dict(self.encoder.paths)
+
+    def set_random_blocks(self, plans: dict[int, torch.Tensor]) -> None:
+        """BigBird: use `plans[layer]` ((heads, blocks - 2, r) key blocks) as each layer's random
+        blocks at that number of blocks, e.g. those HF drew (core.interop.hf_bigbird)."""
+        if self.cfg.attention != "bigbird":
+            raise ValueError(f"random blocks are BigBird's; this model's attention is {self.cfg.attention!r}")
+        for layer, blocks in plans.items():
+            self.encoder.attention[self.encoder.attention_index[layer]].fn.set_random_blocks(layer, blocks)
+
     def _init_weights(self, module: nn.Module) -> None:
         std = self.cfg.initializer_range
         if isinstance(module, (nn.Linear, nn.Embedding)):
