@@ -21,17 +21,19 @@ ARM is the arm's name escaped so that two names never share a directory (`arm_di
 Rows are appended, one line each, under an exclusive file lock in a single write, so
 several processes (or machines on one shared file system) can write one run directory
 without losing or duplicating rows; a reader skips a torn last line left by a killed
-writer. Everything else is written atomically.
+writer. Everything else is written atomically. Rows are typed (`ablations.rows`: `Row` in
+results.jsonl, `BenchRow` in bench.jsonl): read as such here, written from them here.
 """
 from __future__ import annotations
 
 import json
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ablations.rows import BenchRow, Row, RowError
 from core.files import append_line, atomic_write_text, file_lock
 
 RESULTS, BENCH, SPEC, REPORT = "results.jsonl", "bench.jsonl", "spec.json", "report.md"
@@ -72,23 +74,22 @@ def rung_dir(unit_dir: Path, rung: int) -> Path:
     return unit_dir / f"rung-{rung}"
 
 
-def is_lower_rung(row: dict[str, Any]) -> bool:
+def is_lower_rung(row: Row) -> bool:
     """A ladder's rung below its largest: a budget point, not the (arm, seed)'s result."""
-    rung, ladder = row.get("rung"), row.get("ladder")
-    return rung is not None and ladder is not None and rung < ladder - 1
+    return row.is_lower_rung
 
 
-def results(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
+def results(rows: Iterable[Row]) -> dict[tuple[str, int], Row]:
     """THE rule for which rows are results: per (arm, seed), its latest row that is not a
     ladder's lower rung (a re-run replaces an earlier row). Keys in first-seen order."""
-    out: dict[tuple[str, int], dict[str, Any]] = {}
+    out: dict[tuple[str, int], Row] = {}
     for row in rows:
-        if not is_lower_rung(row):
-            out[(row["arm"], row.get("seed", 0))] = row
+        if not row.is_lower_rung:
+            out[(row.arm, row.seed)] = row
     return out
 
 
-def result_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def result_rows(rows: Iterable[Row]) -> list[Row]:
     return list(results(rows).values())
 
 
@@ -148,13 +149,15 @@ def arm_path_problem(arm: str) -> str | None:
     return None
 
 
-def read_rows(path: Path, ablation: str | None = None) -> list[dict[str, Any]]:
-    """Every row that can be read as one. A line that is not JSON (a row torn by a writer
-    killed mid-write: rows are written whole, in one call), a row of the wrong shape, and a
-    row of another ablation than `ablation` (a run directory holds one) are each skipped
-    with a warning naming the file and line, never taken for a result."""
+def read_rows(path: Path, ablation: str | None = None) -> list[Row] | list[BenchRow]:
+    """Every row that can be read as one: `Row`s, or `BenchRow`s from a bench.jsonl. A line
+    that is not JSON (a row torn by a writer killed mid-write: rows are written whole, in one
+    call), a row of the wrong shape, and a row of another ablation than `ablation` (a run
+    directory holds one) are each skipped with a warning naming the file and line, never
+    taken for a result."""
     if not path.is_file():
         return []
+    schema = BenchRow if path.name == BENCH else Row
     lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
     rows = []
     for n, line in enumerate(lines, 1):
@@ -167,11 +170,21 @@ def read_rows(path: Path, ablation: str | None = None) -> list[dict[str, Any]]:
                           stacklevel=2)
             continue
         problem = row_problem(row, ablation, results=path.name == RESULTS)
+        if not problem:
+            try:
+                row = schema.from_json(row)
+            except RowError as err:
+                problem = str(err)
         if problem:
             warnings.warn(f"{path}:{n}: {problem}; skipped", stacklevel=2)
             continue
         rows.append(row)
     return rows
+
+
+def read_bench(path: Path) -> list[BenchRow]:
+    """The rows of a bench.jsonl (`read_rows`)."""
+    return read_rows(path)
 
 
 # fields a report computes with: a row whose value there is neither a number nor null is damaged
@@ -199,13 +212,21 @@ def row_problem(row: Any, ablation: str | None = None, results: bool = True) -> 
     return None
 
 
-def read_results(run_dir: Path) -> list[dict[str, Any]]:
+def read_results(run_dir: Path) -> list[Row]:
     """The results rows of a run directory: those of the ablation its spec.json names."""
     return read_rows(Path(run_dir) / RESULTS, ablation=read_spec(run_dir).get("ablation"))
 
 
-def append_row(path: Path, row: dict[str, Any]) -> None:
-    append_line(path, json.dumps(row, default=str))
+def append_row(path: Path, row: Row | BenchRow | dict[str, Any]) -> None:
+    """Append one row as this version writes it (`row_version` first, then the row's keys in
+    their order); a dict is read into the schema of its file first, and refused (`RowError`)
+    where a reader would skip it."""
+    if isinstance(row, Mapping):
+        problem = row_problem(row, results=path.name != BENCH)
+        if problem:
+            raise RowError(f"not a row of {path.name}: {problem}")
+        row = (BenchRow if path.name == BENCH else Row).from_json(row)
+    append_line(path, json.dumps(row.stamped().to_json(), default=str))
 
 
 def write_text(path: Path, text: str) -> None:
@@ -255,8 +276,8 @@ def default_run_dir(name: str) -> Path:
 def claim_run_dir(path: Path, ablation: str) -> None:
     """A run directory belongs to one ablation: refuse to run another one into it."""
     ensure_run_dir(path)
-    owner = read_spec(path).get("ablation") or next((r.get("ablation") for r in read_rows(path / RESULTS)
-                                                     if r.get("ablation")), None)
+    owner = read_spec(path).get("ablation") or next((r.ablation for r in read_rows(path / RESULTS) if r.ablation),
+                                                    None)
     if owner is not None and owner != ablation:
         raise ValueError(f"{path} holds a run of ablation {owner!r}; running {ablation!r} there would mix the two "
                          "in one report: give another --out")

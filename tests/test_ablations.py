@@ -7,6 +7,7 @@ from ablations.__main__ import main as cli
 from ablations.plan import RunConfig, parse_duration, settle
 from ablations.plan.resolve import resolve_arm
 from ablations.report import render_report
+from ablations.rows import ROW_VERSION
 from ablations.run import run_ablation
 from ablations.rundir import read_rows
 from ablations.specs import ABLATIONS, AblationSpec, Arm, get_ablation
@@ -125,14 +126,15 @@ def test_quick_objective_run_end_to_end_then_resume_skips_everything(tmp_path, c
     run_ablation(spec, quick(tmp_path, corpus_file, cache_dir))
     render_report(tmp_path)
     rows = read_rows(tmp_path / "results.jsonl")
-    assert [r["arm"] for r in rows] == ["nsp", "none", "sop"]
+    assert [r.arm for r in rows] == ["nsp", "none", "sop"]
     required = {"ablation", "arm", "variant", "config", "status", "error", "params_unique", "params_total",
                 "tokens_seen", "wall_s", "train_loss", "eval_mlm_loss", "eval_mlm_acc", "eval_nsp_acc",
                 "eval_sop_acc", "tokens_per_s", "peak_mem_bytes", "saved_bytes", "device"}
     for r in rows:
-        assert required <= set(r) and r["status"] == "ok", r.get("error")
-        assert r["eval_nsp_acc"] is not None and r["eval_sop_acc"] is not None  # cross-evaluation
-        assert r["config"]["data.sentence_task"] == r["arm"]
+        assert required <= set(r.to_json()) and r.status == "ok", r.error  # every key written from the start
+        assert r.row_version == ROW_VERSION and not r.extra  # the row schema knows every field a run writes
+        assert r.eval_nsp_acc is not None and r.eval_sop_acc is not None  # cross-evaluation
+        assert r.config["data.sentence_task"] == r.arm
     assert (tmp_path / "report.md").is_file() and (tmp_path / "results.csv").is_file()
     assert (tmp_path / "loss_vs_tokens.png").stat().st_size > 1000
     # re-running the same command skips every finished arm
@@ -185,11 +187,11 @@ overrides = { "model.attention" = "lsh", "model.lsh_bucket_size" = 16 }
     assert "error: crash (seed 0) failed at train: RuntimeError: the crash arm's own failure (tests/test_ablations.py:" \
         in err and "1 failed" in err
     assert "boom" not in err
-    rows = {r["arm"]: r for r in read_rows(out / "results.jsonl")}
-    assert rows["base"]["status"] == "ok" and rows["lsh"]["status"] == "ok"
-    assert rows["crash"]["status"] == "error" and "own failure" in rows["crash"]["error"]
-    assert rows["boom"]["status"] == "oom" and "out of memory" in rows["boom"]["error"]
-    assert rows["lsh"]["saved_bytes"] > 0
+    rows = {r.arm: r for r in read_rows(out / "results.jsonl")}
+    assert rows["base"].status == "ok" and rows["lsh"].status == "ok"
+    assert rows["crash"].status == "error" and "own failure" in rows["crash"].error
+    assert rows["boom"].status == "oom" and "out of memory" in rows["boom"].error
+    assert rows["lsh"].saved_bytes > 0
     report = render_report(out).read_text()
     assert "Arms that did not finish" in report and "crash (seed 0): error" in report
 
@@ -224,12 +226,12 @@ def test_bench_writes_rows_and_plots(tmp_path):
     assert cli(["bench", "both", "--variants", "bert,reformer", "--seq-lens", "128,256", "--size", "tiny",
                 "--tokens-per-batch", "512", "--vocab-size", "300", "--out", str(tmp_path), "--quick"]) == 0
     rows = read_rows(tmp_path / "bench.jsonl")
-    assert [(r["variant"], r["seq_len"], r["batch_size"]) for r in rows] == [
+    assert [(r.variant, r.seq_len, r.batch_size) for r in rows] == [
         ("bert", 128, 4), ("bert", 256, 2), ("reformer", 128, 4), ("reformer", 256, 2)]
     for r in rows:
-        assert r["status"] == "ok"
-        for figure in ("tokens_per_s", "peak_mem_bytes", "saved_bytes"):
-            assert r[figure] > 0, figure  # measured, not left empty
+        assert r.status == "ok"
+        for figure in (r.tokens_per_s, r.peak_mem_bytes, r.saved_bytes):
+            assert figure > 0, r  # measured, not left empty
     assert (tmp_path / "memory_vs_seq_len.png").is_file()
 
 
@@ -237,12 +239,12 @@ def test_bench_writes_rows_and_plots(tmp_path):
 def test_quick_packing_run_end_to_end(tmp_path, corpus_file, cache_dir):
     run_ablation(get_ablation("packing"), quick(tmp_path, corpus_file, cache_dir))
     render_report(tmp_path)
-    rows = {r["arm"]: r for r in read_rows(tmp_path / "results.jsonl")}
-    assert all(r["status"] == "ok" for r in rows.values()), {k: r["error"] for k, r in rows.items()}
-    assert rows["full-sentences"]["config"]["data.packing"] == "full-sentences"
-    assert rows["full-sentences"]["config"]["data.sentence_task"] == "none"
+    rows = {r.arm: r for r in read_rows(tmp_path / "results.jsonl")}
+    assert all(r.status == "ok" for r in rows.values()), {k: r.error for k, r in rows.items()}
+    assert rows["full-sentences"].config["data.packing"] == "full-sentences"
+    assert rows["full-sentences"].config["data.sentence_task"] == "none"
     # every arm is scored on the base arm's held-out examples and masks, whatever its packing
-    assert {r["eval_set"] for r in rows.values()} == {"base"}
-    assert len({r["eval_mlm_tokens"] for r in rows.values()}) == 1
+    assert {r.eval_set for r in rows.values()} == {"base"}
+    assert len({r.eval_mlm_tokens for r in rows.values()}) == 1
     csv = (tmp_path / "results.csv").read_text().splitlines()
     assert len(csv) == 1 + len(rows) and "config.data.packing" in csv[0]

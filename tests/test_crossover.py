@@ -4,6 +4,8 @@ import pytest
 
 from ablations.analysis.costs import loss_points
 from ablations.analysis.crossover import PowerLaw, crossing, find_crossover, fit_power_law, widen
+from ablations.report.worth import crossover_text
+from ablations.rows import Row
 
 CS = np.geomspace(1e13, 1e15, 8)
 CHEAP = PowerLaw(E=2.0, A=0.5, alpha=0.5, scale=1e15)   # better early, higher floor
@@ -29,15 +31,15 @@ def test_a_known_crossover_lies_in_its_interval():
     got = find_crossover(seeds_of(CHEAP, rng), seeds_of(REF, rng), ("cheap", "ref"))
     assert got.kind == "crosses" and got.lo <= true <= got.hi
     assert got.at == pytest.approx(true, rel=0.1) and not got.extrapolation
-    assert "cheap lower below it, ref above" in got.text
+    assert "cheap lower below it, ref above" in crossover_text(got)
 
 
 def test_curves_that_never_meet_have_no_crossover():
     lower = PowerLaw(E=1.5, A=0.3, alpha=0.5, scale=1e15)  # below CHEAP everywhere
     rng = np.random.default_rng(1)
     got = find_crossover(seeds_of(CHEAP, rng), seeds_of(lower, rng), ("cheap", "ref"))
-    assert got.kind == "none" and got.text.startswith("no crossover within [1e+13, 1e+17] FLOPs")
-    assert "ref lower throughout" in got.text
+    assert got.kind == "none" and crossover_text(got).startswith("no crossover within [1e+13, 1e+17] FLOPs")
+    assert "ref lower throughout" in crossover_text(got)
 
 
 def test_a_crossing_far_beyond_the_budget_is_an_extrapolation():
@@ -52,14 +54,16 @@ def test_a_crossing_far_beyond_the_budget_is_an_extrapolation():
 def test_one_seed_or_too_few_points_claim_nothing():
     rng = np.random.default_rng(3)
     one = find_crossover(seeds_of(CHEAP, rng, n=1), seeds_of(REF, rng, n=1))
-    assert one.kind == "inconclusive" and "one seed gives no interval" in one.text
+    assert one.kind == "inconclusive" and "one seed gives no interval" in crossover_text(one)
     few = {0: [(1e13, 3.0), (1e14, 2.5), (1e15, 2.2)]}
     assert find_crossover(few, few).kind == "fit failed"
 
 
 def test_ladder_rungs_are_the_points_when_there_are_two_or_more():
-    rows = [{"arm": "a", "seed": 0, "status": "ok", "rung": k, "train_flops": c, "eval_mlm_loss": float(CHEAP(c)),
-             "evals": [{"curve": True, "flops": c / 2, "eval_mlm_loss": 9.0}]} for k, c in enumerate(CS[:4])]
+    rows = [Row.from_json({"arm": "a", "seed": 0, "status": "ok", "rung": k, "train_flops": c,
+                           "eval_mlm_loss": float(CHEAP(c)), "evals": [{"curve": True, "flops": c / 2,
+                                                                        "eval_mlm_loss": 9.0}]})
+            for k, c in enumerate(CS[:4])]
     pts, source = loss_points(rows, "a")
     assert source == "ladder" and pts[0] == [(float(c), float(CHEAP(c))) for c in CS[:4]]
     pts, source = loss_points(rows[-1:], "a")  # a single rung: its curve points instead

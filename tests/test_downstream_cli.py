@@ -4,6 +4,7 @@ import json
 import pytest
 
 from ablations.__main__ import main as cli
+from ablations.rows import Row
 from ablations.run.weights import resolve_source
 from ablations.rundir import read_rows
 from tests.test_finetune import keyword_task
@@ -38,13 +39,13 @@ def test_run_with_downstream_then_export_finetune_and_warm_start(tmp_path, corpu
     assert "unknown task 'korst'. Did you mean 'korsts'" in said("err")  # checked before pretraining
     assert cli(["run", str(tmp_path / "ds.toml"), "--out", str(run), *common, "--downstream", task,
                 "--downstream-steps", "6", "--downstream-seeds", "2"]) == 0
-    rows = {r["arm"]: r for r in read_rows(run / "results.jsonl")}
+    rows = {r.arm: r for r in read_rows(run / "results.jsonl")}
     for arm in ("base", "shared"):
-        r = rows[arm]
-        assert r["status"] == "ok" and r["downstream_task_n"] == 60 and r["downstream_task_metric"] == "accuracy"
-        assert len(r["downstream_task_seeds"]["values"]) == 2 and r["downstream_task_se"] >= 0
-        lo, hi = r["downstream_task_ci"]
-        assert lo <= r["downstream_task_seeds"]["values"][0] <= hi
+        r, score = rows[arm], rows[arm].downstream["task"]
+        assert r.status == "ok" and score.n == 60 and score.metric == "accuracy"
+        assert len(score.seed_values) == 2 and score.se >= 0
+        lo, hi = score.ci
+        assert lo <= score.seed_values[0] <= hi
         kept = run / "arms" / arm / "seed-0"
         assert (kept / "model.safetensors").is_file() and not (kept / "checkpoint.pt").exists()
     report = (run / "report.md").read_text()
@@ -71,13 +72,13 @@ def test_run_with_downstream_then_export_finetune_and_warm_start(tmp_path, corpu
 
 
 def test_downstream_verdicts_weigh_seed_and_test_set_noise():
-    from ablations.analysis.downstream import compare_downstream
-    from ablations.report.downstream import downstream_markdown
+    from ablations.report.downstream import compare_downstream, downstream_markdown
 
-    def row(arm, score, se, ci, **kw):
-        return {"arm": arm, "status": "ok", "eval_mlm_loss": 5.0, "params_unique": 10e6, "peak_mem_bytes": 2**30,
-                "downstream_qp": score, "downstream_qp_se": se, "downstream_qp_n": 758, "downstream_qp_ci": ci,
-                "downstream_qp_metric": "accuracy", **kw}
+    def row(arm, score, se, ci, **kw):  # a row as results.jsonl holds it
+        return Row.from_json({"arm": arm, "status": "ok", "eval_mlm_loss": 5.0, "params_unique": 10e6,
+                              "peak_mem_bytes": 2**30, "downstream_qp": score, "downstream_qp_se": se,
+                              "downstream_qp_n": 758, "downstream_qp_ci": ci, "downstream_qp_metric": "accuracy",
+                              **kw})
 
     base = row("base", 0.80, 0.005, [0.77, 0.83])
     worse = row("shared", 0.70, 0.005, [0.67, 0.73], compare_to="base", component="attention sharing",
@@ -89,7 +90,7 @@ def test_downstream_verdicts_weigh_seed_and_test_set_noise():
     md = downstream_markdown([base, worse, close])
     assert "| shared | 5.000 | 4.00M | 1,024 MiB | 0.700 ± 0.005 (n=758, CI 0.670–0.730) |" in md
     assert "- **attention sharing** (shared vs base): saves parameters ×0.40; qp accuracy -0.100: costs" in md
-    assert downstream_markdown([{"arm": "x", "status": "ok"}]) == ""
+    assert downstream_markdown([Row.from_json({"arm": "x", "status": "ok"})]) == ""
     # at the majority class's share (508 of 758 "same" pairs): marked, and a gap between two such
     # arms is not a verdict about the encoders
     flat = row("flat", 0.670, 0.0, [0.636, 0.703], downstream_qp_chance=508 / 758)
@@ -105,8 +106,8 @@ def test_undefined_scores_are_shown_and_never_taken_as_zero(small_data, tmp_path
     the log and the report say undefined and why, no verdict or 'at chance' is drawn, and
     a row written before (NaN, no count) reads the same."""
     import core.finetune.loop as loop
-    from ablations.analysis.downstream import compare_downstream, fmt_score, score_at_chance
-    from ablations.report.downstream import downstream_markdown
+    from ablations.analysis.downstream import score_at_chance
+    from ablations.report.downstream import compare_downstream, downstream_markdown, fmt_score
     from ablations.run.downstream import downstream_lines, score_arm
     from core.finetune import FinetuneConfig, load_task
     from tests.test_finetune import regression_task
@@ -127,16 +128,18 @@ def test_undefined_scores_are_shown_and_never_taken_as_zero(small_data, tmp_path
     assert flat["downstream_sts_why"] == "undefined: the predictions are constant"
     assert half["downstream_sts"] == half["downstream_sts_seeds"]["values"][0] and half["downstream_sts_undefined"] == 1
     why = "undefined: the predictions are constant"
-    assert downstream_lines(flat) == ["sts spearman undefined (n=30, chance 0.000)"]
-    assert fmt_score(flat, "sts") == f"{why} (2 of 2 seeds)" and not score_at_chance(flat, "sts")
-    assert f"; mean of the defined seeds, {why} (1 of 2 seeds)" in fmt_score(half, "sts")
-    assert compare_downstream(half, flat, "sts") is None     # no verdict against an undefined score
-    md = downstream_markdown([flat, half])
+    flat_row, half_row = Row.from_json(flat), Row.from_json(half)  # the rows results.jsonl would hold
+    assert downstream_lines(flat_row) == ["sts spearman undefined (n=30, chance 0.000)"]
+    assert fmt_score(flat_row, "sts") == f"{why} (2 of 2 seeds)" and not score_at_chance(flat_row, "sts")
+    assert f"; mean of the defined seeds, {why} (1 of 2 seeds)" in fmt_score(half_row, "sts")
+    assert compare_downstream(half_row, flat_row, "sts") is None     # no verdict against an undefined score
+    md = downstream_markdown([flat_row, half_row])
     assert "Undefined scores (a correlation of constant predictions does not exist" in md
     assert f"flat (sts: {why} (2 of 2 seeds)), half (sts: {why} (1 of 2 seeds))" in md
     assert next(line for line in md.splitlines() if line.startswith("| flat ")).endswith(f"| {why} (2 of 2 seeds) |")
     old = {k: v for k, v in flat.items() if not k.endswith(("_undefined", "_why"))}
     old.update(downstream_sts=float("nan"), downstream_sts_se=float("nan"),
                downstream_sts_ci=[float("nan"), float("nan")])
+    old = Row.from_json(old)
     assert fmt_score(old, "sts") == "undefined (2 of 2 seeds)" and not score_at_chance(old, "sts")
     assert downstream_lines(old) == ["sts spearman undefined (n=30, chance 0.000)"]

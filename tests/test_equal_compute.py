@@ -11,7 +11,9 @@ from ablations.analysis.equal_compute import (
     equal_compute_all,
     equal_compute_difference,
 )
-from ablations.analysis.verdicts import collect
+from ablations.analysis.verdicts import collect as collect_rows
+from ablations.report.worth import equal_compute_words, mismatch_words
+from ablations.rows import EvalPoint, Row
 from core.stats import paired_eval_se
 
 COUNTS = [1, 2, 3]
@@ -33,6 +35,11 @@ REF = {0: [point(100, [6.0, 12.0, 18.0]), point(1000, [4.0, 9.0, 12.0]), point(1
 ARM = {0: [point(200, [5.0, 10.0, 15.0]), point(5000, [3.0, 5.0, 8.0])],
        1: [point(200, [5.0, 10.6, 15.0]), point(6000, [2.4, 6.0, 8.4])]}
 ROWS = [row("ref", s, REF[s]) for s in (0, 1)] + [row("arm", s, ARM[s], "ref") for s in (0, 1)]
+
+
+def collect(rows):
+    """The rows above are written as JSON objects, as results.jsonl holds them."""
+    return collect_rows([Row.from_json(r) for r in rows])
 
 
 def test_bracket_is_linear_in_log_c():
@@ -62,26 +69,27 @@ def test_interpolated_difference_by_hand():
     assert d.paired_eval and d.eval_se == pytest.approx(math.hypot(e0, e1) / 2) and d.seeds == 2
     got = equal_compute_all(arms, "flops")
     assert list(got) == ["arm"] and got["arm"].budget == 5000 and got["arm"].difference.diff == pytest.approx(d.diff)
-    assert got["arm"].words().startswith("MLM loss ")
+    assert equal_compute_words(got["arm"]).startswith("MLM loss ")
 
 
 def test_no_value_outside_a_curve_and_no_eval_noise_without_per_example_losses():
     r = row("x", 0, [point(100, [6.0, 12.0, 18.0]), point(1000, [4.0, 9.0, 12.0])])
-    assert at_budget(r, "flops", 50) is None and at_budget(r, "flops", 2000) is None
+    assert at_budget(Row.from_json(r), "flops", 50) is None and at_budget(Row.from_json(r), "flops", 2000) is None
     for e in r["evals"]:
         e.pop("mlm_example_losses", None)
-    got = at_budget(r, "flops", 1000)
+    got = at_budget(Row.from_json(r), "flops", 1000)
     assert got.loss == pytest.approx(25 / 6) and got.sums is None
 
 
 def test_example_means_are_turned_into_sums_and_flops_derive_from_tokens():
     e = {"curve": True, "tokens": 10, "eval_mlm_loss": 36 / 6, "mlm_example_losses": [6.0, 6.0, 6.0]}
-    assert example_sums(e, {"eval_mlm_example_tokens": COUNTS}) == ([6.0, 12.0, 18.0], COUNTS)
+    counted = Row.from_json({"eval_mlm_example_tokens": COUNTS})
+    assert example_sums(EvalPoint.from_json(e), counted) == ([6.0, 12.0, 18.0], COUNTS)
     e2 = {**e, "eval_mlm_loss": 3.0, "mlm_example_tokens": COUNTS}  # sums: 18 / 6 = 3
-    assert example_sums(e2, {}) == ([6.0, 6.0, 6.0], COUNTS)
-    old = {"flops_per_token": 7.0, "evals": [e, {**e, "tokens": 20}]}
+    assert example_sums(EvalPoint.from_json(e2), Row()) == ([6.0, 6.0, 6.0], COUNTS)
+    old = Row.from_json({"flops_per_token": 7.0, "evals": [e, {**e, "tokens": 20}]})
     assert [x for x, _ in curve(old, "flops")] == [70.0, 140.0]
-    assert curve({"evals": [e]}, "flops") == []  # no FLOPs figure at all
+    assert curve(Row.from_json({"evals": [e]}), "flops") == []  # no FLOPs figure at all
 
 
 def test_curves_of_different_sizes_pair_on_their_shared_examples():
@@ -108,8 +116,8 @@ def test_curves_at_different_points_of_their_schedules_are_not_judged():
 
     arms = collect(ROWS)
     got = equal_compute_all(arms, "flops")["arm"]
-    assert got.mismatch and "50%" in got.mismatch and "--flops N" in got.mismatch
-    assert "not judged" in got.words() and "beyond" not in got.words()
+    assert got.mismatch and "50%" in mismatch_words(got.mismatch) and "--flops N" in mismatch_words(got.mismatch)
+    assert "not judged" in equal_compute_words(got) and "beyond" not in equal_compute_words(got)
     same_end = collect([row("ref", 0, REF[0]), row("arm", 0, [point(200, [5.0, 10.0, 15.0]),
                                                                 point(10000, [3.0, 5.0, 8.0])], "ref")])
     assert schedule_mismatch(same_end["arm"], same_end["ref"], "flops", 5000) is None

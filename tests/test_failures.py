@@ -50,20 +50,20 @@ def test_a_failed_weights_step_is_one_line_and_the_rerun_trains_nothing(tmp_path
     toml, out = spec(tmp_path), tmp_path / "run"
     assert run(toml, out, corpus_file, "--steps", "4") == 1
     failed = read_rows(out / RESULTS)[-1]
-    assert failed["status"] == "error" and failed["failed_step"] == "weights"
+    assert failed.status == "error" and failed.failed_step == "weights"
     assert re.fullmatch(r"ModuleNotFoundError: No module named 'safetensors' \(tests/test_failures\.py:\d+\)",
-                        failed["error"])
+                        failed.error)
     log = out / "arms" / "a" / "seed-0" / "error.log"
     assert "Traceback (most recent call last)" in log.read_text() and "step: weights" in log.read_text()
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
-    assert err == [f"error: a (seed 0) failed at weights: {failed['error']}; traceback: {log}"]
+    assert err == [f"error: a (seed 0) failed at weights: {failed.error}; traceback: {log}"]
 
     monkeypatch.setattr(arm_module, "keep_final_weights", real)
     assert run(toml, out, corpus_file, "--steps", "4") == 0
     again = read_rows(out / RESULTS)[-1]
-    assert again["status"] == "ok" and again["steps"] == 4 and again["steps_trained"] == 0
-    assert again["resume"] == {"kind": "resumed", "from_step": 4}
-    assert again["eval_mlm_loss"] == failed["eval_mlm_loss"]  # the final evaluation kept in the checkpoint
+    assert again.status == "ok" and again.steps == 4 and again.steps_trained == 0
+    assert again.resume.to_json() == {"kind": "resumed", "from_step": 4}
+    assert again.eval_mlm_loss == failed.eval_mlm_loss  # the final evaluation kept in the checkpoint
     assert not log.exists() and (out / "arms" / "a" / "seed-0" / "model.safetensors").is_file()
 
 
@@ -81,10 +81,10 @@ def test_a_failed_final_evaluation_names_its_step(tmp_path, corpus_file, cache, 
     monkeypatch.setattr(trainer_module, "evaluate", failing)
     toml, out = spec(tmp_path), tmp_path / "run"
     assert run(toml, out, corpus_file, "--steps", "3") == 1
-    assert read_rows(out / RESULTS)[-1]["failed_step"] == "final evaluation"
+    assert read_rows(out / RESULTS)[-1].failed_step == "final evaluation"
     monkeypatch.setattr(trainer_module, "evaluate", real)
     assert run(toml, out, corpus_file, "--steps", "3") == 0
-    assert read_rows(out / RESULTS)[-1]["steps_trained"] == 0
+    assert read_rows(out / RESULTS)[-1].steps_trained == 0
 
 
 @pytest.mark.slow
@@ -105,12 +105,12 @@ def test_a_failed_downstream_step_is_redone_from_the_kept_weights(tmp_path, corp
     flags = ("--steps", "3", "--downstream", task, "--downstream-steps", "4")
     assert run(toml, out, corpus_file, *flags) == 0
     first = read_rows(out / RESULTS)[-1]
-    assert first["status"] == "ok" and "the task server is down" in first["downstream_error"]
+    assert first.status == "ok" and "the task server is down" in first.downstream_error
     monkeypatch.setattr(downstream, "score_arm", real)
     assert run(toml, out, corpus_file, *flags) == 0
     rows = read_rows(out / RESULTS)
-    assert len(rows) == 2 and rows[-1]["downstream_task_n"] == 60 and "downstream_error" not in rows[-1]
-    assert rows[-1]["eval_mlm_loss"] == first["eval_mlm_loss"] and rows[-1]["timestamp"] == first["timestamp"]
+    assert len(rows) == 2 and rows[-1].downstream["task"].n == 60 and "downstream_error" not in rows[-1].to_json()
+    assert rows[-1].eval_mlm_loss == first.eval_mlm_loss and rows[-1].timestamp == first.timestamp
     assert run(toml, out, corpus_file, *flags) == 0 and len(read_rows(out / RESULTS)) == 2  # nothing left to redo
 
 
@@ -146,10 +146,10 @@ def test_a_checkpoint_of_a_larger_budget_is_not_continued_under_a_smaller_one(tm
     assert run(toml, out, corpus_file, "--steps", "100") == 130
     monkeypatch.setattr(Trainer, "_after_step", original)
     assert run(toml, out, corpus_file, "--steps", "2") == 0
-    rows = {r["arm"]: r for r in read_rows(out / RESULTS)}
-    assert rows["a"]["steps"] == rows["b"]["steps"] == 2 and rows["a"]["tokens_seen"] == rows["b"]["tokens_seen"]
-    assert rows["a"]["resume"]["kind"] == "restarted" and "(step 5) was made under the budget max_steps=100" in \
-        rows["a"]["resume"]["reason"]
+    rows = {r.arm: r for r in read_rows(out / RESULTS)}
+    assert rows["a"].steps == rows["b"].steps == 2 and rows["a"].tokens_seen == rows["b"].tokens_seen
+    assert rows["a"].resume.kind == "restarted" and "(step 5) was made under the budget max_steps=100" in \
+        rows["a"].resume.reason
 
 
 # -- finding 6: which budget stopped the run -----------------------------------------------------------
@@ -158,7 +158,7 @@ def test_a_run_stopped_by_time_records_seconds(tmp_path, corpus_file, cache):
     toml, out = spec(tmp_path), tmp_path / "run"
     assert run(toml, out, corpus_file, "--steps", "100000000", "--time-budget", "2s") == 0
     row = read_rows(out / RESULTS)[-1]
-    assert row["stopped_by"] == "seconds" and row["budget_kind"] == "seconds" and row["steps"] < 100000000
+    assert row.stopped_by == "seconds" and row.budget_kind == "seconds" and row.steps < 100000000
 
 
 # -- finding 2 and 12: rows and spec.json that are not this run's results ----------------------------------
@@ -178,7 +178,7 @@ def test_rows_of_another_ablation_or_of_the_wrong_shape_are_skipped_and_named(tm
             {**good, "eval_mlm_loss": "abc"}]
     out = _run_dir_with_rows(tmp_path, rows)
     with pytest.warns(UserWarning) as caught:
-        assert read_results(out) == [good]
+        assert [r.to_json() for r in read_results(out)] == [good]
     said = [str(w.message) for w in caught]
     assert any(f"{RESULTS}:2: a row of ablation 'objective', not of this run's 'albert_reformer'" in m for m in said)
     assert any(":3: a JSON list, not a row" in m for m in said) and any(":4: no arm name" in m for m in said)
@@ -262,7 +262,11 @@ def test_a_checkpoint_that_cannot_be_written_is_one_line_and_the_last_good_one_s
 
 
 def test_the_report_says_when_arms_did_not_stop_on_one_budget():
-    from ablations.analysis.worth import _budget_notes
+    from ablations.report.worth import budget_notes
+    from ablations.rows import Row
+
+    def _budget_notes(rows):  # rows written as JSON objects, as results.jsonl holds them
+        return budget_notes([Row.from_json(r) for r in rows])
 
     cfg = {"train.max_steps": 100000000, "train.max_seconds": 5.0}
     same = [{"arm": a, "stopped_by": "seconds", "config": cfg} for a in "ab"]

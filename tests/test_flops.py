@@ -197,19 +197,19 @@ def test_run_with_a_flop_budget_gives_every_arm_the_same_compute(tmp_path, corpu
     monkeypatch.setenv("BERT_ABLATE_CACHE", str(cache_dir))
     assert cli(["run", str(toml), "--quick", "--flops", "2.5e9", "--out", str(out), "--corpus", str(corpus_file),
                 "--no-progress"]) == 0
-    rows = {r["arm"]: r for r in read_rows(out / "results.jsonl")}
+    rows = {r.arm: r for r in read_rows(out / "results.jsonl")}
     for r in rows.values():
-        assert r["status"] == "ok" and r["budget_kind"] == "flops"
-        assert r["steps"] == math.ceil(N / r["flops_per_step"]) >= 2
-        assert r["train_flops"] == r["steps"] * r["flops_per_step"] >= N > r["train_flops"] - r["flops_per_step"]
-        assert r["config"]["train.max_flops"] == N and r["config"]["train.flops_per_step"] == r["flops_per_step"]
+        assert r.status == "ok" and r.budget_kind == "flops"
+        assert r.steps == math.ceil(N / r.flops_per_step) >= 2
+        assert r.train_flops == r.steps * r.flops_per_step >= N > r.train_flops - r.flops_per_step
+        assert r.config["train.max_flops"] == N and r.config["train.flops_per_step"] == r.flops_per_step
         # one step at the arm's shape (4 x 64) measured: per token and per step agree
-        assert r["flops_per_token_measured"] * 4 * 64 == r["flops_per_step"]
-        assert abs(r["flops_per_token_measured"] / r["flops_per_token_analytic"] - 1) < TOLERANCE
-        assert all(e["flops"] == e["step"] * r["flops_per_step"] for e in r["evals"])
+        assert r.flops_per_token_measured * 4 * 64 == r.flops_per_step
+        assert abs(r.flops_per_token_measured / r.flops_per_token_analytic - 1) < TOLERANCE
+        assert all(e.flops == e.step * r.flops_per_step for e in r.evals)
     # the narrower FFN costs less per step, so it takes more steps for the same compute
-    assert rows["narrow"]["flops_per_step"] < rows["base"]["flops_per_step"]
-    assert rows["narrow"]["steps"] > rows["base"]["steps"]
+    assert rows["narrow"].flops_per_step < rows["base"].flops_per_step
+    assert rows["narrow"].steps > rows["base"].steps
     assert json.loads((out / "spec.json").read_text())["budget_kind"] == "flops"
     assert "(arms matched on flops)" in (out / "report.md").read_text()
 
@@ -225,5 +225,5 @@ def test_every_run_records_its_training_flops(tmp_path, corpus_file, cache_dir):
     run_ablation(spec, RunConfig(corpus=str(corpus_file), quick=True, out=str(tmp_path), cache_dir=str(cache_dir),
                                   progress=False, steps=2))
     (row,) = read_rows(tmp_path / "results.jsonl")
-    assert row["budget_kind"] == "steps" and row["steps"] == 2
-    assert row["flops_per_step"] > 0 and row["train_flops"] == 2 * row["flops_per_step"]
+    assert row.budget_kind == "steps" and row.steps == 2
+    assert row.flops_per_step > 0 and row.train_flops == 2 * row.flops_per_step

@@ -171,7 +171,7 @@ def test_ladder_rows_resume_and_equal_independent_runs(tmp_path, corpus_file, ca
     monkeypatch.setattr(arm_module, "fit", killed_in_rung_1)
     with pytest.raises(KeyboardInterrupt):
         run_ablation(SPEC, options(out, corpus_file, cache_dir, steps=16, ladder=3))
-    assert [(r["arm"], r["rung"]) for r in read_rows(out / "results.jsonl")] == [("base", 0)]
+    assert [(r.arm, r.rung) for r in read_rows(out / "results.jsonl")] == [("base", 0)]
     assert counted == {"seed-0": 6, "rung-0": 1}  # stable to 3, rung 0's cooldown, stable 3 -> 6
     monkeypatch.setattr(arm_module, "fit", fit)
     run_ablation(SPEC, options(out, corpus_file, cache_dir, steps=16, ladder=3))
@@ -179,21 +179,21 @@ def test_ladder_rows_resume_and_equal_independent_runs(tmp_path, corpus_file, ca
 
     rows = read_rows(out / "results.jsonl")
     for name in ("base", "slow"):
-        mine = [r for r in rows if r["arm"] == name]
-        assert [r["rung"] for r in mine] == [0, 1, 2] and all(r["status"] == "ok" for r in mine)
-        assert [r["rung_budget"] for r in mine] == [4, 8, 16] == [r["steps"] for r in mine]
-        assert [r["branch_step"] for r in mine] == [3, 6, 12]  # (1 - decay) x budget
-        assert {r["ladder"] for r in mine} == {3} and {r["rung_budget_unit"] for r in mine} == {"steps"}
-        assert mine[0]["config"]["train.schedule"] == "wsd" and mine[0]["config"]["train.warmup_steps"] == 1
+        mine = [r for r in rows if r.arm == name]
+        assert [r.rung for r in mine] == [0, 1, 2] and all(r.status == "ok" for r in mine)
+        assert [r.rung_budget for r in mine] == [4, 8, 16] == [r.steps for r in mine]
+        assert [r.branch_step for r in mine] == [3, 6, 12]  # (1 - decay) x budget
+        assert {r.ladder for r in mine} == {3} and {r.rung_budget_unit for r in mine} == {"steps"}
+        assert mine[0].config["train.schedule"] == "wsd" and mine[0].config["train.warmup_steps"] == 1
     # (c) nothing retrained: the stable run took 12 steps in all (0 -> 3 -> 6 in the killed run, 6 -> 12
     # after), each rung only its cooldown: 12 + 1 + 2 + 4 = 19 per arm, not 4 + 8 + 16 = 28
     assert counted == {"seed-0": 12 + 12, "rung-0": 1 + 1, "rung-1": 2 + 2, "rung-2": 4 + 4}
-    base = {r["rung"]: r for r in rows if r["arm"] == "base"}
-    assert base[1]["resume"]["kind"] == "branched" and base[1]["resume"]["from_step"] == 6
+    base = {r.rung: r for r in rows if r.arm == "base"}
+    assert base[1].resume.kind == "branched" and base[1].resume.from_step == 6
     # the report's tables read each arm's largest rung
     arms = collect(rows)
-    assert arms["base"].rows[0] is not None and arms["base"].rows[0]["rung"] == 2
-    assert f"{base[2]['eval_mlm_loss']:.3f}" in (out / "report.md").read_text()
+    assert arms["base"].rows[0] is not None and arms["base"].rows[0].rung == 2
+    assert f"{base[2].eval_mlm_loss:.3f}" in (out / "report.md").read_text()
     assert not (out / "arms" / "base" / "seed-0" / CHECKPOINT).exists()  # the stable checkpoint went at the end
     assert (out / "arms" / "base" / "seed-0" / "model.safetensors").is_file()  # the largest rung's weights stay
 
@@ -203,6 +203,6 @@ def test_ladder_rows_resume_and_equal_independent_runs(tmp_path, corpus_file, ca
                               base_overrides={"train.decay": 0.25, "train.schedule": "wsd", "train.warmup_steps": 1})
     run_ablation(alone_spec, options(tmp_path / "alone", corpus_file, cache_dir, steps=8))
     alone = read_rows(tmp_path / "alone" / "results.jsonl")[0]
-    assert [t for t, *_ in base[1]["train_loss"]] == [t for t, *_ in alone["train_loss"]]  # the same batches
-    assert [p[1] for p in base[1]["train_loss"]] == pytest.approx([p[1] for p in alone["train_loss"]], abs=1e-6)
-    assert base[1]["eval_mlm_loss"] == pytest.approx(alone["eval_mlm_loss"], abs=1e-6)
+    assert [t for t, *_ in base[1].train_loss] == [t for t, *_ in alone.train_loss]  # the same batches
+    assert [p[1] for p in base[1].train_loss] == pytest.approx([p[1] for p in alone.train_loss], abs=1e-6)
+    assert base[1].eval_mlm_loss == pytest.approx(alone.eval_mlm_loss, abs=1e-6)

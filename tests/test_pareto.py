@@ -4,6 +4,7 @@ import pytest
 from ablations.analysis.costs import row_cost
 from ablations.analysis.pareto import ArmPoint, compare_cost, compare_loss, dominates, pareto_fronts
 from ablations.analysis.verdicts import collect
+from ablations.rows import Row
 from ablations.rundir import result_rows
 
 BASE = [2.0, 2.2, 1.8, 2.0]  # per-example loss sums, one predicted token each: the mean is the loss
@@ -11,9 +12,9 @@ BASE = [2.0, 2.2, 1.8, 2.0]  # per-example loss sums, one predicted token each: 
 
 def row(arm, offsets, flops, seconds, memory, params, seed=0, **extra):
     sums = [b + o for b, o in zip(BASE, offsets)]
-    return {"arm": arm, "seed": seed, "status": "ok", "eval_mlm_loss": sum(sums) / len(sums),
-            "eval_mlm_example_loss": sums, "eval_mlm_example_tokens": [1, 1, 1, 1], "train_flops": flops,
-            "wall_s": seconds, "peak_mem_bytes": memory, "params_unique": params, **extra}
+    return Row.from_json({"arm": arm, "seed": seed, "status": "ok", "eval_mlm_loss": sum(sums) / len(sums),
+                          "eval_mlm_example_loss": sums, "eval_mlm_example_tokens": [1, 1, 1, 1], "train_flops": flops,
+                          "wall_s": seconds, "peak_mem_bytes": memory, "params_unique": params, **extra})
 
 
 # loss against ref: paired per-example differences, noise = 1.96 * sqrt(4) * sd(d) / 4
@@ -78,8 +79,8 @@ def test_seed_noise_can_make_a_tie():
 
 
 def test_unknown_noise_claims_nothing_and_costs_fall_back():
-    old = {"arm": "old", "seed": 0, "status": "ok", "eval_mlm_loss": 9.0, "tokens_seen": 10,
-           "flops_per_token": 30.0, "wall_s": 99, "peak_mem_bytes": 9999, "params_unique": 999}
+    old = Row.from_json({"arm": "old", "seed": 0, "status": "ok", "eval_mlm_loss": 9.0, "tokens_seen": 10,
+                         "flops_per_token": 30.0, "wall_s": 99, "peak_mem_bytes": 9999, "params_unique": 999})
     rows = ROWS[:1] + [old]
     assert row_cost(old, "flops") == 300.0  # tokens x analytic FLOPs per token
     f = pareto_fronts(collect(rows))

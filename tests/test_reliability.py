@@ -43,7 +43,7 @@ def test_two_processes_appending_lose_and_duplicate_nothing(tmp_path):
     procs = [subprocess.Popen([sys.executable, "-c", code, str(path), w], cwd=ROOT) for w in "ab"]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     rows = read_rows(path)
-    assert Counter((r["arm"], r["i"]) for r in rows) == Counter({(w, i): 1 for w in "ab" for i in range(200)})
+    assert Counter((r.arm, r.extra["i"]) for r in rows) == Counter({(w, i): 1 for w in "ab" for i in range(200)})
 
 
 def test_a_torn_last_line_is_skipped_and_the_next_row_survives(tmp_path):
@@ -52,10 +52,10 @@ def test_a_torn_last_line_is_skipped_and_the_next_row_survives(tmp_path):
     with open(path, "a") as fh:
         fh.write('{"arm": "b", "loss": 1.2')  # a writer killed mid-row
     with pytest.warns(UserWarning, match="torn row"):
-        assert [r["arm"] for r in read_rows(path)] == ["a"]
+        assert [r.arm for r in read_rows(path)] == ["a"]
     append_row(path, {"arm": "c"})
     with pytest.warns(UserWarning, match=":2 is a torn row"):
-        assert [r["arm"] for r in read_rows(path)] == ["a", "c"]
+        assert [r.arm for r in read_rows(path)] == ["a", "c"]
 
 
 def test_a_lease_excludes_a_second_holder_and_expires_when_its_holder_dies(tmp_path):
@@ -87,8 +87,8 @@ def test_two_runs_on_one_directory_train_every_arm_once(tmp_path, corpus_file, c
     outputs = [p.communicate(timeout=600)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     rows = read_rows(out / "results.jsonl")
-    assert sorted(r["arm"] for r in rows) == ["base", "lsh", "shared"], outputs
-    assert all(r["status"] == "ok" for r in rows)
+    assert sorted(r.arm for r in rows) == ["base", "lsh", "shared"], outputs
+    assert all(r.status == "ok" for r in rows)
     assert (out / "report.md").is_file()
 
 
@@ -101,9 +101,9 @@ def test_a_changed_lr_never_continues_the_old_checkpoint(tmp_path, corpus_file, 
     assert run_cli(*args) == 0
     assert run_cli(*args, "--lr", "5e-4") == 0
     rows = read_rows(out / "results.jsonl")
-    assert [r["config"]["train.lr"] for r in rows] == [1e-3, 5e-4]
-    assert rows[1]["resume"]["kind"] == "restarted" and "train.lr 0.001 -> 0.0005" in rows[1]["resume"]["reason"]
-    assert rows[1]["steps"] == 3 and rows[1]["train_loss"][-1] != rows[0]["train_loss"][-1]
+    assert [r.config["train.lr"] for r in rows] == [1e-3, 5e-4]
+    assert rows[1].resume.kind == "restarted" and "train.lr 0.001 -> 0.0005" in rows[1].resume.reason
+    assert rows[1].steps == 3 and rows[1].train_loss[-1] != rows[0].train_loss[-1]
 
 
 @pytest.mark.slow
@@ -126,7 +126,7 @@ def test_a_nan_arm_is_a_result_recorded_once(tmp_path, corpus_file, cache_dir, m
     out = tmp_path / "run"
     for _ in range(2):  # nan is a result: exit 0, and a re-run does not append it again
         assert run_cli(toml, "--out", out, "--corpus", corpus_file) == 0
-    statuses = Counter(r["status"] for r in read_rows(out / "results.jsonl"))
+    statuses = Counter(r.status for r in read_rows(out / "results.jsonl"))
     assert statuses == {"ok": 1, "nan": 1}
     assert "non-finite loss: change its configuration" in " ".join(capsys.readouterr().out.split())
 
@@ -209,11 +209,11 @@ def test_bench_sorts_lengths_and_remeasures_skipped_ooms(tmp_path, monkeypatch):
     args = ["bench", "memory", "--variants", "bert", "--size", "tiny", "--out", str(tmp_path)]
     assert cli([*args, "--seq-lens", "8192,512,4096"]) == 0
     rows = read_rows(tmp_path / "bench.jsonl")
-    assert [(r["seq_len"], r["status"], r.get("skipped", False)) for r in rows] == [
+    assert [(r.seq_len, r.status, r.skipped) for r in rows] == [
         (512, "ok", False), (4096, "oom", False), (8192, "oom", True)]
     monkeypatch.setattr(bench, "measure", lambda cfg, B, T, device, **kw: {"status": "ok", "tokens_per_s": 1.0})
     assert cli([*args, "--seq-lens", "8192"]) == 0  # the skipped length is measured now
-    assert read_rows(tmp_path / "bench.jsonl")[-1]["status"] == "ok"
+    assert read_rows(tmp_path / "bench.jsonl")[-1].status == "ok"
     assert cli([*args, "--seq-lens", "512,x"]) == 2
 
 

@@ -9,6 +9,7 @@ import pytest
 from ablations.__main__ import main as cli
 from ablations.plan import RunConfig, make_plan
 from ablations.plan.ladder import budget_axis
+from ablations.rows import Row
 from ablations.rundir import (
     RESULTS,
     append_row,
@@ -39,13 +40,14 @@ def test_default_run_directory_stays_under_runs():
 
 
 def test_one_rule_for_which_rows_are_results():
-    rows = [{"arm": "a", "seed": 0, "status": "ok", "v": 1},
+    rows = [Row.from_json(r) for r in (
+            {"arm": "a", "seed": 0, "status": "ok", "v": 1},
             {"arm": "a", "seed": 1, "status": "ok", "v": 2},
             {"arm": "b", "seed": 0, "ladder": 3, "rung": 0, "v": 3},  # a lower rung: a budget point
             {"arm": "b", "seed": 0, "ladder": 3, "rung": 2, "v": 4},
-            {"arm": "a", "seed": 0, "status": "nan", "v": 5}]         # a re-run replaces the earlier row
-    assert {k: r["v"] for k, r in results(rows).items()} == {("a", 0): 5, ("a", 1): 2, ("b", 0): 4}
-    assert [r["v"] for r in result_rows(rows)] == [5, 2, 4]
+            {"arm": "a", "seed": 0, "status": "nan", "v": 5})]        # a re-run replaces the earlier row
+    assert {k: r.extra["v"] for k, r in results(rows).items()} == {("a", 0): 5, ("a", 1): 2, ("b", 0): 4}
+    assert [r.extra["v"] for r in result_rows(rows)] == [5, 2, 4]
 
 
 def test_a_budget_speaks_in_one_order_everywhere():
@@ -94,7 +96,7 @@ def test_a_micro_run_reads_its_gpu_budget_without_crashing(tmp_path):
     from ablations.analysis.verdicts import collect
     from ablations.report.training import _warnings
 
-    arms = collect([{"arm": "a", "seed": 0, "status": "ok"}])
+    arms = collect([Row.from_json({"arm": "a", "seed": 0, "status": "ok"})])
     info = {"gpu_budget": {"size": "small", "tokens": 100, "why": "w"}, "options": {"size": "micro"},
             "budget_per_arm": {"max_tokens": 1000}}
     assert "is far below the budget" in _warnings(arms, info, "x")[-1]
@@ -128,9 +130,9 @@ def test_a_skipped_unit_is_the_result_again_after_another_rate_replaced_it(tmp_p
     for lr in ("0.001", "0.005", "0.001"):
         assert cli(base + ["--lr", lr]) == 0
     rows = read_rows(out / RESULTS)
-    assert [r["config"]["train.lr"] for r in rows] == [1e-3, 5e-3, 1e-3] and rows[-1]["reinstated"]
-    assert rows[-1]["key"] == rows[0]["key"] and rows[-1]["eval_mlm_loss"] == rows[0]["eval_mlm_loss"]
-    assert results(rows)[("nsp", 0)]["config"]["train.lr"] == 1e-3
+    assert [r.config["train.lr"] for r in rows] == [1e-3, 5e-3, 1e-3] and rows[-1].reinstated
+    assert rows[-1].key == rows[0].key and rows[-1].eval_mlm_loss == rows[0].eval_mlm_loss
+    assert results(rows)[("nsp", 0)].config["train.lr"] == 1e-3
     assert cli(base + ["--lr", "0.001"]) == 0  # already the result: nothing appended
     assert len(read_rows(out / RESULTS)) == 3
 
@@ -142,12 +144,12 @@ def _exported_source(directory):
 @pytest.mark.slow
 def test_export_names_the_seed_and_takes_the_row_it_reports(two_seed_run, tmp_path, capsys):
     run = two_seed_run
-    rows = {r["seed"]: r for r in read_rows(run / RESULTS)}
+    rows = {r.seed: r for r in read_rows(run / RESULTS)}
     assert cli(["export", str(run), "nsp@3", "--format", "native", "--out", str(tmp_path / "e3")]) == 0
     assert "nsp seed 3 (of seeds 0, 3" in capsys.readouterr().out
     assert _exported_source(tmp_path / "e3") == {"run_dir": str(run), "arm": "nsp", "seed": 3}
-    kept = json.loads((run / rows[3]["weights_dir"] / "bert_ablate.json").read_text())["source"]
-    assert kept["key"] == rows[3]["key"] != rows[0]["key"]
+    kept = json.loads((run / rows[3].weights_dir / "bert_ablate.json").read_text())["source"]
+    assert kept["key"] == rows[3].key != rows[0].key
     assert cli(["export", str(run), "nsp", "--seed", "3", "--out", str(tmp_path / "e3b")]) == 0
     assert cli(["export", str(run), "nsp", "--out", str(tmp_path / "e0")]) == 0  # ARM alone: the first seed
     assert _exported_source(tmp_path / "e0")["seed"] == 0
@@ -159,8 +161,8 @@ def test_export_names_the_seed_and_takes_the_row_it_reports(two_seed_run, tmp_pa
 def test_a_directory_without_seed_0_exports_its_own_seed(two_seed_run, tmp_path):
     run = tmp_path / "only3"
     shutil.copytree(two_seed_run, run)
-    lines = [r for r in read_rows(run / RESULTS) if r["seed"] == 3]
-    (run / RESULTS).write_text("".join(json.dumps(r) + "\n" for r in lines))
+    lines = [r for r in read_rows(run / RESULTS) if r.seed == 3]
+    (run / RESULTS).write_text("".join(json.dumps(r.to_json()) + "\n" for r in lines))
     shutil.rmtree(run / "arms" / "nsp" / "seed-0")
     assert cli(["export", str(run), "nsp", "--out", str(tmp_path / "e")]) == 0
     assert _exported_source(tmp_path / "e")["seed"] == 3
@@ -170,8 +172,8 @@ def test_a_directory_without_seed_0_exports_its_own_seed(two_seed_run, tmp_path)
 def test_a_failed_rerun_is_not_exported_with_older_weights(two_seed_run, tmp_path, capsys):
     run = tmp_path / "stale"
     shutil.copytree(two_seed_run, run)
-    row = next(r for r in read_rows(run / RESULTS) if r["seed"] == 0)
-    append_row(run / RESULTS, {**row, "status": "nan", "error": "non-finite loss at step 2",
+    row = next(r for r in read_rows(run / RESULTS) if r.seed == 0)
+    append_row(run / RESULTS, {**row.to_json(), "status": "nan", "error": "non-finite loss at step 2",
                                "timestamp": "2099-01-01T00:00:00"})
     assert cli(["export", str(run), "nsp", "--out", str(tmp_path / "e")]) == 2
     err = capsys.readouterr().err
@@ -243,12 +245,12 @@ def test_lr_search_picks_the_rate_that_learns_and_never_trains_a_point_twice(tmp
             str(corpus_file), "--no-progress"]
     assert cli(argv) == 0
     points = read_rows(out / "lr-search" / RESULTS)
-    assert sorted(round(r["config"]["train.lr"], 9) for r in points) == [1e-6, 1e-3, 3.0]
-    assert {r["steps"] for r in points if r["status"] == "ok"} <= {20}  # half the budget
+    assert sorted(round(r.config["train.lr"], 9) for r in points) == [1e-6, 1e-3, 3.0]
+    assert {r.steps for r in points if r.status == "ok"} <= {20}  # half the budget
     rows = read_rows(out / RESULTS)
-    assert [(r["seed"], r["config"]["train.lr"]) for r in rows] == [(0, 1e-3), (1, 1e-3)]
-    search = rows[0]["lr_search"]
-    assert search["chosen"] == 1e-3 and not search["edge"] and "lr search" in rows[0]["lr_source"]
+    assert [(r.seed, r.config["train.lr"]) for r in rows] == [(0, 1e-3), (1, 1e-3)]
+    search = rows[0].lr_search
+    assert search.chosen == 1e-3 and not search.edge and "lr search" in rows[0].lr_source
     report = (out / "report.md").read_text()
     assert "rates tuned per arm" in report and "not counted in the arm's cost" in report
     capsys.readouterr()
@@ -261,7 +263,8 @@ def test_a_rate_at_the_grids_edge_is_told_apart_from_a_bracketed_one():
     """Rows keep rates to 6 significant digits (mini's width-rule rate 5e-4 x 128/256 is
     exact, small's 2.5e-4 x 128/192 is not): the side is found all the same, and the top,
     where a short search is biased, asks for a longer search, not just a wider grid."""
-    from ablations.analysis.lr_grid import edge_advice, edge_side
+    from ablations.analysis.lr_grid import edge_side
+    from ablations.words import edge_advice
 
     base = 1e-3 * 128 / 384
     rates = [float(f"{base * m:.6g}") for m in (0.5, 1, 2)]

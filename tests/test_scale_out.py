@@ -83,8 +83,8 @@ def test_two_shards_on_one_directory_train_every_arm_once(tmp_path, corpus_file,
     assert [p.returncode for p in procs] == [0, 0], outputs
     assert "trains 1 of 2 arms: base" in outputs[0] and "trains 1 of 2 arms: shared" in outputs[1]
     rows = read_rows(out / "results.jsonl")
-    assert Counter(r["arm"] for r in rows) == {"base": 1, "shared": 1}
-    assert all(r["status"] == "ok" for r in rows)
+    assert Counter(r.arm for r in rows) == {"base": 1, "shared": 1}
+    assert all(r.status == "ok" for r in rows)
     assert cli(["report", str(out)]) in (0, None)
     report = (out / "report.md").read_text()
     assert "Missing arms" not in report and all(f"| {a} " in report for a in ("base", "shared"))
@@ -106,10 +106,10 @@ def test_workers_train_every_unit_once_and_a_twin_is_not_retrained(tmp_path, cor
     assert "training with 2 workers side by side" in done.stdout
     assert "worker 2" in done.stdout  # the helper trained something
     rows = read_rows(out / "results.jsonl")
-    assert Counter(r["arm"] for r in rows) == {"base": 1, "shared": 1, "shared-again": 1, "pre": 1}
-    assert all(r["status"] == "ok" and r["workers"] == 2 for r in rows)
-    by_arm = {r["arm"]: r for r in rows}
-    assert by_arm["shared-again"].get("same_as") == "shared" or by_arm["shared"].get("same_as") == "shared-again"
+    assert Counter(r.arm for r in rows) == {"base": 1, "shared": 1, "shared-again": 1, "pre": 1}
+    assert all(r.status == "ok" and r.workers == 2 for r in rows)
+    by_arm = {r.arm: r for r in rows}
+    assert by_arm["shared-again"].same_as == "shared" or by_arm["shared"].same_as == "shared-again"
     assert "Trained side by side" in (out / "report.md").read_text()
 
 
@@ -173,5 +173,5 @@ def test_an_arm_trains_on_two_torchrun_ranks(tmp_path, corpus_file, cache_dir, m
                 str(corpus_file), "--steps", "2", "--arms", "base", "--nproc-per-node", "2",
                 ]) == 0
     (row,) = read_rows(out / "results.jsonl")
-    assert row["status"] == "ok" and row["world_size"] == 2 and row["steps"] == 2
-    assert row["eval_mlm_loss"] is not None and len(row["train_loss"]) == 2
+    assert row.status == "ok" and row.world_size == 2 and row.steps == 2
+    assert row.eval_mlm_loss is not None and len(row.train_loss) == 2

@@ -5,9 +5,12 @@ import math
 import pytest
 import torch
 
-from ablations.analysis.verdicts import ArmStats, collect, difference, speed_of, speed_words
+from ablations.analysis.verdicts import ArmStats, difference, speed_of
+from ablations.analysis.verdicts import collect as collect_rows
 from ablations.config import RunConfig
 from ablations.report import render_report
+from ablations.report.verdicts import speed_words
+from ablations.rows import Row
 from ablations.run import run_ablation
 from ablations.rundir import read_rows
 from ablations.specs import AblationSpec, Arm, Expectation, get_ablation
@@ -24,6 +27,11 @@ def test_wilson_matches_published_values():
     assert wilson(10, 10)[1] == pytest.approx(1.0)
     with pytest.raises(ValueError):
         wilson(0, 0)
+
+
+def collect(rows):
+    """The rows below are written as JSON objects, as results.jsonl holds them."""
+    return collect_rows([Row.from_json(r) for r in rows])
 
 
 def row(arm, seed, loss, sums, counts, nsp="0101"):
@@ -91,16 +99,16 @@ def test_seeds_are_shared_by_arms_and_a_rerun_adds_only_missing_ones(tmp_path, c
                 steps=4)
     run_ablation(spec, RunConfig(**opts, seeds=2))
     rows = read_rows(tmp_path / "results.jsonl")
-    assert sorted((r["arm"], r["seed"]) for r in rows) == [("base", 0), ("base", 1), ("sop", 0), ("sop", 1)]
-    by = {(r["arm"], r["seed"]): r for r in rows}
+    assert sorted((r.arm, r.seed) for r in rows) == [("base", 0), ("base", 1), ("sop", 0), ("sop", 1)]
+    by = {(r.arm, r.seed): r for r in rows}
     # seed k is the same for every arm: the same data seed and training seed, scored on one set
-    assert by[("base", 1)]["config"]["data.seed"] == by[("sop", 1)]["config"]["data.seed"] != by[("sop", 0)][
-        "config"]["data.seed"]
-    assert by[("sop", 1)]["eval_set"] == "base"
-    assert by[("sop", 1)]["eval_mlm_example_tokens"] == by[("base", 1)]["eval_mlm_example_tokens"]
+    assert by[("base", 1)].config["data.seed"] == by[("sop", 1)].config["data.seed"] != by[("sop", 0)].config[
+        "data.seed"]
+    assert by[("sop", 1)].eval_set == "base"
+    assert by[("sop", 1)].eval_mlm_example_tokens == by[("base", 1)].eval_mlm_example_tokens
     summary = run_ablation(spec, RunConfig(**opts, seeds=3))
     render_report(tmp_path)
-    assert sorted((r["arm"], r["seed"]) for r in summary.rows) == [("base", 2), ("sop", 2)]
+    assert sorted((r.arm, r.seed) for r in summary.rows) == [("base", 2), ("sop", 2)]
     report = (tmp_path / "report.md").read_text()
     assert "± " in report and "seeds [0, 1, 2]" in report and "[95%]" in report
     assert (tmp_path / "eval_loss_vs_tokens.png").is_file() and (tmp_path / "speed.json").is_file()
@@ -113,12 +121,13 @@ def test_quick_runs_on_a_corpus_with_more_characters_than_500_pieces(tmp_path, c
     corpus = many_characters_corpus(tmp_path / "many.txt")
     summary = run_ablation(get_ablation("objective"), RunConfig(corpus=str(corpus), quick=True, out=str(tmp_path / "r"),
                                                                  cache_dir=str(cache_dir), progress=False))
-    assert not summary.errors and all(r["status"] == "ok" for r in summary.rows)
-    assert summary.rows[0]["config"]["model.vocab_size"] > 500
+    assert not summary.errors and all(r.status == "ok" for r in summary.rows)
+    assert summary.rows[0].config["model.vocab_size"] > 500
 
 
 def test_arm_stats_pool_wilson_over_seeds():
-    st = ArmStats("a", {0: {"eval_sop_acc": 0.5, "eval_sop_n": 100}, 1: {"eval_sop_acc": 0.7, "eval_sop_n": 100}})
+    st = ArmStats("a", {0: Row.from_json({"eval_sop_acc": 0.5, "eval_sop_n": 100}),
+                        1: Row.from_json({"eval_sop_acc": 0.7, "eval_sop_n": 100})})
     assert st.interval("sop") == pytest.approx((*wilson(120, 200), 200))
     assert st.mean_se("eval_sop_acc") == pytest.approx((0.6, 0.1))
 
@@ -126,7 +135,7 @@ def test_arm_stats_pool_wilson_over_seeds():
 def test_the_lsh_memory_claim_is_checked_at_the_long_length():
     """The Reformer's claim is about long sequences: at the training length 4 hash rounds
     save nothing yet (x1.40 here), at the run's long length they do (x0.84)."""
-    from ablations.analysis.verdicts import expectation
+    from ablations.report.verdicts import expectation
 
     spec = get_ablation("attention")
     claim = next(e for e in spec.to_json()["expectations"] if e["arm"] == "lsh/4")
@@ -143,7 +152,7 @@ def test_the_lsh_memory_claim_is_checked_at_the_long_length():
 def test_a_no_difference_claim_holds_only_within_noise():
     """RoBERTa Table 1's "dynamic matches static": reproduced while the paired difference is
     within noise, contradicted once it is beyond it, and the noise is in the text."""
-    from ablations.analysis.verdicts import expectation
+    from ablations.report.verdicts import expectation
 
     claim = next(e for e in get_ablation("masking").to_json()["expectations"] if e["arm"] == "dynamic")
     assert claim["direction"] == "similar" and claim["versus"] == "static/10"
@@ -158,7 +167,7 @@ def test_a_no_difference_claim_holds_only_within_noise():
 
 
 def test_a_sentence_head_is_above_chance_only_when_its_interval_clears_half():
-    from ablations.analysis.verdicts import expectation
+    from ablations.report.verdicts import expectation
 
     claim = next(e for e in get_ablation("objective").to_json()["expectations"] if e["versus"] == "chance")
     def nsp(hits, n, seed=0):

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from ablations.analysis.verdicts import collect
+from ablations.rows import Row
 from core.model import IGNORE_INDEX
 from core.train.evaluation import evaluate, unigram_reference
 from variants import build_model
@@ -53,7 +54,8 @@ def test_a_model_predicting_the_unigram_distribution_scores_exactly_its_entropy(
 
 def test_an_arm_leaves_the_unigram_stage_only_beyond_noise():
     def row(arm, gap, se, seed=0):
-        return {"arm": arm, "seed": seed, "status": "ok", "eval_mlm_unigram_gap": gap, "eval_mlm_unigram_gap_se": se}
+        return Row.from_json({"arm": arm, "seed": seed, "status": "ok", "eval_mlm_unigram_gap": gap,
+                              "eval_mlm_unigram_gap_se": se})
 
     arms = collect([row("learns", -0.2, 0.02), row("stuck", -0.02, 0.02), row("old", None, None),
                     row("two", -0.05, 0.02), row("two", -0.07, 0.02, seed=1)])

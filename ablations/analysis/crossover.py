@@ -19,12 +19,15 @@ widened about 90%). Outcomes:
 - "inconclusive": the interval is wider (in log C) than the measured range or open
   above, the fit and the resamples disagree, or more than a fifth of the resamples fail;
 - "fit failed": too few points (fewer than 4 distinct C) or no convergence.
+The outcome is a `CrossKind` and, where it needs one, a `CrossWhy`, with the numbers;
+`ablations.report.worth` words them.
 """
 from __future__ import annotations
 
 import math
 import warnings
 from dataclasses import dataclass
+from enum import StrEnum
 
 import numpy as np
 
@@ -95,30 +98,50 @@ def _fit_pair(arm: Points, ref: Points, seeds) -> tuple[PowerLaw, PowerLaw] | No
     return (fa, fr) if fa is not None and fr is not None else None
 
 
+class CrossKind(StrEnum):
+    CROSSES = "crosses"
+    NONE = "none"
+    INCONCLUSIVE = "inconclusive"
+    FIT_FAILED = "fit failed"
+
+
+class CrossWhy(StrEnum):
+    """Why a crossover failed or is inconclusive."""
+    NO_SEED = "no seed with points for both arms"
+    TOO_FEW = "too few points or no convergence"
+    NO_OVERLAP = "the compute ranges do not overlap"
+    RESAMPLES_FAILED = "too many resamples failed to fit"
+    NO_CROSSING = "the fits do not cross in the window"   # NONE, or INCONCLUSIVE when the resamples disagree
+    ONE_SEED = "one seed gives no interval"
+    TOO_WIDE = "the interval is wider than the measured range"
+
+
 @dataclass(frozen=True)
 class Crossover:
-    kind: str                  # crosses | none | inconclusive | fit failed
-    text: str
+    kind: CrossKind
+    why: CrossWhy | None = None
     at: float | None = None    # the fits' crossing
     lo: float | None = None    # 95% bootstrap interval
     hi: float | None = None
     c_min: float | None = None
     c_max: float | None = None
     source: str = ""           # ladder | curve
-
-    @property
-    def short(self) -> str:
-        """A table cell: the outcome and the interval."""
-        if self.kind == "crosses":
-            return f"crosses at {self.at:.3g} [{self.lo:.3g}, {self.hi:.3g}]" + \
-                (" (extrapolation)" if self.extrapolation else "")
-        if self.kind == "none":
-            return f"none within [{self.c_min:.3g}, {SEARCH * self.c_max:.3g}]"
-        return "too few points" if "too few points" in self.text else self.kind
+    lower: str | None = None   # the arm whose fit is lower just above c_min
+    other: str | None = None   # the other arm
+    seeds: int = 0             # seeds with points for both arms
+    resamples: int = 0         # seed resamples whose fits converged
+    crossed: int = 0           # of those, the ones that cross in the window
+    failed: int = 0            # seed resamples whose fit failed
+    n_boot: int = 0
 
     @property
     def extrapolation(self) -> bool:
         return self.at is not None and self.c_max is not None and self.at > EXTRAPOLATION * self.c_max
+
+    @property
+    def beyond_range(self) -> bool:
+        """Beyond the largest measured budget (not as far as an extrapolation, perhaps)."""
+        return self.at is not None and self.c_max is not None and self.at > self.c_max
 
 
 def _measured_range(arm: Points, ref: Points, seeds) -> tuple[float, float]:
@@ -147,18 +170,17 @@ def _bootstrap(arm: Points, ref: Points, seeds: list[int], lo: float, hi: float,
     return np.asarray(roots, dtype=float), failed
 
 
-def find_crossover(arm: Points, ref: Points, names: tuple[str, str] = ("arm", "reference"), unit: str = "FLOPs",
+def find_crossover(arm: Points, ref: Points, names: tuple[str, str] = ("arm", "reference"),
                    source: str = "curve", n_boot: int = N_BOOT, rng_seed: int = 0) -> Crossover:
     """Where arm's and reference's fitted loss curves cross, with a bootstrap interval over seeds."""
     seeds = sorted(s for s in set(arm) & set(ref) if arm[s] and ref[s])
     if not seeds:
-        return Crossover("fit failed", "no seed with points for both arms", source=source)
+        return Crossover(CrossKind.FIT_FAILED, CrossWhy.NO_SEED, source=source)
     c_min, c_max = _measured_range(arm, ref, seeds)
     fits = _fit_pair(arm, ref, seeds)
     if fits is None or c_min >= c_max:
-        why = "too few points (4 distinct budgets needed) or no convergence" if fits is None else \
-            "the two arms' compute ranges do not overlap"
-        return Crossover("fit failed", f"fit failed: {why}", c_min=c_min, c_max=c_max, source=source)
+        why = CrossWhy.TOO_FEW if fits is None else CrossWhy.NO_OVERLAP
+        return Crossover(CrossKind.FIT_FAILED, why, c_min=c_min, c_max=c_max, source=source, seeds=len(seeds))
     at = crossing(*fits, c_min, SEARCH * c_max)
     one_seed = len(seeds) < 2
     roots, failed = (np.asarray([]), 0) if one_seed else \
@@ -169,8 +191,10 @@ def find_crossover(arm: Points, ref: Points, names: tuple[str, str] = ("arm", "r
         base.update(lo=lo, hi=hi) if at is None else base.update(zip(("lo", "hi"), widen(at, lo, hi, len(seeds))))
     elif not one_seed:
         failed = n_boot
-    kind, text = _judge_crossing(base, fits, names, unit, roots, failed, n_boot, one_seed)
-    return Crossover(kind, text, **base)
+    lower, other = _lower_first(fits, names, c_min)
+    kind, why = _judge_crossing(base, roots, failed, n_boot, one_seed)
+    return Crossover(kind, why, **base, lower=lower, other=other, seeds=len(seeds), resamples=len(roots),
+                     crossed=int(np.isfinite(roots).sum()), failed=failed, n_boot=n_boot)
 
 
 def widen(at: float, lo: float, hi: float, n_seeds: int) -> tuple[float, float]:
@@ -187,26 +211,17 @@ def _lower_first(fits: tuple[PowerLaw, PowerLaw], names: tuple[str, str], c: flo
     return names if fits[0](c * 1.0001) < fits[1](c * 1.0001) else names[::-1]
 
 
-def _judge_crossing(b: dict, fits, names, unit: str, roots: np.ndarray, failed: int, n_boot: int,
-                    one_seed: bool) -> tuple[str, str]:
+def _judge_crossing(b: dict, roots: np.ndarray, failed: int, n_boot: int,
+                    one_seed: bool) -> tuple[CrossKind, CrossWhy | None]:
     at, lo, hi, c_min, c_max = b["at"], b.get("lo"), b.get("hi"), b["c_min"], b["c_max"]
-    below, above = _lower_first(fits, names, c_min)
     if failed > MAX_FAILED * n_boot:
-        return "inconclusive", f"inconclusive: the fit failed on {failed} of {n_boot} seed resamples"
+        return CrossKind.INCONCLUSIVE, CrossWhy.RESAMPLES_FAILED
     if at is None:
-        window = f"[{c_min:.3g}, {SEARCH * c_max:.3g}] {unit}"
         if not one_seed and math.isinf(lo):
-            return "none", f"no crossover within {window}: {below} lower throughout"
-        why = "one seed gives no interval" if one_seed else \
-            f"{int(np.isfinite(roots).sum())} of {len(roots)} seed resamples cross"
-        return "inconclusive", f"inconclusive: the fits do not cross within {window} ({below} lower), but {why}"
-    sides = f"{below} lower below it, {above} above"
+            return CrossKind.NONE, CrossWhy.NO_CROSSING
+        return CrossKind.INCONCLUSIVE, CrossWhy.NO_CROSSING
     if one_seed:
-        return "inconclusive", f"inconclusive: the fits cross at {at:.3g} {unit} ({sides}); one seed gives no interval"
+        return CrossKind.INCONCLUSIVE, CrossWhy.ONE_SEED
     if math.isinf(hi) or math.log(hi / lo) > math.log(c_max / c_min):
-        span = f"[{lo:.3g}, {'∞' if math.isinf(hi) else f'{hi:.3g}'}]"
-        return "inconclusive", f"inconclusive: the fits cross at {at:.3g} {unit} but the 95% interval {span} " \
-            f"is wider than the measured range [{c_min:.3g}, {c_max:.3g}]"
-    label = " (extrapolation: beyond 10× the largest measured budget)" if at > EXTRAPOLATION * c_max else \
-        " (beyond the measured range)" if at > c_max else ""
-    return "crosses", f"crosses at {at:.3g} {unit} [{lo:.3g}, {hi:.3g}]{label}: {sides}"
+        return CrossKind.INCONCLUSIVE, CrossWhy.TOO_WIDE
+    return CrossKind.CROSSES, None

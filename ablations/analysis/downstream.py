@@ -1,116 +1,119 @@
 """Downstream scores read from rows: whether a score is at chance, and whether a component
 that saves memory or parameters costs downstream quality beyond noise.
 
-Row fields per task T: `downstream_T` (mean over fine-tuning seeds of the primary metric:
-accuracy, or Spearman for regression), `downstream_T_se` (standard error over seeds),
-`downstream_T_n` (test examples), `downstream_T_ci` (95% interval of the first seed's
-test score), `downstream_T_seeds` (every seed and metric) and `downstream_T_chance` (what a
-model that learned nothing scores on the test split: the majority class's share, or 0 for
-a correlation; a score whose interval reaches it is marked "at chance"),
-`downstream_T_undefined` (fine-tuning seeds whose score was undefined, e.g. a correlation of
-constant predictions; left out of the mean) and `downstream_T_why` (why).
+Each row holds one `ablations.rows.TaskScore` per fine-tuned task: the mean over
+fine-tuning seeds of the primary metric (accuracy, or Spearman for regression), its
+standard error over seeds, the test examples n, the 95% interval of the first seed's test
+score, every seed's score, the chance level (what a model that learned nothing scores on
+the test split: the majority class's share, or 0 for a correlation; a score whose interval
+reaches it is "at chance"), and the seeds whose score was undefined (a correlation of
+constant predictions; left out of the mean) with why.
 
-An undefined score is None (NaN in rows written before): it is shown as undefined, with
-its reason, never as 0; it is never at chance and never compared.
+An undefined score is None (NaN in rows written before): it is never 0, never at chance
+and never compared. The results are numbers and enums; `ablations.report.downstream`
+words them.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from enum import StrEnum
 
+from ablations.rows import Metric, Row, TaskScore
 from core.stats import Z95
 
 
-def tasks_in(rows: list[dict]) -> list[str]:
+def tasks_in(rows: list[Row]) -> list[str]:
     seen: dict[str, None] = {}
     for r in rows:
-        for k in r:
-            if k.startswith("downstream_") and k.endswith("_metric"):
-                seen[k[len("downstream_"):-len("_metric")]] = None
+        seen.update(dict.fromkeys(r.downstream))
     return list(seen)
 
 
-def _num(value) -> float | None:
-    """A number from a row; None for an undefined (None or NaN) one."""
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
-
-
-def _field(row: dict, task: str, name: str = "") -> float | None:
-    return _num(row.get(f"downstream_{task}" + (f"_{name}" if name else "")))
-
-
-def _ci(row: dict, task: str) -> tuple[float, float] | None:
-    ci = row.get(f"downstream_{task}_ci") or [None, None]
-    low, high = _num(ci[0]), _num(ci[1])
+def _ci(s: TaskScore) -> tuple[float, float] | None:
+    low, high = s.ci
     return None if low is None or high is None else (low, high)
 
 
-def undefined_seeds(row: dict, task: str) -> str:
-    """'' if every seed's score is defined; else e.g. 'undefined: the predictions are
-    constant (2 of 3 seeds)'."""
-    k = row.get(f"downstream_{task}_undefined") or 0
-    if not k and not (f"downstream_{task}" in row and _field(row, task) is None):
-        return ""
-    seeds = len((row.get(f"downstream_{task}_seeds") or {}).get("values") or []) or k or 1
-    why = row.get(f"downstream_{task}_why") or "undefined"
-    return f"{why} ({k or seeds} of {seeds} seed{'s' if seeds > 1 else ''})"
+@dataclass(frozen=True)
+class UndefinedSeeds:
+    """Fine-tuning seeds whose score was undefined: how many of how many, and why."""
+    count: int
+    seeds: int
+    why: str
 
 
-def fmt_value(row: dict, task: str, name: str = "") -> str:
-    """One number of a row to three places, or 'undefined' (never 0)."""
-    v = _field(row, task, name)
-    return "undefined" if v is None else f"{v:.3f}"
-
-
-def _total_se(row: dict, task: str) -> float | None:
-    """Seed noise and test-set sampling noise together (the interval's half-width / 1.96)."""
-    ci, se = _ci(row, task), _field(row, task, "se")
-    if ci is None or se is None:
+def undefined_seeds(row: Row, task: str) -> UndefinedSeeds | None:
+    """None when every seed's score is defined (or the row has no score for the task)."""
+    s = row.downstream.get(task)
+    if s is None or (not s.undefined and not (s.scored and s.score is None)):
         return None
-    return math.sqrt(se ** 2 + ((ci[1] - ci[0]) / (2 * Z95)) ** 2)
+    seeds = len(s.seed_values) or s.undefined or 1
+    return UndefinedSeeds(s.undefined or seeds, seeds, s.why or "undefined")
 
 
-def score_at_chance(row: dict, task: str) -> bool:
+def _total_se(s: TaskScore) -> float | None:
+    """Seed noise and test-set sampling noise together (the interval's half-width / 1.96)."""
+    ci = _ci(s)
+    if ci is None or s.se is None:
+        return None
+    return math.sqrt(s.se ** 2 + ((ci[1] - ci[0]) / (2 * Z95)) ** 2)
+
+
+def score_at_chance(row: Row, task: str) -> bool:
     """The first seed's 95% interval reaches what a model that learned nothing scores (the
     majority class's share, or no correlation): the score says nothing about the encoder.
     An undefined score is not at chance: it is undefined."""
-    chance, ci = _field(row, task, "chance"), _ci(row, task)
-    return chance is not None and ci is not None and ci[0] <= chance
+    s = row.downstream.get(task)
+    ci = _ci(s) if s is not None else None
+    return s is not None and s.chance is not None and ci is not None and ci[0] <= s.chance
 
 
-def fmt_score(row: dict, task: str) -> str:
-    if f"downstream_{task}" not in row:
-        return "–"
-    v, ci, missing = _field(row, task), _ci(row, task), undefined_seeds(row, task)
-    if v is None:
-        return missing or "undefined"
-    se = _field(row, task, "se") or 0.0
-    text = f"{v:.3f} ± {se:.3f} (n={row.get(f'downstream_{task}_n')}, " + \
-        (f"CI {ci[0]:.3f}–{ci[1]:.3f})" if ci else "first seed's CI undefined)")
-    text += f"; mean of the defined seeds, {missing}" if missing else ""
-    return text + (f", at chance ({_field(row, task, 'chance'):.3f})" if score_at_chance(row, task) else "")
+class Verdict(StrEnum):
+    WITHIN_NOISE = "within noise"
+    AT_CHANCE = "inconclusive (both at chance)"
+    BETTER = "better"
+    WORSE = "costs downstream quality"
 
 
-def compare_downstream(row: dict, ref: dict, task: str) -> str | None:
-    """A verdict on `task`, or None where either score is missing or undefined."""
-    a, b = _field(row, task), _field(ref, task)
-    sa, sb = _total_se(row, task), _total_se(ref, task)
+@dataclass(frozen=True)
+class DownstreamDifference:
+    """A row's score on a task against its comparison arm's: the difference, twice the combined
+    seed and test-set noise, and the verdict."""
+    task: str
+    metric: str | None
+    diff: float
+    noise: float
+    verdict: Verdict
+
+
+def downstream_difference(row: Row, ref: Row, task: str) -> DownstreamDifference | None:
+    """None where either score is missing or undefined."""
+    s, t = row.downstream.get(task), ref.downstream.get(task)
+    if s is None or t is None:
+        return None
+    a, b, sa, sb = s.score, t.score, _total_se(s), _total_se(t)
     if a is None or b is None or sa is None or sb is None:
         return None
     d, noise = a - b, 2 * math.sqrt(sa ** 2 + sb ** 2)
-    metric = row.get(f"downstream_{task}_metric", "score")
     if abs(d) <= noise:
-        return f"{task} {metric} {d:+.3f}: within noise (±{noise:.3f})"
-    if score_at_chance(row, task) and score_at_chance(ref, task):
-        return f"{task} {metric} {d:+.3f}: inconclusive (both at chance)"
-    return f"{task} {metric} {d:+.3f}: {'better' if d > 0 else 'costs downstream quality'} beyond noise (±{noise:.3f})"
+        verdict = Verdict.WITHIN_NOISE
+    elif score_at_chance(row, task) and score_at_chance(ref, task):
+        verdict = Verdict.AT_CHANCE
+    else:
+        verdict = Verdict.BETTER if d > 0 else Verdict.WORSE
+    return DownstreamDifference(task, s.metric, d, noise, verdict)
 
 
-def savings(row: dict, ref: dict) -> str:
-    parts = []
-    for key, label in (("params_unique", "parameters"), ("peak_mem_bytes", "peak memory")):
-        if row.get(key) and ref.get(key):
-            r = row[key] / ref[key]
-            if r < 0.95:
-                parts.append(f"{label} ×{r:.2f}")
-    return ", ".join(parts)
+SAVINGS = (Metric.PARAMS_UNIQUE, Metric.PEAK_MEM)
+
+
+def savings(row: Row, ref: Row) -> list[tuple[Metric, float]]:
+    """What the row saves against its comparison arm: (metric, ratio) below 0.95."""
+    out = []
+    for metric in SAVINGS:
+        a, b = row.value(metric), ref.value(metric)
+        if a and b and a / b < 0.95:
+            out.append((metric, a / b))
+    return out

@@ -15,9 +15,9 @@ an axis — training FLOPs by default, or seconds, or tokens:
   each example's loss sum is interpolated at C the same way and the per-seed noise is the
   paired per-example standard error (`core.stats.paired_eval_se`), combined over seeds as
   in `ablations.analysis.verdicts.difference`.
-The verdict is the verdicts' rule: a difference is real only when it clears both noises,
-otherwise "within noise (±size)" (`ablations.analysis.verdicts.describe`); and it is not judged at
-all where the two arms are at different points of their learning-rate schedules at C
+The verdict is the verdicts' rule: a difference is real only when it clears both noises
+(`Difference.verdict`; `ablations.report.verdicts.describe` words it); and it is not judged
+at all where the two arms are at different points of their learning-rate schedules at C
 (`schedule_mismatch`).
 """
 from __future__ import annotations
@@ -28,7 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ablations.analysis.costs import curve, example_sums
-from ablations.analysis.verdicts import ArmStats, Difference, describe
+from ablations.analysis.verdicts import ArmStats, Difference
+from ablations.rows import Row
 from core.stats import mean_se, paired_eval_se
 
 
@@ -50,14 +51,14 @@ def bracket(xs: list[float], c: float) -> tuple[int, float] | None:
     return i, (math.log(c) - math.log(xs[i])) / (math.log(xs[i + 1]) - math.log(xs[i]))
 
 
-def at_budget(row: dict, axis: str, c: float) -> AtBudget | None:
+def at_budget(row: Row, axis: str, c: float) -> AtBudget | None:
     points = curve(row, axis)
     got = bracket([x for x, _ in points], c)
     if got is None:
         return None
     i, w = got
     ends = [points[i][1]] + ([points[i + 1][1]] if w > 0 else [])
-    loss = sum(f * e["eval_mlm_loss"] for f, e in zip((1 - w, w), ends))
+    loss = sum(f * e.eval_mlm_loss for f, e in zip((1 - w, w), ends))
     per_example = [example_sums(e, row) for e in ends]
     if any(p is None for p in per_example) or len({tuple(p[1]) for p in per_example}) != 1:
         return AtBudget(loss, None, None)
@@ -105,20 +106,30 @@ def equal_compute_difference(arm: ArmStats, ref: ArmStats, axis: str, c: float) 
 SCHEDULE_RTOL = 0.02  # two curves that end within 2% of each other had the same budget
 
 
-def _schedule_fraction(row: dict, axis: str, c: float) -> tuple[float, bool]:
+def _schedule_fraction(row: Row, axis: str, c: float) -> tuple[float, bool]:
     """(fraction of the run's budget spent at C, whether C lies in a constant-rate phase:
     a wsd run's stable phase, before its cooldown)."""
     points = curve(row, axis)
     end = points[-1][0] if points else c
     frac = c / end if end else 1.0
-    cfg = row.get("config") or {}
+    cfg = row.config
     stable = cfg.get("train.schedule") == "wsd" and frac <= 1 - float(cfg.get("train.decay", 0.2)) + 1e-9
     return frac, stable
 
 
-def schedule_mismatch(arm: ArmStats, ref: ArmStats, axis: str, c: float) -> str | None:
-    """Why the two curves at C are not at the same point of their learning-rate schedules,
-    or None when they are. A curve point of a decaying schedule is not the loss of a run
+@dataclass(frozen=True)
+class Mismatch:
+    """Two curves at C at different points of their learning-rate schedules: the fraction of
+    its budget each had spent (their budgets differ on the axis)."""
+    arm: str
+    ref: str
+    arm_fraction: float
+    ref_fraction: float
+
+
+def schedule_mismatch(arm: ArmStats, ref: ArmStats, axis: str, c: float) -> Mismatch | None:
+    """Whether the two curves at C are at different points of their learning-rate schedules
+    (None when they are not). A curve point of a decaying schedule is not the loss of a run
     with that budget: at C an arm whose budget ends there has finished its decay, one with a
     larger budget is still part-way through it, and its loss is higher for that reason
     alone. The comparison is fair where both spent the same fraction of equal budgets
@@ -126,11 +137,9 @@ def schedule_mismatch(arm: ArmStats, ref: ArmStats, axis: str, c: float) -> str 
     for s in sorted(set(arm.rows) & set(ref.rows)):
         (fa, sa), (fr, sr) = (_schedule_fraction(r.rows[s], axis, c) for r in (arm, ref))
         # a budget stops an arm within one optimizer step of it: one step of each is no mismatch
-        slack = SCHEDULE_RTOL + sum(1 / r.rows[s]["steps"] for r in (arm, ref) if r.rows[s].get("steps"))
+        slack = SCHEDULE_RTOL + sum(1 / r.rows[s].steps for r in (arm, ref) if r.rows[s].steps)
         if not (sa and sr) and abs(fa - fr) > slack:
-            return (f"at this budget {arm.name} is {fa:.0%} and {ref.name} {fr:.0%} through their learning-rate "
-                    "schedules (their budgets differ on this axis); give every arm the same budget on it "
-                    "(`--flops N`) or use `--ladder K`")
+            return Mismatch(arm.name, ref.name, fa, fr)
     return None
 
 
@@ -141,14 +150,7 @@ class EqualCompute:
     axis: str
     budget: float
     difference: Difference | None
-    mismatch: str | None = None   # why the schedules make the comparison unfair (not judged)
-
-    def words(self) -> str:
-        if self.difference is None:
-            return "no curve points at this budget"
-        if self.mismatch:
-            return f"MLM loss {self.difference.diff:+.3g}, not judged: {self.mismatch}"
-        return describe(self.difference, "MLM loss")
+    mismatch: Mismatch | None = None   # the schedules make the comparison unfair (not judged)
 
 
 def equal_compute_all(arms: dict[str, ArmStats], axis: str = "flops") -> dict[str, EqualCompute]:
@@ -156,7 +158,7 @@ def equal_compute_all(arms: dict[str, ArmStats], axis: str = "flops") -> dict[st
     c = common_budget(arms, axis)
     out = {}
     for name, st in arms.items():
-        ref = arms.get(st.first.get("compare_to") or "")
+        ref = arms.get(st.first.compare_to or "")
         if c is not None and ref is not None and st.rows and ref.rows:
             out[name] = EqualCompute(name, ref.name, axis, c, equal_compute_difference(st, ref, axis, c),
                                      schedule_mismatch(st, ref, axis, c))

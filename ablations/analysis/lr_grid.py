@@ -4,27 +4,25 @@ The grid did not bracket the best rate, but the two edges call for different rem
 short search favours high rates (the short-horizon bias;
 docs/findings/2026-12-01-shared-recipe.md#the-grid-and-the-fraction: on kowiki a 25% search's
 4x lost at the full budget and left a seed at the unigram stage), so at the top the remedy is a
-longer search, not only a wider grid.
+longer search, not only a wider grid (`ablations.words.edge_advice` says so, for the
+search's console lines and the report alike).
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from enum import StrEnum
 
 
-def edge_side(chosen: float | None, rates: Iterable[float]) -> str | None:
-    """"top", "bottom" or None (bracketed, or nothing chosen)."""
+class GridEdge(StrEnum):
+    TOP = "top"
+    BOTTOM = "bottom"
+
+
+def edge_side(chosen: float | None, rates: Iterable[float]) -> GridEdge | None:
+    """The grid's edge the chosen rate lies at (None: bracketed, or nothing chosen)."""
     rates = sorted(rates)
     if chosen is None or len(rates) < 2:
         return None
     near = lambda a, b: math.isclose(a, b, rel_tol=1e-5)  # noqa: E731 (rows keep 6 significant digits)
-    return "top" if near(chosen, rates[-1]) else "bottom" if near(chosen, rates[0]) else None
-
-
-def edge_advice(side: str | None) -> str:
-    if side == "top":
-        return ("at the grid's top, so the grid did not bracket the best rate; a short search favours high rates, "
-                "so widen it upward only with a longer --lr-search-fraction")
-    if side == "bottom":
-        return "at the grid's bottom, so the grid did not bracket the best rate; widen --lr-grid downward"
-    return ""
+    return GridEdge.TOP if near(chosen, rates[-1]) else GridEdge.BOTTOM if near(chosen, rates[0]) else None

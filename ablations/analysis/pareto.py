@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from ablations.analysis.costs import AXES, row_cost
 from ablations.analysis.verdicts import ArmStats, difference
+from ablations.rows import Metric
 from core.stats import mean_se
 
 COST_RTOL = 0.02  # costs within 2% of each other count as equal
@@ -48,12 +49,12 @@ class Fronts:
 
 
 def arm_point(stats: ArmStats) -> ArmPoint | None:
-    ms = stats.mean_se("eval_mlm_loss")
+    ms = stats.mean_se(Metric.MLM_LOSS)
     if ms is None:
         return None
     se = ms[1]
     if se is None and len(stats.rows) == 1:
-        se = stats.first.get("eval_mlm_loss_se")
+        se = stats.first.eval_mlm_loss_se
     costs = {}
     for axis in AXES:
         vals = [c for c in (row_cost(r, axis) for r in stats.rows.values()) if c is not None]
@@ -71,7 +72,7 @@ def compare_cost(a: float, b: float, rtol: float = COST_RTOL) -> int:
 
 def compare_loss(a: ArmStats, b: ArmStats) -> int | None:
     """-1: a's loss lower beyond noise; 1: higher beyond noise; 0: within noise; None: unknown."""
-    d = difference(a, b, "eval_mlm_loss")
+    d = difference(a, b, Metric.MLM_LOSS)
     if d is None:
         return None
     real, noise = d.verdict

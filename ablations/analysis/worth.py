@@ -7,21 +7,41 @@
 - the crossover (`ablations.analysis.crossover`): the compute at which an arm's fitted loss curve
   meets its comparison arm's, where there are enough points to fit.
 
-`analyse` computes them from a run's rows and `csv_columns` gives results.csv its per-arm
-columns; `ablations.report.worth` writes them as the report's opening section.
+`analyse` computes them from a run's rows, with the notes a reader needs beside them (as
+`Note`s); `ablations.report.worth` writes them as the report's opening section and gives
+results.csv its per-arm columns.
 """
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from ablations.analysis.costs import AXES, curve, loss_points, row_flops
-from ablations.analysis.crossover import Crossover, find_crossover
+from ablations.analysis.crossover import CrossKind, Crossover, find_crossover
 from ablations.analysis.equal_compute import EqualCompute, equal_compute_all
 from ablations.analysis.pareto import Fronts, pareto_fronts
 from ablations.analysis.verdicts import ArmStats
+from ablations.rows import Row
 
-AXIS_NAMES = {"flops": "FLOPs", "seconds": "seconds", "memory": "memory", "params": "params", "tokens": "tokens"}
+
+class NoteKind(StrEnum):
+    DERIVED_FLOPS = "derived FLOPs"           # some rows' training FLOPs are tokens x the analytic FLOPs per token
+    NO_FLOPS = "no FLOPs"                     # the equal-compute differences are at equal tokens
+    AXES_MISSING = "axes missing"             # the all-costs front leaves `axes` out
+    SAME_BUDGET = "same budget"               # every arm had the same `budget` budget: they tie on it by design
+    MIXED_STOPS = "mixed stops"               # the arms were stopped by different budgets (`stops`)
+    DIFFERENT_BUDGETS = "different budgets"   # the arms trained under different budgets
+    SCHEDULES_DIFFER = "schedules differ"     # some equal-compute differences are not judged
+    CURVE_CROSSOVERS = "curve crossovers"     # crossovers fitted to curve points are indicative
+
+
+@dataclass(frozen=True)
+class Note:
+    kind: NoteKind
+    axes: tuple[str, ...] = ()                                    # AXES_MISSING
+    budget: str | None = None                                     # SAME_BUDGET
+    stops: Mapping[str, tuple[str, ...]] = field(default_factory=dict)   # MIXED_STOPS: budget -> the arms it stopped
 
 
 @dataclass
@@ -30,7 +50,7 @@ class Worth:
     axis: str                                   # the equal-compute and crossover axis: flops, else tokens
     equal: dict[str, EqualCompute] = field(default_factory=dict)
     crossovers: dict[str, Crossover] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
 
 
 def compute_axis(arms: dict[str, ArmStats]) -> str:
@@ -40,89 +60,48 @@ def compute_axis(arms: dict[str, ArmStats]) -> str:
     return "flops" if rows and all(has(r) for r in rows) else "tokens"
 
 
-def analyse(rows: list[dict], arms: dict[str, ArmStats]) -> Worth:
+def analyse(rows: list[Row], arms: dict[str, ArmStats]) -> Worth:
     """rows: every row of the run (ladder rungs included); arms: the final rows, collected."""
     axis = compute_axis(arms)
     worth = Worth(pareto_fronts(arms), axis, equal_compute_all(arms, axis))
     for name, eq in worth.equal.items():
         arm_pts, source = loss_points(rows, name, axis)
         ref_pts, _ = loss_points(rows, eq.ref, axis)
-        worth.crossovers[name] = find_crossover(arm_pts, ref_pts, (name, eq.ref), AXIS_NAMES[axis], source)
+        worth.crossovers[name] = find_crossover(arm_pts, ref_pts, (name, eq.ref), source)
     worth.notes = _notes(arms, worth)
     return worth
 
 
-def _notes(arms: dict[str, ArmStats], worth: Worth) -> list[str]:
+def _notes(arms: dict[str, ArmStats], worth: Worth) -> list[Note]:
     notes = []
     rows = [r for st in arms.values() for r in st.rows.values()]
-    if any(r.get("train_flops") is None and row_flops(r) is not None for r in rows):
-        notes.append("Training FLOPs of rows without a measured `train_flops` are tokens × the analytic FLOPs per "
-                     "token (the cost model's estimate).")
+    if any(r.train_flops is None and row_flops(r) is not None for r in rows):
+        notes.append(Note(NoteKind.DERIVED_FLOPS))
     if worth.axis != "flops":
-        notes.append("No FLOPs figures in these rows: the equal-compute differences are at equal tokens.")
-    missing = [AXIS_NAMES[x] for x in AXES if x not in worth.fronts.axes]
+        notes.append(Note(NoteKind.NO_FLOPS))
+    missing = tuple(x for x in AXES if x not in worth.fronts.axes)
     if missing:
-        notes.append(f"Not every arm has a figure for {', '.join(missing)}: the all-costs front leaves "
-                     f"{'it' if len(missing) == 1 else 'them'} out.")
-    notes += _budget_notes(rows)
+        notes.append(Note(NoteKind.AXES_MISSING, axes=missing))
+    notes.append(budget_note(rows))
     if any(eq.mismatch for eq in worth.equal.values()):
-        notes.append("Some equal-compute differences are not judged: at the common budget one arm had finished its "
-                     "learning-rate decay and the other had not, which alone makes the second one's loss higher. "
-                     "`--flops N` gives every arm the same compute (they then all end at N); `--ladder K` gives "
-                     "budget-matched points.")
-    if any(xo.source == "curve" and xo.kind != "fit failed" for xo in worth.crossovers.values()):
-        notes.append("Crossovers fitted to curve points are indicative: the points of one run under a decaying "
-                     "schedule are not the losses of runs with those budgets. `--ladder K` fits budget-matched "
-                     "rungs.")
+        notes.append(Note(NoteKind.SCHEDULES_DIFFER))
+    if any(xo.source == "curve" and xo.kind != CrossKind.FIT_FAILED for xo in worth.crossovers.values()):
+        notes.append(Note(NoteKind.CURVE_CROSSOVERS))
     return notes
 
 
-def _budget_notes(rows: list[dict]) -> list[str]:
+def budget_note(rows: list[Row]) -> Note:
     """Whether the arms tie on one budget by design: the same budget, and every row stopped
     by it (`stopped_by`: a row trained under a time limit beside a token budget may stop on
     time, and then its arm had other data than the rest)."""
-    kinds = {r.get("stopped_by") or r.get("budget_kind") for r in rows} - {None}
-    budgets = {tuple((r.get("config") or {}).get(f"train.max_{k}") or None for k in ("flops", "tokens", "steps",
-                                                                                  "seconds")) for r in rows}
+    kinds = {r.stopped_by or r.budget_kind for r in rows} - {None}
+    budgets = {tuple(r.config.get(f"train.max_{k}") or None for k in ("flops", "tokens", "steps", "seconds"))
+               for r in rows}
     if len(kinds) == 1 and len(budgets) == 1:
-        return [f"Every arm had the same {kinds.pop()} budget: on that axis the arms tie by design."]
-    stops = {}
+        return Note(NoteKind.SAME_BUDGET, budget=kinds.pop())
+    stops: dict[str, list[str]] = {}
     for r in rows:
-        stops.setdefault(r.get("stopped_by") or r.get("budget_kind") or "?", []).append(r["arm"])
+        stops.setdefault(r.stopped_by or r.budget_kind or "?", []).append(r.arm)
     if len(stops) > 1:
-        return ["The arms were not stopped by one budget (" + "; ".join(
-            f"{kind}: {', '.join(sorted(set(arms)))}" for kind, arms in sorted(stops.items()))
-            + "), so they do not tie on any axis by design: compare them at equal tokens or FLOPs."]
-    return ["The arms trained under different budgets (a re-run with another budget, or arms that set their own): "
-            "compare them at equal tokens or FLOPs."]
-
-
-def verdict_cells(eq: EqualCompute | None) -> tuple[str, str]:
-    """(Δ, verdict) table cells."""
-    d = eq.difference if eq else None
-    if d is None:
-        return "–", "–"
-    if eq.mismatch:
-        return f"{d.diff:+.3g}", "not judged: schedules differ at this budget"
-    real, noise = d.verdict
-    if math.isnan(noise):
-        return f"{d.diff:+.3g}", "not judged (noise unknown)"
-    if not real:
-        return f"{d.diff:+.3g}", f"within noise (±{noise:.2g})"
-    return f"{d.diff:+.3g}", f"{'lower' if d.diff < 0 else 'higher'} (beyond ±{noise:.2g})"
-
-
-def csv_columns(w: Worth) -> dict[str, dict]:
-    """arm -> the columns results.csv gains: on the fronts, and the equal-compute difference and verdict."""
-    out = {}
-    for name in w.fronts.points:
-        eq = w.equal.get(name)
-        diff, word = verdict_cells(eq)
-        out[name] = {"on_front": name in w.fronts.all_axes,
-                     **{f"on_front_{x}": name in names for x, names in w.fronts.per_axis.items()},
-                     "equal_compute_axis": w.axis if eq else None,
-                     "equal_compute_budget": eq.budget if eq else None,
-                     "equal_compute_diff": eq.difference.diff if eq and eq.difference else None,
-                     "equal_compute_verdict": word if eq and eq.difference else None,
-                     "crossover": w.crossovers[name].text if name in w.crossovers else None}
-    return out
+        return Note(NoteKind.MIXED_STOPS, stops={kind: tuple(sorted(set(arms))) for kind, arms in sorted(stops.items())})
+    return Note(NoteKind.DIFFERENT_BUDGETS)

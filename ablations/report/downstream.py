@@ -1,47 +1,91 @@
-"""The report's downstream section: fine-tuned scores beside pretraining loss and cost."""
+"""The report's downstream section: fine-tuned scores beside pretraining loss and cost, and
+the words for `ablations.analysis.downstream`'s numbers."""
 from __future__ import annotations
 
 from ablations.analysis.downstream import (
-    compare_downstream,
-    fmt_score,
+    UndefinedSeeds,
+    Verdict,
+    downstream_difference,
     savings,
     score_at_chance,
     tasks_in,
     undefined_seeds,
 )
 from ablations.report.tables import fmt, md_table, mib, millions
+from ablations.rows import Metric, Row
 from ablations.rundir import result_rows
 
+SAVED = {Metric.PARAMS_UNIQUE: "parameters", Metric.PEAK_MEM: "peak memory"}
 
-def downstream_markdown(rows: list[dict]) -> str:
+
+def undefined_words(u: UndefinedSeeds | None) -> str:
+    """'' if every seed's score is defined; else e.g. 'undefined: the predictions are
+    constant (2 of 3 seeds)'."""
+    return "" if u is None else f"{u.why} ({u.count} of {u.seeds} seed{'s' if u.seeds > 1 else ''})"
+
+
+def fmt_score(row: Row, task: str) -> str:
+    s = row.downstream.get(task)
+    if s is None or not s.scored:
+        return "–"
+    missing = undefined_words(undefined_seeds(row, task))
+    if s.score is None:
+        return missing or "undefined"
+    ci = None if None in s.ci else s.ci
+    text = f"{s.score:.3f} ± {s.se or 0.0:.3f} (n={s.n}, " + \
+        (f"CI {ci[0]:.3f}–{ci[1]:.3f})" if ci else "first seed's CI undefined)")
+    text += f"; mean of the defined seeds, {missing}" if missing else ""
+    return text + (f", at chance ({s.chance:.3f})" if score_at_chance(row, task) else "")
+
+
+def compare_downstream(row: Row, ref: Row, task: str) -> str | None:
+    """A verdict on `task` in words, or None where either score is missing or undefined."""
+    d = downstream_difference(row, ref, task)
+    if d is None:
+        return None
+    head = f"{task} {d.metric} {d.diff:+.3f}"
+    if d.verdict == Verdict.WITHIN_NOISE:
+        return f"{head}: within noise (±{d.noise:.3f})"
+    if d.verdict == Verdict.AT_CHANCE:
+        return f"{head}: inconclusive (both at chance)"
+    return f"{head}: {'better' if d.verdict == Verdict.BETTER else 'costs downstream quality'} beyond noise " \
+        f"(±{d.noise:.3f})"
+
+
+def savings_words(row: Row, ref: Row) -> str:
+    return ", ".join(f"{SAVED[metric]} ×{r:.2f}" for metric, r in savings(row, ref))
+
+
+def downstream_markdown(rows: list[Row]) -> str:
     """The report's downstream section ("" when no arm was fine-tuned)."""
-    latest: dict[str, dict] = {}  # per arm, its first seed's result (a ladder: its largest rung)
-    for r in sorted(result_rows(rows), key=lambda r: r.get("seed", 0)):
-        latest.setdefault(r["arm"], r)
+    latest: dict[str, Row] = {}  # per arm, its first seed's result (a ladder: its largest rung)
+    for r in sorted(result_rows(rows), key=lambda r: r.seed):
+        latest.setdefault(r.arm, r)
     tasks = tasks_in(list(latest.values()))
     if not tasks:
         return ""
     headers = ["arm", "MLM loss", "params", "peak mem"] + [
-        f"{t} ({next(r[f'downstream_{t}_metric'] for r in latest.values() if r.get(f'downstream_{t}_metric'))})"
+        f"{t} ({next(r.downstream[t].metric for r in latest.values() if t in r.downstream and r.downstream[t].metric)})"
         for t in tasks]
     lines = ["## Downstream (fine-tuned; test score of the best dev checkpoint)", "",
              "Mean ± standard error over fine-tuning seeds; n test examples; 95% interval of the first seed's "
              "score (Wilson for accuracy, Fisher z for correlations).", ""]
-    table = [[r["arm"], fmt(r.get("eval_mlm_loss"), "{:.3f}".format), fmt(r.get("params_unique") or None, millions),
-              fmt(r.get("peak_mem_bytes") or None, lambda v: mib(v, 0))] + [fmt_score(r, t) for t in tasks]
+    table = [[r.arm, fmt(r.eval_mlm_loss, "{:.3f}".format), fmt(r.params_unique or None, millions),
+              fmt(r.peak_mem_bytes or None, lambda v: mib(v, 0))] + [fmt_score(r, t) for t in tasks]
              for r in latest.values()]
     lines.append(md_table(headers, table))
     verdicts = []
     for r in latest.values():
-        ref = latest.get(r.get("compare_to") or "")
+        ref = latest.get(r.compare_to or "")
         found = [c for t in tasks if ref is not None and (c := compare_downstream(r, ref, t))]
         if found:
-            saves = savings(r, ref)
-            what = r.get("component") or r["arm"]
-            verdicts.append(f"- **{what}** ({r['arm']} vs {ref['arm']}){': saves ' + saves if saves else ''}; "
+            saves = savings_words(r, ref)
+            what = r.component or r.arm
+            verdicts.append(f"- **{what}** ({r.arm} vs {ref.arm}){': saves ' + saves if saves else ''}; "
                             + "; ".join(found) + ".")
-    stuck = [f"{r['arm']} ({t})" for r in latest.values() for t in tasks if score_at_chance(r, t)]
-    gaps = [f"{r['arm']} ({t}: {why})" for r in latest.values() for t in tasks if (why := undefined_seeds(r, t))]
+    stuck = [f"{r.arm} ({t})" for r in latest.values() for t in tasks if score_at_chance(r, t)]
+    gaps = [f"{r.arm} ({t}: {why})" for r in latest.values() for t in tasks
+            if (why := undefined_words(undefined_seeds(r, t)))]
     if gaps:
         lines += ["", f"Undefined scores (a correlation of constant predictions does not exist; such seeds are left "
                       f"out of the mean, never counted as 0): {', '.join(gaps)}."]

@@ -9,9 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ablations.analysis.costs import AXES, curve
+from ablations.analysis.costs import curve
+from ablations.rows import BenchRow
 
 CURVE_LABELS = {"tokens": "training tokens", "flops": "training FLOPs", "seconds": "training seconds"}
+AXIS_LABELS = {"flops": "training FLOPs", "seconds": "training seconds", "memory": "peak memory (bytes)",
+               "params": "unique parameters"}   # the cost axes (`ablations.analysis.costs.AXES`)
 
 
 def _plt():
@@ -52,12 +55,12 @@ def _mean_curve(curves: list[np.ndarray], column: int) -> tuple[np.ndarray, np.n
 def plot_losses(arms: dict, out: Path) -> list[str]:
     """loss_vs_tokens.png and loss_vs_seconds.png: MLM and sentence-task training loss."""
     plt, written = _plt(), []
-    for key, xlabel, name in (("train_loss", "training tokens", "loss_vs_tokens.png"),
-                              ("train_loss_time", "training seconds", "loss_vs_seconds.png")):
+    for points, xlabel, name in ((lambda r: r.train_loss, "training tokens", "loss_vs_tokens.png"),
+                                 (lambda r: r.train_loss_time, "training seconds", "loss_vs_seconds.png")):
         fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
         drawn = False
         for i, (arm, stats) in enumerate(arms.items()):
-            curves = [np.asarray(r[key], dtype=float) for r in stats.rows.values() if r.get(key)]
+            curves = [np.asarray(points(r), dtype=float) for r in stats.rows.values() if points(r)]
             for ax, column in zip(axes, (2, 3)):
                 got = _mean_curve(curves, column)
                 if got is None or (column == 3 and not np.any(got[1])):
@@ -86,7 +89,7 @@ def plot_eval_curves(arms: dict, out: Path, x: str = "tokens") -> list[str]:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 5))
     for i, (arm, stats) in enumerate(arms.items()):
-        curves = [np.asarray([[cx, e["eval_mlm_loss"]] for cx, e in curve(r, x)], dtype=float).reshape(-1, 2)
+        curves = [np.asarray([[cx, e.eval_mlm_loss] for cx, e in curve(r, x)], dtype=float).reshape(-1, 2)
                   for r in stats.rows.values()]
         got = _mean_curve([c for c in curves if len(c) >= 2], 1)
         if got is None:
@@ -113,8 +116,8 @@ def _unigram_lines(ax, arms: dict, x: str) -> None:
     """The training unigram's loss on the curve examples as a horizontal line: below it a
     model has begun to learn from context. Arms scored on other examples (their own held-out
     set) may have their own line; a few distinct values are drawn, each once."""
-    levels = sorted({round(e["eval_mlm_unigram_xent"], 3) for st in arms.values() for r in st.rows.values()
-                     for _, e in curve(r, x) if e.get("eval_mlm_unigram_xent") is not None})
+    levels = sorted({round(e.eval_mlm_unigram_xent, 3) for st in arms.values() for r in st.rows.values()
+                     for _, e in curve(r, x) if e.eval_mlm_unigram_xent is not None})
     for k, level in enumerate(levels[:3]):
         ax.axhline(level, color="black", linestyle=":", linewidth=1.2,
                    label="unigram (training split) on the curve examples" if k == 0 else None)
@@ -142,7 +145,7 @@ def plot_pareto(points: dict[str, list[tuple[str, float, float, float | None]]],
         costs = [p[1] for p in pts]
         if min(costs) > 0 and max(costs) / min(costs) > 10:
             ax.set_xscale("log")
-        ax.set_xlabel(AXES[axis][1] + " (mean over seeds)"), ax.set_ylabel("final held-out MLM loss (± SE)")
+        ax.set_xlabel(AXIS_LABELS[axis] + " (mean over seeds)"), ax.set_ylabel("final held-out MLM loss (± SE)")
         ax.grid(alpha=0.3)
         fig.tight_layout()
         name = f"pareto_{axis}.png"
@@ -152,19 +155,19 @@ def plot_pareto(points: dict[str, list[tuple[str, float, float, float | None]]],
     return written
 
 
-def plot_bench(rows: list[dict], out: Path) -> list[str]:
+def plot_bench(rows: list[BenchRow], out: Path) -> list[str]:
     plt, written = _plt(), []
-    for key, ylabel, name in (("peak_mem_bytes", "peak training memory (MiB)", "memory_vs_seq_len.png"),
-                              ("saved_bytes", "saved for backward (MiB)", "saved_bytes_vs_seq_len.png"),
-                              ("tokens_per_s", "training tokens / s", "tokens_per_s_vs_seq_len.png")):
-        scale = 2**20 if "bytes" in key else 1
+    for value, scale, ylabel, name in (
+            (lambda r: r.peak_mem_bytes, 2**20, "peak training memory (MiB)", "memory_vs_seq_len.png"),
+            (lambda r: r.saved_bytes, 2**20, "saved for backward (MiB)", "saved_bytes_vs_seq_len.png"),
+            (lambda r: r.tokens_per_s, 1, "training tokens / s", "tokens_per_s_vs_seq_len.png")):
         series: dict[str, list[tuple[int, float]]] = {}
         ooms: dict[str, list[int]] = {}
         for r in rows:
-            if r.get("status") == "ok" and r.get(key) is not None:
-                series.setdefault(r["variant"], []).append((r["seq_len"], r[key] / scale))
-            elif r.get("status") == "oom":
-                ooms.setdefault(r["variant"], []).append(r["seq_len"])
+            if r.status == "ok" and value(r) is not None:
+                series.setdefault(r.variant, []).append((r.seq_len, value(r) / scale))
+            elif r.status == "oom":
+                ooms.setdefault(r.variant, []).append(r.seq_len)
         if not series:
             continue
         fig, ax = plt.subplots(figsize=(7, 4.5))

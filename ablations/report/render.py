@@ -11,7 +11,7 @@ from pathlib import Path
 from ablations.report.bench import bench_report
 from ablations.report.downstream import downstream_markdown
 from ablations.report.training import training_report
-from ablations.rundir import BENCH, REPORT, RESULTS, check_contained, read_results, read_rows, write_text
+from ablations.rundir import BENCH, REPORT, RESULTS, check_contained, read_bench, read_results, write_text
 
 
 def render_report(out: str | Path, console=None, x: str = "tokens") -> Path:
@@ -19,7 +19,7 @@ def render_report(out: str | Path, console=None, x: str = "tokens") -> Path:
     curves (tokens, flops or seconds)."""
     out = Path(out)
     check_contained(out)  # report.md, results.csv and the plots are never written through a link
-    results, bench = read_results(out), read_rows(out / BENCH)
+    results, bench = read_results(out), read_bench(out / BENCH)
     if not results and not bench:
         raise FileNotFoundError(f"no {RESULTS} or {BENCH} in {out}: run an ablation or a bench there first")
     parts = []

@@ -9,21 +9,23 @@ import math
 from pathlib import Path
 
 from ablations.analysis.costs import CURVE_AXES
-from ablations.analysis.lr_grid import edge_advice, edge_side
-from ablations.analysis.verdicts import MARKS, ArmStats, collect, difference, expectation, ratio, speed_of, verdict
-from ablations.analysis.worth import analyse, csv_columns
+from ablations.analysis.lr_grid import edge_side
+from ablations.analysis.verdicts import ArmStats, collect, difference, ratio, speed_of
+from ablations.analysis.worth import analyse
 from ablations.report.console import print_table
 from ablations.report.plots import plot_eval_curves, plot_losses
 from ablations.report.results_csv import write_csv
 from ablations.report.tables import fmt, md_table, mib, millions, pm
-from ablations.report.worth import section
+from ablations.report.verdicts import MARKS, expectation, verdict
+from ablations.report.worth import csv_columns, section
+from ablations.rows import ACCURACY, Metric, Row
 from ablations.rundir import RESULTS_CSV, SPEED, read_json, read_spec
-from core.stats import wilson
+from ablations.words import edge_advice
 from variants import SIZES
 
 
 def _acc(stats: ArmStats, task: str) -> str:
-    ms, iv = stats.mean_se(f"eval_{task}_acc"), stats.interval(task)
+    ms, iv = stats.mean_se(ACCURACY[task]), stats.interval(task)
     if ms is None:
         return "–"
     text = pm(ms, "{:.1f}", 100) + "%"
@@ -37,19 +39,24 @@ def _result_rows(arms: dict[str, ArmStats], speed: dict) -> tuple[list[str], lis
     table = []
     for name, st in arms.items():
         f = st.first
-        status = "ok" if st.rows else (st.failed[0].get("status", "?") if st.failed else "?")
+        status = "ok" if st.rows else (_status(st.failed[0]) if st.failed else "?")
         if st.rows and st.failed:
-            status = f"ok ×{len(st.rows)}, " + ", ".join(r.get("status", "?") for r in st.failed)
+            status = f"ok ×{len(st.rows)}, " + ", ".join(_status(r) for r in st.failed)
         sp = speed.get(name) or {}
         side = "–"
         if sp.get("status") == "ok" and sp.get("step_s"):
             rates = sorted(sp["tokens"] / t for t in sp["step_s"])
             side = f"{rates[len(rates) // 2]:,.0f} [{rates[0]:,.0f}–{rates[-1]:,.0f}]"
-        table.append([name, status, str(len(st.rows)), fmt(f.get("params_unique"), millions), side,
-                      pm(st.mean_se("tokens_per_s"), "{:,.0f}"), fmt(f.get("peak_mem_bytes"), mib),
-                      fmt(f.get("saved_bytes"), mib), pm(st.mean_se("eval_mlm_loss")), _acc(st, "mlm"),
+        table.append([name, status, str(len(st.rows)), fmt(f.params_unique, millions), side,
+                      pm(st.mean_se(Metric.TOKENS_PER_S), "{:,.0f}"), fmt(f.peak_mem_bytes, mib),
+                      fmt(f.saved_bytes, mib), pm(st.mean_se(Metric.MLM_LOSS)), _acc(st, "mlm"),
                       _acc(st, "nsp"), _acc(st, "sop"), _unigram_cell(st)])
     return headers, table
+
+
+def _status(row: Row) -> str:
+    """A row's status as the table shows it ("?": a row that records none)."""
+    return "?" if row.status is None else row.status
 
 
 def _unigram_cell(st: ArmStats) -> str:
@@ -58,20 +65,20 @@ def _unigram_cell(st: ArmStats) -> str:
     if got is None:
         return "–"
     gap, noise = got
-    return f"{gap:+.3f} ± {noise:.3f}: " + ("learns from context" if gap + noise < 0 else "unigram stage")
+    return f"{gap:+.3f} ± {noise:.3f}: " + ("learns from context" if st.left_unigram_stage() else "unigram stage")
 
 
 def _comparison_rows(arms: dict[str, ArmStats], speed: dict) -> tuple[list[list[str]], list[str]]:
     deltas, verdicts = [], []
     for name, st in arms.items():
-        ref = arms.get(st.first.get("compare_to") or "")
+        ref = arms.get(st.first.compare_to or "")
         if ref is None or not st.rows or not ref.rows:
             continue
         sp = speed_of(speed, name, ref.name)
         row = [name, ref.name] + [fmt(ratio(st, ref, k), lambda v: f"×{v:.2f}")
-                                  for k in ("params_unique", "peak_mem_bytes", "saved_bytes", "saved_bytes_long")]
+                                  for k in (Metric.PARAMS_UNIQUE, Metric.PEAK_MEM, Metric.SAVED, Metric.SAVED_LONG)]
         row.append(f"×{sp['median']:.2f} [{sp['min']:.2f}–{sp['max']:.2f}]" if sp else "–")
-        for metric, scale in (("eval_mlm_loss", 1), ("eval_nsp_acc", 100), ("eval_sop_acc", 100)):
+        for metric, scale in ((Metric.MLM_LOSS, 1), (Metric.NSP_ACC, 100), (Metric.SOP_ACC, 100)):
             d = difference(st, ref, metric)
             if d is None:
                 row.append("–")
@@ -80,7 +87,7 @@ def _comparison_rows(arms: dict[str, ArmStats], speed: dict) -> tuple[list[list[
             row.append(f"{scale * d.diff:+.3g} (noise ±{scale * noise:.2g}{', paired' if d.paired_eval else ''})"
                        if not math.isnan(noise) else f"{scale * d.diff:+.3g}")
         deltas.append(row)
-        what = st.first.get("component") or st.first.get("description") or name
+        what = st.first.component or st.first.description or name
         verdicts.append(f"- **{what}** ({name} vs {ref.name}): {verdict(st, ref, speed)}.")
     return deltas, verdicts
 
@@ -88,7 +95,7 @@ def _comparison_rows(arms: dict[str, ArmStats], speed: dict) -> tuple[list[list[
 def _warnings(arms: dict[str, ArmStats], spec_info: dict, name: str) -> list[str]:
     """The report's first lines: is this run able to show the effect at all?"""
     out = []
-    stuck = [a for a, st in arms.items() if st.rows and _at_unigram_stage(st)]
+    stuck = [a for a, st in arms.items() if st.rows and st.at_unigram_stage()]
     if stuck:
         out.append(f"> **No learning beyond unigram frequencies** in {', '.join(stuck)}: their held-out MLM loss is "
                    "not below the loss of the training split's unigram distribution on the same held-out tokens "
@@ -96,7 +103,7 @@ def _warnings(arms: dict[str, ArmStats], spec_info: dict, name: str) -> list[str
                    "(rows without that reference: accuracy not above always predicting the most frequent token). "
                    "Their losses say nothing about the components yet; train longer (`--tokens`) or use "
                    "`--budget gpu`.")
-    shared = sorted({a for a, st in arms.items() for r in st.rows.values() if (r.get("workers") or 1) > 1})
+    shared = sorted({a for a, st in arms.items() for r in st.rows.values() if (r.workers or 1) > 1})
     if shared:
         out.append(f"> **Trained side by side** (`--workers`): {', '.join(shared)} trained while other arms shared "
                    "the CPU cores, so their training seconds and during-training throughput are not comparable "
@@ -121,23 +128,6 @@ def _size_rank(size: str | None) -> int:
     return order.index(size) if size in order else -1
 
 
-def _at_unigram_stage(st: ArmStats) -> bool:
-    """Not yet learning from context: held-out MLM loss not below the masked tokens' unigram
-    entropy beyond noise; for older rows without it, MLM accuracy (pooled over seeds) not
-    clearly above the most-frequent-token rate."""
-    left = st.left_unigram_stage()
-    if left is not None:
-        return not left
-    rows = [r for r in st.rows.values() if r.get("eval_mlm_acc") is not None and r.get("eval_mlm_majority_acc")
-            is not None and r.get("eval_mlm_tokens")]
-    if not rows:
-        return False
-    n = sum(r["eval_mlm_tokens"] for r in rows)
-    majority = sum(r["eval_mlm_majority_acc"] * r["eval_mlm_tokens"] for r in rows) / n
-    low, _ = wilson(round(sum(r["eval_mlm_acc"] * r["eval_mlm_tokens"] for r in rows)), n)
-    return low <= majority
-
-
 UNIGRAM_NOTE = ("- *MLM loss − unigram*: the held-out MLM loss minus the loss of the training split's unigram "
                 "distribution on the same masked tokens (paired per token, 95% noise); below zero beyond noise, an "
                 "arm learns from context. The held-out tokens' own unigram entropy, a lower bound no trained model "
@@ -145,12 +135,13 @@ UNIGRAM_NOTE = ("- *MLM loss − unigram*: the held-out MLM loss minus the loss 
 
 
 def _eval_sets(arms: dict[str, ArmStats]) -> str:
-    f = next((st.first for st in arms.values() if st.rows), {})
-    parts = [f"MLM {f.get('eval_mlm_tokens', '?'):,} masked tokens in {f.get('eval_mlm_examples', '?')} examples"
-             if isinstance(f.get("eval_mlm_tokens"), int) else "MLM: –"]
+    f = next((st.first for st in arms.values() if st.rows), None)
+    examples = f.eval_mlm_examples if f is not None and f.eval_mlm_examples is not None else "?"
+    parts = [f"MLM {f.eval_mlm_tokens:,} masked tokens in {examples} examples"
+             if f is not None and isinstance(f.eval_mlm_tokens, int) else "MLM: –"]
     small = []
     for task in ("nsp", "sop"):
-        n = f.get(f"eval_{task}_n")
+        n = f.accuracy(task).n if f is not None else None
         if n:
             parts.append(f"{task.upper()} {n:,} pairs")
             small += [task.upper()] if n < 2000 else []
@@ -159,8 +150,8 @@ def _eval_sets(arms: dict[str, ArmStats]) -> str:
     return "- Held-out sets (the same for every arm where the data allows): " + "; ".join(parts) + "." + note
 
 
-def training_report(rows: list[dict], out: Path, console, x: str = "tokens") -> str:
-    name = rows[0].get("ablation", out.name)
+def training_report(rows: list[Row], out: Path, console, x: str = "tokens") -> str:
+    name = rows[0].ablation or out.name
     spec_info = read_spec(out)
     # the spec's order, not the order rows finished in (--workers, --shard: any order)
     order = {a: i for i, a in enumerate(spec_info.get("arms", []))}
@@ -174,7 +165,7 @@ def training_report(rows: list[dict], out: Path, console, x: str = "tokens") -> 
     if spec_info.get("description"):
         md += [spec_info["description"], ""]
     seeds = spec_info.get("seeds") or sorted({s for st in arms.values() for s in st.rows})
-    md += [f"- Corpus: {first.get('corpus')}; device: {first.get('device')}",
+    md += [f"- Corpus: {first.corpus}; device: {first.device}",
            f"- Size {opts.get('size', '?')}, sequence length {opts.get('seq_len', '?')}, batch "
            f"{opts.get('batch_size', '?')}, budget per arm {spec_info.get('budget_per_arm', '?')}"
            + (f" (arms matched on {spec_info['budget_kind']})" if spec_info.get("budget_kind") else "")
@@ -222,20 +213,20 @@ def _rates_section(arms: dict[str, ArmStats]) -> list[str]:
     """Each arm's learning rate and where it came from; with --lr-search the rates tried,
     their held-out losses and what the search cost (kept out of the arm's own cost)."""
     firsts = {n: st.first for n, st in arms.items() if st.rows}
-    if not any(f.get("lr_source") for f in firsts.values()):
+    if not any(f.lr_source for f in firsts.values()):
         return []
-    tuned = any(f.get("lr_search") for f in firsts.values())
+    tuned = any(f.lr_search for f in firsts.values())
     lines = ["## Learning rates", "", "Arms compared at " + ("rates tuned per arm (`--lr-search`)" if tuned else
              "the rates below, not tuned per arm (`--lr-search` tunes them)") + ".", ""]
     for name, f in firsts.items():
-        lr = (f.get("config") or {}).get("train.lr")
-        line = f"- {name}: lr {lr:.3g} ({f.get('lr_source') or 'source not recorded'})" if lr else f"- {name}: –"
-        search = f.get("lr_search")
+        lr = f.config.get("train.lr")
+        line = f"- {name}: lr {lr:.3g} ({f.lr_source or 'source not recorded'})" if lr else f"- {name}: –"
+        search = f.lr_search
         if search:
-            tried = ", ".join(f"{float(k):.3g}: {'–' if v is None else f'{v:.3f}'}" for k, v in search["losses"].items())
-            line += (f"; held-out MLM loss by rate {tried}; search cost {search['flops']:.3g} FLOPs, "
-                     f"{search['seconds']:.0f} s (not counted in the arm's cost)")
-            side = edge_side(search.get("chosen"), (float(k) for k in search["losses"]))
+            tried = ", ".join(f"{float(k):.3g}: {'–' if v is None else f'{v:.3f}'}" for k, v in search.losses.items())
+            line += (f"; held-out MLM loss by rate {tried}; search cost {search.flops:.3g} FLOPs, "
+                     f"{search.seconds:.0f} s (not counted in the arm's cost)")
+            side = edge_side(search.chosen, (float(k) for k in search.losses))
             if side:
                 line += f"; **the best rate is {edge_advice(side)}**"
         lines.append(line + ".")
@@ -258,8 +249,8 @@ def _failures(arms: dict[str, ArmStats]) -> list[str]:
     lines = []
     if failed:
         lines += ["## Arms that did not finish", ""] + [
-            f"- {r['arm']} (seed {r.get('seed', 0)}): {r['status']} — {r.get('error')}" for r in failed] + [""]
-    twins = sorted({(st.name, st.first.get("same_as")) for st in arms.values() if st.first.get("same_as")})
+            f"- {r.arm} (seed {r.seed}): {_status(r)} — {r.error}" for r in failed] + [""]
+    twins = sorted({(st.name, st.first.same_as) for st in arms.values() if st.first.same_as})
     if twins:
         lines += ["Arms with the same configuration as another were trained once: "
                   + ", ".join(f"{a} = {b}" for a, b in twins) + ".", ""]
@@ -272,7 +263,7 @@ def _missing(arms: dict[str, ArmStats], spec_info: dict, seeds: list[int]) -> li
     missing = []
     for name in spec_info.get("arms", []):
         st = arms.get(name)
-        have = set(st.rows) | {r.get("seed", 0) for r in st.failed} if st else set()
+        have = set(st.rows) | {r.seed for r in st.failed} if st else set()
         lacking = [s for s in seeds if s not in have]
         if lacking:
             missing.append(f"- {name}" + (f" (seeds {', '.join(map(str, lacking))})" if len(seeds) > 1 else ""))

@@ -15,7 +15,7 @@ A finished ok unit keeps its final weights (`ablations.run.weights`) and, with
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +23,11 @@ import torch
 
 from ablations.config import RunConfig
 from ablations.plan.resolve import ResolvedArm, with_measured_flops
+from ablations.rows import Row
 from ablations.run.downstream import downstream_lines, score_or_error
 from ablations.run.failure import write_error_log
 from ablations.run.launch import fit, launch
+from ablations.run.rows import Draft
 from ablations.run.weights import drop_checkpoint, keep_final_weights, with_init_from
 from ablations.rundir import ERROR_LOG, arm_dir
 from core.data import DataConfig, DataError, build_dataset
@@ -64,20 +66,21 @@ class ArmTrainer:
         return data, "own"
 
     # -- one arm ---------------------------------------------------------------------------------
-    def train(self, res: ResolvedArm, row: dict[str, Any]) -> dict[str, Any]:
+    def train(self, res: ResolvedArm, row: Row) -> Row:
         ckpt_dir = arm_dir(self.out, res.arm.name, res.seed)
-        self.guarded(row, lambda: self._train_into(row, res, ckpt_dir), ckpt_dir)
-        if row["status"] == "ok":
+        draft = Draft(row)
+        self.guarded(draft, lambda: self._train_into(draft, res, ckpt_dir), ckpt_dir)
+        if draft.row.ok:
             (ckpt_dir / ERROR_LOG).unlink(missing_ok=True)
             if not self.config.keep_checkpoints:
                 drop_checkpoint(ckpt_dir)  # the final weights stay (export, finetune, init_from)
-        return row
+        return draft.row
 
-    def guarded(self, row: dict[str, Any], work: Callable[[], None], unit_dir: Path) -> None:
-        """Run `work` (which fills `row`, naming each step in `self.step` as it starts); a
-        failure becomes the row's status, one line in `error`, the step in `failed_step`
-        and the traceback in the unit's error.log. A step after training never costs the
-        training: the checkpoint stays, and the re-run goes on from it (`STEPS`)."""
+    def guarded(self, draft: Draft, work: Callable[[], None], unit_dir: Path) -> None:
+        """Run `work` (which fills the draft's row, naming each step in `self.step` as it
+        starts); a failure becomes the row's status, one line in `error`, the step in
+        `failed_step` and the traceback in the unit's error.log. A step after training never
+        costs the training: the checkpoint stays, and the re-run goes on from it (`STEPS`)."""
         t0 = time.perf_counter()
         self.step, self.ckpt = STEPS[0], unit_dir / CHECKPOINT
         try:
@@ -87,14 +90,14 @@ class ArmTrainer:
         except Exception as err:  # noqa: BLE001 - a failed arm is a result; the run goes on
             oom = oom_result(err)
             if oom is not None:
-                row.update(oom)
+                draft.update(oom)
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
             else:
                 step = self._failed_step()
                 write_error_log(unit_dir / ERROR_LOG, step, err)
-                row.update(status="error", error=one_line(err), failed_step=step)
-        row["wall_s_total"] = time.perf_counter() - t0
+                draft.update(status="error", error=one_line(err), failed_step=step)
+        draft.update(wall_s_total=time.perf_counter() - t0)
 
     def _failed_step(self) -> str:
         """The step that failed; "train" becomes "final evaluation" when the checkpoint says
@@ -103,35 +106,41 @@ class ArmTrainer:
             return "final evaluation"
         return self.step
 
-    def _train_into(self, row: dict, res: ResolvedArm, ckpt_dir: Path) -> None:
+    def _train_into(self, draft: Draft, res: ResolvedArm, ckpt_dir: Path) -> None:
         data = self.data_for(res.data)
-        eval_data, row["eval_set"] = self.eval_data_for(res, data)
-        fields, model = self.fit_unit(res, data, eval_data, self.with_flops(row, res, with_init_from(res.train)),
-                                 ckpt_dir)
-        row.update(fields, budget_kind=fields.get("stopped_by") or row["budget_kind"])
-        if row["status"] == "ok":
-            row.update(self.keep_and_score(model or self.from_checkpoint(res, ckpt_dir), data, ckpt_dir, res))
+        eval_data, eval_set = self.eval_data_for(res, data)
+        draft.update(eval_set=eval_set)
+        train_cfg, flops = self.with_flops(res, with_init_from(res.train), draft.row.config)
+        draft.update(flops)
+        trained, model = self.fit_unit(res, data, eval_data, train_cfg, ckpt_dir)
+        draft.update(trained.to_json())
+        draft.update(budget_kind=trained.stopped_by or draft.row.budget_kind)
+        if draft.row.ok:
+            draft.update(self.keep_and_score(model or self.from_checkpoint(res, ckpt_dir), data, ckpt_dir, res))
         del model
         self.step = "measurement"
-        self._measure_into(row, res, speed=not row.get("timed_steps") or row["timed_steps"] < 3)
+        timed = draft.row.timed_steps
+        draft.update(self.measurements(res, not timed or timed < 3, draft.row.tokens_per_s))
 
-    def with_flops(self, row: dict, res: ResolvedArm, train_cfg: TrainConfig) -> TrainConfig:
+    def with_flops(self, res: ResolvedArm, train_cfg: TrainConfig,
+                   config: Mapping[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:
         """Every arm counts its training FLOPs, measured here, in the run stage, once per
         configuration in a process (`core.measure.measured_flops_cached`), so that any run
         can be plotted against compute; a FLOP budget is counted in them, and what follows
-        from them (curve examples, a ladder's warm-up) is set now (`with_measured_flops`)."""
+        from them (curve examples, a ladder's warm-up) is set now (`with_measured_flops`).
+        The training config, and the row fields that record them (`config`: the row's, updated)."""
         m = step_flops(res.model, train_cfg.batch_size, res.data.max_length, self.device, res.data.mask_prob,
                        train_cfg.grad_accum)
         train = with_measured_flops(res, train_cfg, m["flops_per_step"], self.config.ladder, self.config.ladder_ratio)
-        row.update(flops_per_step=train.flops_per_step, flops_per_token_measured=m["flops_per_token"],
-                   flops_per_token_analytic=m["flops_per_token_analytic"])
-        row["config"] = {**row["config"], **{f"train.{k}": getattr(train, k)
-                                             for k in ("flops_per_step", "curve_examples", "warmup_steps")}}
-        return train
+        return train, {"flops_per_step": train.flops_per_step, "flops_per_token_measured": m["flops_per_token"],
+                       "flops_per_token_analytic": m["flops_per_token_analytic"],
+                       "config": {**config, **{f"train.{k}": getattr(train, k)
+                                               for k in ("flops_per_step", "curve_examples", "warmup_steps")}}}
 
     def fit_unit(self, res: ResolvedArm, data, eval_data, train_cfg: TrainConfig, ckpt_dir: Path,
-             until: dict | None = None) -> tuple[dict, PretrainingModel | None]:
-        """Train in this process, or on torchrun's ranks (then no model: rank 0 wrote it)."""
+                 until: dict | None = None) -> tuple[Row, PretrainingModel | None]:
+        """Train in this process, or on torchrun's ranks (then no model: rank 0 wrote it).
+        The row fields training fills, as a row of those fields alone (no arm yet)."""
         n, tracking = self.config.nproc_per_node, self._tracking(res, ckpt_dir)
         if n > 1:  # torchrun's ranks train it; this process keeps the lease and measures
             fields = launch(res.model, res.data, eval_data.cfg if eval_data is not data else None, train_cfg,
@@ -139,9 +148,10 @@ class ArmTrainer:
             model = None
         else:
             fields, model = fit(res.model, data, eval_data, train_cfg, ckpt_dir, self.config.progress, until, tracking)
-        if fields["resume"].get("kind") == "restarted":
-            self.log(f"  [yellow]{fields['resume']['reason']}[/yellow]")
-        return fields, model
+        trained = Row.from_json(fields)
+        if trained.resume is not None and trained.resume.kind == "restarted":
+            self.log(f"  [yellow]{trained.resume.reason}[/yellow]")
+        return trained, model
 
     def _tracking(self, res: ResolvedArm, ckpt_dir: Path) -> dict | None:
         """--log-to: one tracked run per (arm, seed), and per rung of a ladder (each is its own trajectory)."""
@@ -169,14 +179,12 @@ class ArmTrainer:
             self.step = "downstream"
             self.log(f"  fine-tuning on {', '.join(o.downstream)} ({o.downstream_steps} steps, "
                      f"{o.downstream_seeds} seed(s))")
-            fields.update(score_or_error(model, data.tokenizer.path, o.downstream, o.downstream_steps,
-                                         o.downstream_seeds, o.device))
-            for line in downstream_lines(fields):
+            scores = score_or_error(model, data.tokenizer.path, o.downstream, o.downstream_steps,
+                                    o.downstream_seeds, o.device)
+            fields.update(scores)
+            for line in downstream_lines(Row.from_json(scores)):
                 self.log(f"  {line}")
         return fields
-
-    def _measure_into(self, row: dict, res: ResolvedArm, speed: bool) -> None:
-        row.update(self.measurements(res, speed, row.get("tokens_per_s")))
 
     def measurements(self, res: ResolvedArm, speed: bool, tokens_per_s: float | None = None) -> dict[str, Any]:
         """Memory (isolated) and saved bytes at the training shape; speed comes from the
@@ -190,7 +198,7 @@ class ArmTrainer:
         if speed:
             keys += ["tokens_per_s", "infer_tokens_per_s", "tokens_per_s_min", "tokens_per_s_max"]
         out = {k: m.get(k) for k in keys}
-        rate = out["tokens_per_s"] if speed else tokens_per_s
+        rate = m.get("tokens_per_s") if speed else tokens_per_s
         cost = flops_per_token(res.model, res.data.max_length)
         out.update(cost, utilisation=cost["flops_per_token"] * rate / matmul_peak_flops(str(self.device))
                    if rate else None)

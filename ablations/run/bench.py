@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ablations.config import RunConfig
-from ablations.rundir import BENCH, append_row, read_rows
+from ablations.rows import BenchRow
+from ablations.rundir import BENCH, append_row, read_bench
 from core.device import device_name, oom_result, pick_device
 from core.measure import measure
 from variants import get_config, get_variant
@@ -20,9 +21,9 @@ KEPT = ("status", "error", "tokens_per_s", "infer_tokens_per_s", "peak_mem_bytes
         "utilisation", "flops_label", "memory_method", "params_unique")
 
 
-def _finished(path: Path) -> dict[tuple, dict]:
-    return {(r["variant"], r["seq_len"], r["batch_size"], r.get("mode"), r.get("size"), r.get("device")): r
-            for r in read_rows(path) if r.get("status") == "ok" or (r.get("status") == "oom" and not r.get("skipped"))}
+def _finished(path: Path) -> dict[tuple, BenchRow]:
+    return {(r.variant, r.seq_len, r.batch_size, r.mode, r.size, r.device): r
+            for r in read_bench(path) if r.status == "ok" or (r.status == "oom" and not r.skipped)}
 
 
 def _measure_row(row: dict, variant: str, size: str, T: int, B: int, mode: str, opts: RunConfig, device) -> None:
@@ -50,20 +51,22 @@ def run_bench(variants: tuple[str, ...] | list[str], seq_lens, mode: str, size: 
             B = max(1, tokens_per_batch // T)
             key = (v, T, B, mode, size, device_name(device))
             if key in done:
-                console.print(f"{v} @ {T}: measured earlier ({done[key]['status']}), skipped")
+                console.print(f"{v} @ {T}: measured earlier ({done[key].status}), skipped")
                 continue
-            row = {"ablation": ablation, "variant": v, "size": size, "seq_len": T, "batch_size": B, "mode": mode,
-                   "device": device_name(device), "status": "ok", "error": None, "tokens_per_s": None,
-                   "infer_tokens_per_s": None, "peak_mem_bytes": None, "saved_bytes": None}
+            fields = {"ablation": ablation, "variant": v, "size": size, "seq_len": T, "batch_size": B, "mode": mode,
+                      "device": device_name(device), "status": "ok", "error": None, "tokens_per_s": None,
+                      "infer_tokens_per_s": None, "peak_mem_bytes": None, "saved_bytes": None}
             if oom_at is not None:
-                row.update(status="oom", skipped=True, error=f"skipped: out of memory already at {oom_at} tokens")
+                fields.update(status="oom", skipped=True, error=f"skipped: out of memory already at {oom_at} tokens")
             else:
-                _measure_row(row, v, size, T, B, mode, opts, device)
-                oom_at = T if row["status"] == "oom" else None
+                _measure_row(fields, v, size, T, B, mode, opts, device)
+            row = BenchRow.from_json(fields)
+            if oom_at is None:
+                oom_at = T if row.status == "oom" else None
             append_row(path, row)
-            if row["status"] == "error":
-                errors.append(f"{v} @ {T}: {row['error']}")
-            tps = f"{row['tokens_per_s']:,.0f} tok/s" if row.get("tokens_per_s") else ""
-            mem = f"{row['peak_mem_bytes'] / 2**20:,.0f} MiB peak" if row.get("peak_mem_bytes") else ""
-            console.print(f"{v} @ {T} x {B}: {row['status']} {tps} {mem}")
+            if row.status == "error":
+                errors.append(f"{v} @ {T}: {row.error}")
+            tps = f"{row.tokens_per_s:,.0f} tok/s" if row.tokens_per_s else ""
+            mem = f"{row.peak_mem_bytes / 2**20:,.0f} MiB peak" if row.peak_mem_bytes else ""
+            console.print(f"{v} @ {T} x {B}: {row.status} {tps} {mem}")
     return errors

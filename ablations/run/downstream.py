@@ -1,12 +1,12 @@
 """Downstream scores of a pretrained arm, for its results row: fine-tune it on each task and
-record each score with its n, interval and chance level (the fields are described in
-`ablations.analysis.downstream`, which reads them)."""
+record each score with its n, interval and chance level (the fields: `ablations.rows.TaskScore`;
+`ablations.analysis.downstream` reads them)."""
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from ablations.analysis.downstream import fmt_value
+from ablations.rows import Row
 from core.data import Tokenizer
 from core.finetune import FinetuneConfig, SeedSummary, Task, finetune_seeds, load_task
 from core.finetune.metrics import json_number
@@ -45,14 +45,17 @@ def summary_fields(s: SeedSummary) -> dict[str, Any]:
     return fields
 
 
-def downstream_lines(row: dict) -> list[str]:
+def _number(v: float | None) -> str:
+    """A score to three places, or 'undefined' (never 0)."""
+    return "undefined" if v is None else f"{v:.3f}"
+
+
+def downstream_lines(row: Row) -> list[str]:
     """One console line per task (or the error), for the runner's log; the report judges them."""
-    if row.get("downstream_error"):
-        return [f"[red]downstream failed[/red]: {row['downstream_error']}"]
-    tasks = [k.removeprefix("downstream_").removesuffix("_metric") for k in row
-             if k.startswith("downstream_") and k.endswith("_metric")]
-    return [f"{t} {row[f'downstream_{t}_metric']} {fmt_value(row, t)} (n={row[f'downstream_{t}_n']}, "
-            f"chance {fmt_value(row, t, 'chance')})" for t in tasks]
+    if row.downstream_error:
+        return [f"[red]downstream failed[/red]: {row.downstream_error}"]
+    return [f"{t} {s.metric} {_number(s.score)} (n={s.n}, chance {_number(s.chance)})"
+            for t, s in row.downstream.items()]
 
 
 def score_or_error(model: PretrainingModel, tokenizer_path: str, tasks: tuple[str, ...], steps: int, seeds: int,
@@ -67,23 +70,22 @@ def score_or_error(model: PretrainingModel, tokenizer_path: str, tasks: tuple[st
                                     f"retry with python -m ablations finetune)"}
 
 
-def missing_tasks(row: dict[str, Any], tasks: tuple[str, ...]) -> list[str]:
+def missing_tasks(row: Row, tasks: tuple[str, ...]) -> list[str]:
     """The tasks of this run (--downstream) that a finished row has no score for (all of
     them after a failed downstream step)."""
-    if row.get("downstream_error"):
+    if row.downstream_error:
         return list(tasks)
-    return [t.name for t in load_tasks(tasks) if f"downstream_{t.name}" not in row]
+    return [t.name for t in load_tasks(tasks) if t.name not in row.downstream or not row.downstream[t.name].scored]
 
 
-def rescored(row: dict[str, Any], weights_dir, tasks: tuple[str, ...], steps: int, seeds: int, device: str,
-             log) -> dict[str, Any]:
+def rescored(row: Row, weights_dir, tasks: tuple[str, ...], steps: int, seeds: int, device: str, log) -> Row:
     """A finished row with its downstream step done again from its kept weights (in
     `weights_dir`): the pretraining is never redone for it."""
     from core.interop import load_arm
 
     loaded = load_arm(weights_dir)
     fields = score_or_error(loaded.model, loaded.tokenizer.path, tasks, steps, seeds, device)
-    for line in downstream_lines(fields):
+    scored = row.without_downstream().merged({**fields, "rescored": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    for line in downstream_lines(scored):
         log(f"  {line}")
-    kept = {k: v for k, v in row.items() if not k.startswith("downstream_")}
-    return {**kept, **fields, "rescored": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    return scored

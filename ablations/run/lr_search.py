@@ -3,7 +3,7 @@ finished) in RUN_DIR/lr-search/, each arm's rate chosen from their rows and writ
 RUN_DIR/rates.json, which the run's one `make_plan` reads."""
 from __future__ import annotations
 
-from ablations.analysis.lr_grid import edge_advice, edge_side
+from ablations.analysis.lr_grid import edge_side
 from ablations.config import parse_grid
 from ablations.plan import RunConfig, make_plan
 from ablations.plan.build import run_dir_of, settled
@@ -11,6 +11,7 @@ from ablations.plan.lr_search import choose_rates, search_config, search_spec, s
 from ablations.run.runner import Runner, default_console
 from ablations.rundir import RATES, SEARCH_DIR, claim_run_dir, read_results, results, update_json
 from ablations.specs import AblationSpec
+from ablations.words import edge_advice
 
 
 def search_rates(spec: AblationSpec, asked: RunConfig, console=None) -> None:
@@ -30,7 +31,8 @@ def search_rates(spec: AblationSpec, asked: RunConfig, console=None) -> None:
         f"of each arm's own, on {fraction:.0%} of the budget, seed {config.seed_list[0]}; in {out}")
     Runner(make_plan(search_spec(spec, bases, grid), search_config(config, str(out), fraction)), console,
            timing=False).run()
-    chosen = choose_rates(results(read_results(out)), bases, grid)
+    # choose_rates (ablations.plan) reads the search points' rows as JSON objects
+    chosen = choose_rates({k: r.to_json() for k, r in results(read_results(out)).items()}, bases, grid)
     rates = {}
     for arm, r in chosen.items():
         losses = ", ".join(f"{lr:.3g}: {'–' if v is None else f'{v:.3f}'}" for lr, v in sorted(r.losses.items()))

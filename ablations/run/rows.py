@@ -1,11 +1,14 @@
 """A unit's results row before training fills it: every field a report reads, present
-from the start, so that a failed unit's row has the same columns as a finished one's."""
+from the start, so that a failed unit's row has the same columns as a finished one's; and
+the `Draft` that the unit's steps fill."""
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from ablations.plan import Plan, ResolvedArm
+from ablations.rows import ROW_VERSION, Row
 from ablations.specs import AblationSpec, Arm
 from core.device import device_name
 from core.train import Budget
@@ -16,9 +19,10 @@ def _ref(spec, arm: Arm) -> str | None:
     return ref.name if ref else None
 
 
-def row_base(plan: Plan, arm: Arm, res: ResolvedArm, device) -> dict[str, Any]:
+def row_base(plan: Plan, arm: Arm, res: ResolvedArm, device) -> Row:
     spec = plan.spec
-    return {
+    return Row.from_json({
+        "row_version": ROW_VERSION,
         "ablation": spec.name, "arm": arm.name, "description": arm.description,
         "component": arm.component, "compare_to": _ref(spec, arm), "variant": spec.base,
         "overrides": dict(arm.overrides), "config": res.flat, "key": res.key,
@@ -34,10 +38,21 @@ def row_base(plan: Plan, arm: Arm, res: ResolvedArm, device) -> dict[str, Any]:
         "flops_per_step": None, "flops_per_token_measured": None, "flops_per_token_analytic": None,
         "train_flops": None, "budget_kind": Budget.of(res.train).kind, "lr_source": res.lr_source,
         "lr_search": res.lr_search,
-    }
+    })
 
 
-def twin_row(spec: AblationSpec, twin: dict, arm: Arm) -> dict:
+def twin_row(spec: AblationSpec, twin: Row, arm: Arm) -> Row:
     """A row trained for another arm of the same configuration, recorded under `arm`."""
-    return {**twin, "arm": arm.name, "description": arm.description, "component": arm.component,
-            "compare_to": _ref(spec, arm), "overrides": dict(arm.overrides), "same_as": twin["arm"]}
+    return twin.merged({"arm": arm.name, "description": arm.description, "component": arm.component,
+                        "compare_to": _ref(spec, arm), "overrides": dict(arm.overrides), "same_as": twin.arm})
+
+
+class Draft:
+    """A unit's row while its steps fill it: each step merges its fields in (as dict.update
+    would), so that what a failed step leaves behind is the row."""
+
+    def __init__(self, row: Row):
+        self.row = row
+
+    def update(self, fields: Mapping[str, Any] = (), **more: Any) -> None:
+        self.row = self.row.merged({**dict(fields), **more})

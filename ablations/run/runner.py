@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ablations.plan import Plan, ResolvedArm, Unit
+from ablations.rows import Row
 from ablations.run.arm import ArmTrainer
 from ablations.run.bench import run_bench
 from ablations.run.downstream import missing_tasks, rescored
@@ -41,7 +42,6 @@ from ablations.rundir import (
     append_row,
     arm_dir,
     claim_run_dir,
-    is_lower_rung,
     read_rows,
     results,
     rung_dir,
@@ -56,7 +56,7 @@ _NAN_HINT = {"nan": "; it stopped on a non-finite loss: change its configuration
 @dataclass
 class RunSummary:
     out: Path
-    rows: list[dict] = field(default_factory=list)     # the rows this process appended
+    rows: list[Row] = field(default_factory=list)      # the rows this process appended
     errors: list[str] = field(default_factory=list)    # "arm (seed k) ...: message", one line per failed unit
     error_logs: list[Path] = field(default_factory=list)  # their tracebacks (`--debug` prints them)
 
@@ -77,9 +77,9 @@ class Runner:
                              "an arm over several GPUs)")
         self.trainer = ArmTrainer(self.out, plan.config, self.device, self.log)
         self.summary = RunSummary(self.out)
-        self.done_keys: dict[str, dict] = {}                          # configuration key -> its finished row
+        self.done_keys: dict[str, Row] = {}                           # configuration key -> its finished row
         self.finished: set[tuple[str, str]] = set()                   # (key, arm) with a result
-        self.rungs: dict[tuple[str, str], dict[int, dict]] = {}       # (key, arm) -> a ladder's finished lower rungs
+        self.rungs: dict[tuple[str, str], dict[int, Row]] = {}        # (key, arm) -> a ladder's finished lower rungs
         self.twins: dict[tuple[str, int], list[str]] = {}             # (key, seed) -> the arms that share it
 
     def log(self, msg: str) -> None:
@@ -111,7 +111,7 @@ class Runner:
                      "run once more without them after all parts finish (it trains nothing, only times)")
         elif self.timing:
             time_side_by_side(self._timed_arms(), self.out, self.device, self.log,
-                              trained_now=any(r["status"] == "ok" for r in self.summary.rows))
+                              trained_now=any(r.ok for r in self.summary.rows))
         return self.summary
 
     def _timed_arms(self) -> dict[str, ResolvedArm]:
@@ -119,7 +119,7 @@ class Runner:
         seed = self.config.seed_list[0]
         return {u.arm.name: u.resolved for u in self.plan.units if u.seed == seed
                 and (u.resolved.key, u.arm.name) in self.finished
-                and self.done_keys.get(u.resolved.key, {}).get("status") == "ok"}
+                and (done := self.done_keys.get(u.resolved.key)) is not None and done.ok}
 
     def _write_spec(self) -> None:
         info = self.plan.spec_json()
@@ -137,13 +137,13 @@ class Runner:
     def _refresh(self) -> None:
         """What the results file says is finished (by this or any other process)."""
         for r in read_rows(self.out / RESULTS, self.spec.name):
-            if r.get("status") in FINISHED and r.get("key"):
-                self._remember(r["key"], r["arm"], r)
+            if r.status in FINISHED and r.key:
+                self._remember(r.key, r.arm, r)
 
-    def _remember(self, key: str, arm: str, row: dict) -> None:
+    def _remember(self, key: str, arm: str, row: Row) -> None:
         """A finished row: a ladder's lower rung, or the (arm, seed)'s result."""
-        if is_lower_rung(row):
-            self.rungs.setdefault((key, arm), {})[row["rung"]] = row
+        if row.is_lower_rung:
+            self.rungs.setdefault((key, arm), {})[row.rung] = row
         else:
             self.done_keys.setdefault(key, row)
             self.finished.add((key, arm))
@@ -155,7 +155,7 @@ class Runner:
         res, arm = unit.resolved, unit.arm
         done = self.done_keys.get(res.key)
         if (res.key, arm.name) in self.finished:
-            self.log(f"{unit.head}: finished earlier ({done['status']}), skipped" + _NAN_HINT.get(done["status"], ""))
+            self.log(f"{unit.head}: finished earlier ({done.status}), skipped" + _NAN_HINT.get(done.status, ""))
             self._reinstate(unit)
             self._rescore(unit)
             return "finished"
@@ -191,15 +191,15 @@ class Runner:
             status = self._file_row(unit, row)
         return status
 
-    def _file_row(self, unit: Unit, row: dict) -> str:
+    def _file_row(self, unit: Unit, row: Row) -> str:
         """A freshly trained row: remembered, logged and appended."""
-        if row["status"] in FINISHED:
+        if row.status in FINISHED:
             self._remember(unit.resolved.key, unit.arm.name, row)
-        colour = {"ok": "green", "oom": "yellow"}.get(row["status"], "red")
-        rung = f"rung {row['rung'] + 1}/{row['ladder']}: " if row.get("ladder") else ""
-        summary = f"eval MLM loss {row['eval_mlm_loss']:.3f}, " if row.get("eval_mlm_loss") is not None else ""
-        self.log(f"  [{colour}]{row['status']}[/{colour}] {rung}{summary}{row.get('wall_s', 0):.0f}s"
-                 + (f" — {row['error']}" if row.get("error") else ""))
+        colour = {"ok": "green", "oom": "yellow"}.get(row.status, "red")
+        rung = f"rung {row.rung + 1}/{row.ladder}: " if row.ladder else ""
+        summary = f"eval MLM loss {row.eval_mlm_loss:.3f}, " if row.eval_mlm_loss is not None else ""
+        self.log(f"  [{colour}]{row.status}[/{colour}] {rung}{summary}{row.wall_s or 0:.0f}s"
+                 + (f" — {row.error}" if row.error else ""))
         return self._append(row)
 
     def _reinstate(self, unit: Unit) -> None:
@@ -212,14 +212,14 @@ class Runner:
             return
         rows = read_rows(self.out / RESULTS, self.spec.name)
         latest = results(rows).get((unit.arm.name, res.seed))
-        if latest is None or latest.get("key") == res.key:
+        if latest is None or latest.key == res.key:
             return
-        mine = [r for r in rows if r.get("key") == res.key and r["arm"] == unit.arm.name
-                and r.get("seed", 0) == res.seed and r.get("status") in FINISHED and not is_lower_rung(r)]
+        mine = [r for r in rows if r.key == res.key and r.arm == unit.arm.name and r.seed == res.seed
+                and r.status in FINISHED and not r.is_lower_rung]
         if mine:
             self.log(f"  its row is the result again: a later row of another configuration "
-                     f"(lr {latest.get('config', {}).get('train.lr')}) had replaced it")
-            self._append({**mine[-1], "reinstated": True})
+                     f"(lr {latest.config.get('train.lr')}) had replaced it")
+            self._append(mine[-1].merged({"reinstated": True}))
 
     def _rescore(self, unit: Unit) -> None:
         """A finished arm whose downstream scores failed, or lack a task this run asks for,
@@ -229,7 +229,7 @@ class Runner:
             return
         res = unit.resolved
         row = results(read_rows(self.out / RESULTS, self.spec.name)).get((unit.arm.name, res.seed))
-        if not row or row.get("key") != res.key or row.get("status") != "ok" or not row.get("weights_dir"):
+        if not row or row.key != res.key or not row.ok or not row.weights_dir:
             return
         missing = missing_tasks(row, self.config.downstream)
         if not missing:
@@ -238,40 +238,40 @@ class Runner:
         if not lease.acquire():
             return  # another process holds it: it rescores, or trains
         try:
-            self.log(f"  downstream {'failed' if row.get('downstream_error') else 'not scored'} earlier "
+            self.log(f"  downstream {'failed' if row.downstream_error else 'not scored'} earlier "
                      f"({', '.join(missing)}): fine-tuning the kept weights again, pretraining kept")
             c = self.config
-            self._append(rescored(row, self.out / row["weights_dir"], c.downstream, c.downstream_steps,
+            self._append(rescored(row, self.out / row.weights_dir, c.downstream, c.downstream_steps,
                                   c.downstream_seeds, c.device, self.log))
         finally:
             lease.release()
 
-    def _record_twin(self, unit: Unit, twin: dict) -> str:
+    def _record_twin(self, unit: Unit, twin: Row) -> str:
         """The twin's row (a ladder: its rungs too, smallest first) recorded under this arm."""
         res, arm = unit.resolved, unit.arm
-        self.log(f"{unit.head}: same configuration as {twin['arm']}; its result is recorded for this arm too")
+        self.log(f"{unit.head}: same configuration as {twin.arm}; its result is recorded for this arm too")
         mine = self.rungs.setdefault((res.key, arm.name), {})
-        for k, rung in sorted(self.rungs.get((res.key, twin["arm"]), {}).items()):
+        for k, rung in sorted(self.rungs.get((res.key, twin.arm), {}).items()):
             if k not in mine:
                 mine[k] = twin_row(self.spec, rung, arm)
                 self._append(mine[k])
         self.finished.add((res.key, arm.name))
         return self._append(twin_row(self.spec, twin, arm))
 
-    def _append(self, row: dict) -> str:
+    def _append(self, row: Row) -> str:
         append_row(self.out / RESULTS, row)
         self.summary.rows.append(row)
-        if row["status"] == "error":
+        if row.status == "error":
             log = self._error_log(row)
-            step = f" failed at {row['failed_step']}" if row.get("failed_step") else ""
-            self.summary.errors.append(f"{row['arm']} (seed {row['seed']}){step}: {row['error']}"
+            step = f" failed at {row.failed_step}" if row.failed_step else ""
+            self.summary.errors.append(f"{row.arm} (seed {row.seed}){step}: {row.error}"
                                        + (f"; traceback: {log}" if log else ""))
             self.summary.error_logs += [log] if log else []
-        return row["status"]
+        return row.status
 
-    def _error_log(self, row: dict) -> Path | None:
-        unit = arm_dir(self.out, row.get("same_as") or row["arm"], row["seed"])
-        path = rung_dir(unit, row["rung"]) / ERROR_LOG if row.get("ladder") else unit / ERROR_LOG
+    def _error_log(self, row: Row) -> Path | None:
+        unit = arm_dir(self.out, row.same_as or row.arm, row.seed)
+        path = rung_dir(unit, row.rung) / ERROR_LOG if row.ladder else unit / ERROR_LOG
         return path if path.is_file() else None
 
     def _twin_in_flight(self, unit: Unit) -> str | None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ablations.rows import Row
 from ablations.run.downstream import finetune_config, load_tasks
 from ablations.rundir import ARMS, RESULTS, arm_dir, read_results, results
 from core.finetune import SeedSummary, finetune_seeds
@@ -82,12 +83,11 @@ def find_kept(run_dir: str | Path, arm: str, seed: int | None = None) -> KeptArm
         raise ValueError(f"arm {arm!r} has no seed {seed} in {run_dir}; its seeds: {', '.join(map(str, seeds))} "
                          f"(name one as {arm}@K or with --seed K)")
     row = rows[(arm, seed)]
-    where = f"arm {arm!r} seed {seed} (its result row of {row.get('timestamp', '?')})"
-    if row.get("status") != "ok":
-        raise ValueError(f"{where} ended {row.get('status')!r}, not ok: it has no weights to use "
-                         f"({row.get('error') or 'no error recorded'}); re-run the ablation for this arm")
-    directory = run_dir / row["weights_dir"] if row.get("weights_dir") else \
-        arm_dir(run_dir, row.get("same_as") or arm, seed)
+    where = f"arm {arm!r} seed {seed} (its result row of {row.timestamp or '?'})"
+    if not row.ok:
+        raise ValueError(f"{where} ended {row.status!r}, not ok: it has no weights to use "
+                         f"({row.error or 'no error recorded'}); re-run the ablation for this arm")
+    directory = run_dir / row.weights_dir if row.weights_dir else arm_dir(run_dir, row.same_as or arm, seed)
     if not (directory / MARKER).is_file():
         raise FileNotFoundError(f"{where} has no kept weights in {directory} (runs made before weights were kept "
                                 "have none): re-run the ablation to produce them")
@@ -95,13 +95,13 @@ def find_kept(run_dir: str | Path, arm: str, seed: int | None = None) -> KeptArm
     return KeptArm(directory, arm, seed, tuple(seeds))
 
 
-def _check_weights_match(directory: Path, row: dict, where: str) -> None:
+def _check_weights_match(directory: Path, row: Row, where: str) -> None:
     from core.interop.native import read_marker
 
-    kept = (read_marker(directory).get("source") or {}).get("key")
-    if kept and row.get("key") and kept != row["key"]:
+    kept = (read_marker(directory).get("source") or {}).get("key")  # the marker beside the weights
+    if kept and row.key and kept != row.key:
         raise ValueError(f"{where}: the weights in {directory} belong to another configuration (key {kept}, the "
-                         f"row says {row['key']}): re-run the ablation for this arm")
+                         f"row says {row.key}): re-run the ablation for this arm")
 
 
 def resolve_source(path: str) -> str:
