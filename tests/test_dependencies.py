@@ -18,7 +18,7 @@ from core.extras import OPTIONAL, MissingExtra, check, require
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("core", "variants", "ablations")
 # distributions whose import name is not their normalised distribution name
-IMPORT_NAMES = {"mlflow_skinny": "mlflow"}
+IMPORT_NAMES = {"mlflow_skinny": "mlflow", "torch_optimi": "optimi"}
 
 
 def _name(requirement: str) -> str:

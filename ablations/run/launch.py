@@ -28,6 +28,7 @@ from core.data import DataConfig, build_dataset
 from core.device import resolved_precision
 from core.files import atomic_write_text
 from core.model import ModelConfig, PretrainingModel
+from core.optim import describe_groups, optimizer_state_bytes
 from core.train import TrainConfig, Trainer, init_from_env, teardown
 from core.train.tracking import open_trackers
 
@@ -52,7 +53,12 @@ def fit(model_cfg: ModelConfig, data, eval_data, train_cfg: TrainConfig, ckpt_di
                   train_tokens_per_s=p.tokens / max(p.seconds, 1e-9), world_size=trainer.world,
                   train_flops=p.flops, stopped_by=result.stopped_by, steps_trained=len(result.step_times),
                   compile_seconds=p.compile_seconds, local_kernel=local_kernel(model, trainer.device, data.cfg.max_length),
+                  attention_kernel=attention_kernel(model), attention_paths=model.attention_paths or None,
                   warm_start=result.warm_start, precision=resolved_precision(trainer.device, train_cfg.precision),
+                  # the optimizer's state (its moments: core.optim.optimizer_state_bytes; None before any
+                  # step) and its parameter groups with their peak rates (Muon's split, stated per row)
+                  optimizer_state_bytes=optimizer_state_bytes(trainer.optimizer) or None,
+                  optimizer_groups=describe_groups(trainer.optimizer, train_cfg.lr),
                   **{k: v for k, v in result.final_eval.items() if k.startswith("eval_")})
     fields.update(result.speed(warmup=2))
     return fields, model
@@ -61,11 +67,22 @@ def fit(model_cfg: ModelConfig, data, eval_data, train_cfg: TrainConfig, ckpt_di
 def local_kernel(model: PretrainingModel, device, length: int) -> str | None:
     """Which kernel the local (sliding-window) layers ran at the training length (core.model.local),
     or None without any."""
-    if not model.cfg.has_local_layers:
+    if not model.cfg.has_local_layers and model.cfg.attention != "local":
         return None
     from core.model.local import kernel_for
 
     return kernel_for(model.local_kernel, device, model.cfg.attention_dropout, length, model.cfg.local_window // 2)
+
+
+def attention_kernel(model: PretrainingModel) -> str | None:
+    """The kernels the sparse kind ran, by calls over every layer and forward of this session,
+    most first ("gather", "flex", "full" for BigBird; "lsh"; the window's "banded", "flex",
+    "dense"): what ran, never what was asked for, so a flex path that fell back shows. None
+    for a full-attention model, or when nothing was trained in this session."""
+    if not model.encoder.sparse:
+        return None
+    ran = sorted(model.kernels_ran().items(), key=lambda kv: -kv[1])
+    return "+".join(k for k, _ in ran) or None
 
 
 def launch(model_cfg: ModelConfig, data_cfg: DataConfig, eval_cfg: DataConfig | None, train_cfg: TrainConfig,

@@ -20,7 +20,7 @@ SENTENCE_SPLITTERS = ("regex", "kss")   # core.data.sentences.get_splitter
 # fields added after caches, checkpoints and results rows existed: left out of `to_dict`
 # (so of every cache key, checkpoint identity and row key) at these defaults, so that what
 # was built before they existed keeps its identity (as core.train.checkpoint.LATER_DEFAULTS)
-LATER_DEFAULTS = {"sentence_splitter": "regex", "text_column": "text", "eval_mask_prob": 0.15}
+LATER_DEFAULTS = {"sentence_splitter": "regex", "text_column": "text", "eval_mask_prob": 0.15, "mask_prob_end": None}
 MIN_MAX_LENGTH = 8
 DEFAULT_COVERAGE = 0.9995  # SentencePiece's recommendation for CJK scripts
 
@@ -58,7 +58,11 @@ class DataConfig(StrictConfig):
     mask_prob: float = 0.15
     replace_prob: float = 0.8         # of masked: -> [MASK]
     random_prob: float = 0.1          # of masked: -> random token; the rest are kept
-    max_predictions: int = 0          # per sequence; 0 -> ceil(max_length * mask_prob)
+    max_predictions: int = 0          # per sequence; 0 -> ceil(max_length * the highest rate)
+    # a masking-rate schedule (dynamic masking): the rate goes linearly from mask_prob to this
+    # over the training budget (in tokens under a token budget; mmBERT lowers its rate from 30%
+    # to 5%); None keeps mask_prob throughout. The held-out sets stay at eval_mask_prob
+    mask_prob_end: float | None = None
     # the held-out sets' masking rate, whatever the training rate: arms that train at 15%,
     # 30% or 40% are scored on the same masks (ModernBERT and Ettin evaluate at 15%)
     eval_mask_prob: float = 0.15
@@ -69,7 +73,8 @@ class DataConfig(StrictConfig):
 
     def __post_init__(self) -> None:
         if self.max_predictions == 0:
-            object.__setattr__(self, "max_predictions", math.ceil(self.max_length * self.mask_prob))
+            top = max(self.mask_prob, self.mask_prob_end or 0.0)  # a schedule's highest rate
+            object.__setattr__(self, "max_predictions", math.ceil(self.max_length * top))
         self.validate()
 
     def validate(self) -> None:
@@ -95,6 +100,14 @@ class DataConfig(StrictConfig):
         for name in ("mask_prob", "eval_mask_prob"):
             if not 0 < getattr(self, name) < 1:
                 raise ValueError(f"{name} must be in (0, 1), got {getattr(self, name)}")
+        if self.mask_prob_end is not None:
+            if isinstance(self.mask_prob_end, bool) or not isinstance(self.mask_prob_end, int | float) \
+                    or not 0 < self.mask_prob_end < 1:
+                raise ValueError(f"mask_prob_end must be in (0, 1) (or None: no schedule), got {self.mask_prob_end!r}")
+            if self.masking != "dynamic":
+                raise ValueError(f"mask_prob_end={self.mask_prob_end} schedules the masking rate while training, "
+                                 f"which needs masks drawn as training goes: masking='dynamic' (static masks are "
+                                 f"drawn once, at mask_prob, when the data is built)")
         if self.replace_prob < 0 or self.random_prob < 0 or self.replace_prob + self.random_prob > 1:
             raise ValueError(f"replace_prob ({self.replace_prob}) + random_prob ({self.random_prob}) must be within [0, 1]")
         if self.dupe_factor < 1 or self.max_ngram < 1 or self.max_predictions < 1:
@@ -112,10 +125,19 @@ class DataConfig(StrictConfig):
 
     def for_evaluation(self) -> DataConfig:
         """The config the held-out sets are masked with: the training config at the
-        evaluation masking rate (and the prediction cap it implies)."""
-        if self.eval_mask_prob == self.mask_prob:
+        evaluation masking rate (and the prediction cap it implies), without a schedule."""
+        if self.eval_mask_prob == self.mask_prob and self.mask_prob_end is None:
             return self
-        return self.replace(mask_prob=self.eval_mask_prob, max_predictions=math.ceil(self.max_length * self.eval_mask_prob))
+        return self.replace(mask_prob=self.eval_mask_prob, mask_prob_end=None,
+                            max_predictions=math.ceil(self.max_length * self.eval_mask_prob))
+
+    def mask_prob_at(self, fraction: float) -> float:
+        """The training masking rate at `fraction` of the budget used: mask_prob at 0,
+        mask_prob_end at 1, linear between (mask_prob throughout without a schedule)."""
+        if self.mask_prob_end is None:
+            return self.mask_prob
+        x = min(1.0, max(0.0, fraction))
+        return self.mask_prob + (self.mask_prob_end - self.mask_prob) * x
 
     @property
     def pairs(self) -> bool:

@@ -42,12 +42,13 @@ class PretrainingData:
             self._order = cached = (epoch, np.random.default_rng([self.cfg.seed, 7, epoch]).permutation(len(self.train)))
         return cached[1]
 
-    def train_batch(self, batch_size: int, index: int) -> dict:
+    def train_batch(self, batch_size: int, index: int, mask_prob: float | None = None) -> dict:
         """Batch `index` of the endless stream that `train_batches` yields (epochs laid end
-        to end), without building the batches before it."""
+        to end), without building the batches before it; `mask_prob`: a masking-rate
+        schedule's rate for this step (dynamic masking)."""
         epoch, b = divmod(index, self._per_epoch(batch_size))
         order = self.epoch_order(epoch)
-        return self.collate(self.train, order[b * batch_size:(b + 1) * batch_size], epoch=epoch)
+        return self.collate(self.train, order[b * batch_size:(b + 1) * batch_size], epoch=epoch, mask_prob=mask_prob)
 
     def batches_per_epoch(self, batch_size: int) -> int:
         return len(self.train) // batch_size
@@ -92,7 +93,10 @@ class PretrainingData:
         for s in range(0, n, batch_size):
             yield self.collate(es, np.arange(s, min(s + batch_size, n)), copy=0)
 
-    def collate(self, es: ExampleSet, indices: np.ndarray, epoch: int = 0, copy: int | None = None) -> dict:
+    def collate(self, es: ExampleSet, indices: np.ndarray, epoch: int = 0, copy: int | None = None,
+                mask_prob: float | None = None) -> dict:
+        """The batch of `indices` of `es`: static masks (copy `copy`, else the epoch's), or
+        dynamic ones drawn at `mask_prob` (default: the config's rate)."""
         B = len(indices)
         rows = []
         for i in indices:
@@ -104,7 +108,8 @@ class PretrainingData:
                 masked = masked.astype(np.int64)
             else:  # dynamic: fresh masks per epoch, reproducible from (seed, epoch, example)
                 rng = np.random.default_rng([self.cfg.seed, 11, epoch, i])
-                masked, pos = mask_sequence(ids, self.cfg, self.tokenizer.word_start, self.tokenizer.vocab_size, rng)
+                masked, pos = mask_sequence(ids, self.cfg, self.tokenizer.word_start, self.tokenizer.vocab_size, rng,
+                                            mask_prob)
             rows.append((ids, masked, pos, int(es.type_start[i])))
         T = max(len(r[0]) for r in rows)
         input_ids = np.full((B, T), PAD, dtype=np.int64)

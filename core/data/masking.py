@@ -54,12 +54,15 @@ def ngram_spans(words: list[np.ndarray], budget: int, max_ngram: int,
 
 
 def select_positions(ids: np.ndarray, cfg: DataConfig, word_start: np.ndarray,
-                     rng: np.random.Generator) -> np.ndarray:
+                     rng: np.random.Generator, mask_prob: float | None = None) -> np.ndarray:
+    """The positions to mask: round(candidates x rate) of them (at least 1, at most
+    cfg.max_predictions), the rate being `mask_prob` where a schedule gives one, else cfg's."""
     candidate = ids >= FIRST_ORDINARY_ID  # never [PAD] [UNK] [CLS] [SEP] [MASK]
     n_cand = int(candidate.sum())
     if n_cand == 0:
         return np.empty(0, dtype=np.int64)
-    budget = min(cfg.max_predictions, max(1, int(round(n_cand * cfg.mask_prob))))
+    rate = cfg.mask_prob if mask_prob is None else mask_prob
+    budget = min(cfg.max_predictions, max(1, int(round(n_cand * rate))))
     if cfg.mask_unit == "token":
         return np.sort(rng.choice(np.flatnonzero(candidate), size=budget, replace=False))
     words = word_units(ids, candidate, word_start)
@@ -81,9 +84,10 @@ def select_positions(ids: np.ndarray, cfg: DataConfig, word_start: np.ndarray,
 
 
 def mask_sequence(ids: np.ndarray, cfg: DataConfig, word_start: np.ndarray, vocab_size: int,
-                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Returns (masked copy of ids, masked positions). Labels are ids[positions]."""
-    positions = select_positions(ids, cfg, word_start, rng)
+                  rng: np.random.Generator, mask_prob: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Returns (masked copy of ids, masked positions). Labels are ids[positions]. `mask_prob`:
+    the rate of a masking-rate schedule at this step (default: cfg.mask_prob)."""
+    positions = select_positions(ids, cfg, word_start, rng, mask_prob)
     masked = ids.copy()
     if positions.size:
         r = rng.random(positions.size)

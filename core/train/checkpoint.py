@@ -88,7 +88,11 @@ BOOKKEEPING_FIELDS = ("eval_every", "checkpoint_every", "log_every", "device", "
 # trajectory fields added after checkpoints (and results rows) existed: left out of the
 # identity at these defaults, so that older checkpoints and finished rows keep theirs
 LATER_DEFAULTS = {"schedule": "linear", "decay": 0.2, "warmup_steps": 0, "max_flops": None, "init_positions": "repeat",
-                  "precision": "auto", "mlm_bias": "zero"}
+                  "precision": "auto", "mlm_bias": "zero",
+                  # the training recipe (issue 35): optimizer, its groups' rates, the batch ramp
+                  "optimizer": "adamw", "muon_lr_ratio": 1.0, "muon_adjust_lr": "match_rms_adamw",
+                  "adafactor_lr_ratio": 30.0, "batch_size_warmup": 0.0, "batch_size_warmup_start": 0.25,
+                  "batch_size_warmup_by": "batch"}
 
 
 def trajectory_identity(model_cfg, train_cfg, data, eval_data=None, world_size: int = 1) -> dict:
@@ -101,6 +105,10 @@ def trajectory_identity(model_cfg, train_cfg, data, eval_data=None, world_size: 
     train = {k: v for k, v in train_cfg.to_dict().items() if k not in BUDGET_FIELDS + BOOKKEEPING_FIELDS
              and not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])}
     train["grad_accum"] = train_cfg.grad_accum * world_size
+    if train_cfg.batch_size_warmup and train_cfg.batch_size_warmup_by == "accum":
+        # a ramp by accumulation takes a whole number of micro-batches on every rank, so its
+        # steps depend on how grad_accum x world_size is split between the two
+        train["world_size"] = world_size
     ident = {"model": model_cfg.to_dict(), "train": train,
              "data": getattr(data, "fingerprint", None) or data.cfg.to_dict()}
     if eval_data is not None and eval_data is not data:
@@ -108,7 +116,7 @@ def trajectory_identity(model_cfg, train_cfg, data, eval_data=None, world_size: 
     return json.loads(json.dumps(ident, default=str))
 
 
-def budget_change_refusal(train_cfg: TrainConfig, state: dict, budget: dict) -> str | None:
+def budget_change_refusal(train_cfg: TrainConfig, state: dict, budget: dict, data_cfg=None) -> str | None:
     """Why a checkpoint of this configuration, made under another budget, must not be
     continued under `budget` (None: it may).
 
@@ -122,7 +130,9 @@ def budget_change_refusal(train_cfg: TrainConfig, state: dict, budget: dict) -> 
     or no warm-up) and the last step taken (at `lr_position`, the progress when its rate
     was set) lies before the cooldown under both budgets. A stable-phase checkpoint
     therefore continues under a larger budget (or branches a shorter run's cooldown: the
-    ladder); one that has begun to cool down restarts."""
+    ladder); one that has begun to cool down restarts. A batch ramp over a fraction of the
+    budget, and a masking-rate schedule over all of it (`data_cfg.mask_prob_end`), change with
+    the budget as a fractional warm-up does: such a run restarts."""
     old, budget = Budget.of(state.get("budget") or {}).fields(), Budget.of(budget).fields()
     if old == budget:  # the set fields alike (a checkpoint of an older version wrote 0 for unset)
         return None
@@ -132,6 +142,12 @@ def budget_change_refusal(train_cfg: TrainConfig, state: dict, budget: dict) -> 
     if train_cfg.warmup and not train_cfg.warmup_steps:
         return (f"was made under the budget {_budget_text(old)} with a warm-up of {train_cfg.warmup} of the budget, "
                 "which changes with the budget (set warmup_steps to share warm-ups across budgets)")
+    if train_cfg.batch_size_warmup:
+        return (f"was made under the budget {_budget_text(old)} with a batch ramp over {train_cfg.batch_size_warmup} "
+                "of the budget, which changes with the budget")
+    if data_cfg is not None and getattr(data_cfg, "mask_prob_end", None) is not None:
+        return (f"was made under the budget {_budget_text(old)} with a masking rate going from {data_cfg.mask_prob} "
+                f"to {data_cfg.mask_prob_end} over the whole budget, so every step it took had another rate")
     at = state.get("lr_position") or state["progress"]
     stable_end = 1.0 - train_cfg.decay
     for which, b in (("its budget", old), ("the new budget", budget)):
@@ -170,7 +186,7 @@ def describe_changes(old: dict | None, new: dict, limit: int = 4) -> str:
 
 # -- whether a checkpoint may be continued ---------------------------------------------------------
 def resume_decision(state: dict, path: Path, identity: dict, budget: dict,
-                    train_cfg: TrainConfig) -> tuple[dict | None, dict]:
+                    train_cfg: TrainConfig, data_cfg=None) -> tuple[dict | None, dict]:
     """The checkpoint `state` (read from `path`) to continue, or None, and how the run
     begins (the trainer's `resume_info`), for a run of `identity` (`trajectory_identity`)
     under `budget` (the BUDGET_FIELDS of `train_cfg`).
@@ -184,7 +200,7 @@ def resume_decision(state: dict, path: Path, identity: dict, budget: dict,
     if state.get("fingerprint") != fingerprint_of(identity):
         old = json.loads(state["identity"]) if "identity" in state else None
         return None, _restarted(f"{where} was made under another configuration: {describe_changes(old, identity)}")
-    refusal = budget_change_refusal(train_cfg, state, budget)
+    refusal = budget_change_refusal(train_cfg, state, budget, data_cfg)
     if refusal:
         return None, _restarted(f"{where} {refusal}")
     return state, _continued(state, budget)

@@ -1,10 +1,11 @@
 """TrainConfig: optimizer, schedule, budget and bookkeeping of one training run."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from core.config_base import StrictConfig, check_choice
-from core.optim import check_schedule
+from core.optim import MUON_ADJUST_LR, check_optimizer, check_schedule
 from core.train.budget import BUDGET_FIELDS
 
 # LSH hashing seed of every evaluation, so that arms are scored on the same buckets
@@ -63,6 +64,28 @@ class TrainConfig(StrictConfig):
     # unigram entropy instead of log V, and the bias need not travel ~10 nats at ~lr a step);
     # "zero" is BERT's initialisation
     mlm_bias: str = "unigram"
+    # the optimizer (core.optim): adamw | stable_adamw (torch-optimi, ModernBERT's) | muon
+    # (torch.optim.Muon on the encoder's matrices, AdamW on the rest: core.optim.muon_split) |
+    # adafactor (torch.optim.Adafactor). `lr` is an AdamW-scale rate: each group trains at lr x
+    # its scale, so that one --lr-search grid brackets every optimizer
+    optimizer: str = "adamw"
+    # muon: the Muon group's rate over lr (the AdamW groups train at lr); with Muon's update
+    # scaled to AdamW's RMS ("match_rms_adamw", Moonlight) the AdamW rate carries over: 1;
+    # "original" (Keller Jordan's scaling, sqrt(max(1, rows / cols))) wants about 20-100
+    muon_lr_ratio: float = 1.0
+    muon_adjust_lr: str = "match_rms_adamw"
+    # adafactor: its relative step size over lr. Adafactor's step is relative to each
+    # parameter's RMS (about 0.02-0.05 for this project's initialisation), so a step of lr x
+    # ratio moves a weight about as far as AdamW's lr does (docs/training.md#optimizers)
+    adafactor_lr_ratio: float = 30.0
+    # the batch-size ramp: over the first `batch_size_warmup` of the budget each step's batch
+    # grows linearly from `batch_size_warmup_start` of the configured batch to all of it (cramming:
+    # over 60% of the budget; ModernBERT: over its first 50B tokens), "by" the batch itself
+    # (each micro-batch holds that fraction of batch_size examples) or by gradient accumulation
+    # (a step takes that fraction of grad_accum micro-batches); 0 disables it
+    batch_size_warmup: float = 0.0
+    batch_size_warmup_start: float = 0.25
+    batch_size_warmup_by: str = "batch"
 
     def check_flops(self) -> None:
         """A FLOP budget counts measured FLOPs: checked when training starts, since the
@@ -99,6 +122,31 @@ class TrainConfig(StrictConfig):
             raise ValueError(f"decay is the cooldown's fraction of the budget in (0, 1), got {self.decay}")
         if self.warmup_steps < 0:
             raise ValueError(f"warmup_steps must be >= 0 (0: the fractional warmup), got {self.warmup_steps}")
+        self._check_recipe()
         if self.schedule == "wsd" and not self.warmup_steps and self.warmup + self.decay >= 1:
             raise ValueError(f"schedule 'wsd': warmup {self.warmup} + decay {self.decay} >= 1, so the warm-up "
                              "runs into the cooldown; lower warmup or decay (or set warmup_steps)")
+
+    def _check_recipe(self) -> None:
+        check_optimizer(self.optimizer)
+        check_choice("muon_adjust_lr", self.muon_adjust_lr, MUON_ADJUST_LR)
+        check_choice("batch_size_warmup_by", self.batch_size_warmup_by, ("batch", "accum"))
+        for name in ("muon_lr_ratio", "adafactor_lr_ratio"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0 (a rate over lr), got {value!r}")
+        if not 0 <= self.batch_size_warmup < 1:
+            raise ValueError(f"batch_size_warmup is the fraction of the budget the batch ramp lasts, in [0, 1) "
+                             f"(0: no ramp), got {self.batch_size_warmup}")
+        if not 0 < self.batch_size_warmup_start <= 1:
+            raise ValueError(f"batch_size_warmup_start is the first step's batch as a fraction of the configured "
+                             f"one, in (0, 1], got {self.batch_size_warmup_start}")
+        if not self.batch_size_warmup:
+            return
+        if self.batch_size_warmup_by == "accum" and self.grad_accum < 2:
+            raise ValueError("batch_size_warmup_by='accum' ramps the micro-batches a step takes, so it needs "
+                             f"grad_accum >= 2 (got {self.grad_accum}); ramp by 'batch' or raise grad_accum")
+        if self.warmup_steps:
+            raise ValueError(f"batch_size_warmup with warmup_steps={self.warmup_steps}: a batch ramp makes steps "
+                             "unequal, so a warm-up counted in steps no longer follows the tokens; use the "
+                             "fractional warmup (and no --ladder, which sets warmup_steps)")

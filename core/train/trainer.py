@@ -1,5 +1,6 @@
-"""The trainer: AdamW, a learning-rate schedule (warm-up, then linear decay or
-warmup-stable-decay) over a budget in steps, tokens, FLOPs or seconds.
+"""The trainer: an optimizer (AdamW, StableAdamW, Muon or Adafactor: core.optim), a
+learning-rate schedule (warm-up, then linear decay or warmup-stable-decay) over a budget in
+steps, tokens, FLOPs or seconds, an optional batch-size ramp and masking-rate schedule.
 
 Design notes for the next engineer:
 - The learning-rate schedule is a function of *progress*, the largest fraction of any
@@ -22,6 +23,13 @@ Design notes for the next engineer:
 - An optional `tracker` (core.train.tracking: TensorBoard, W&B, MLflow) is handed the
   logged training points and every held-out evaluation, at the budget's x-axis; it only
   watches, and only rank 0 has one.
+- The recipe follows the budget's fraction as the rate does, read from the progress at
+  each step's start (so a resumed run and every rank agree): a batch ramp
+  (`cfg.batch_size_warmup`) sets how many examples the step takes, a masking-rate schedule
+  (`data.cfg.mask_prob_end`) the rate its dynamic masks are drawn at. A ramped run reads
+  the training examples as one stream (each epoch's order, cut where the configured batch
+  cuts it), so that it sees the same examples as a fixed-batch run, in smaller steps at first;
+  its position is `Progress.example`, and a step's FLOPs are its share of a full step's.
 """
 from __future__ import annotations
 
@@ -31,6 +39,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -39,7 +48,7 @@ from core.device import autocast, pick_device, synchronize, to_device
 from core.interop import load_arm, warm_start
 from core.model import PretrainingModel, compile_model
 from core.model.local import compile_seconds
-from core.optim import adamw, lr_factor
+from core.optim import OptimizerSettings, batch_ramp, build_optimizer, lr_factor, round_half_up
 from core.train.budget import BUDGET_FIELDS, fraction_under, reached
 from core.train.checkpoint import (
     CHECKPOINT,
@@ -71,6 +80,7 @@ class Progress:
     batch: int = 0        # next batch index within the epoch
     flops: float = 0.0    # training FLOPs: cfg.flops_per_step per optimizer step
     compile_seconds: float = 0.0  # compiling attention kernels (core.model.local): kept out of `seconds`
+    example: int = 0      # a batch ramp's position: the next example of the epoch's stream (`batch` otherwise)
 
 
 @dataclass
@@ -120,10 +130,7 @@ class Trainer:
         model.unpad = cfg.unpad
         if cfg.compile:
             compile_model(model)
-        decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-        no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
-        groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        self.optimizer = adamw(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+        self.optimizer = build_optimizer(model, OptimizerSettings.of(cfg))
         self.progress = Progress()
         self.train_loss: list[list[float]] = []
         self.train_loss_time: list[list[float]] = []
@@ -138,6 +145,7 @@ class Trainer:
         # the final evaluation, kept in the checkpoint with the step it scored: a re-run of a
         # finished unit (a later step of the arm failed) reuses it instead of evaluating again
         self.final_eval: dict | None = None
+        self._step_share = 1.0  # the step's examples over a full step's (a batch ramp's early steps: less)
 
     # -- schedule ---------------------------------------------------------------------------
     def fraction_done(self) -> float:
@@ -194,7 +202,8 @@ class Trainer:
         path = self.checkpoint_path
         if path is None or not path.is_file():
             return None, None
-        return resume_decision(load_checkpoint(path), path, self.identity, self._budget(), self.cfg)
+        return resume_decision(load_checkpoint(path), path, self.identity, self._budget(), self.cfg,
+                               getattr(self.data, "cfg", None))
 
     def _load_state(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -218,15 +227,63 @@ class Trainer:
         return self._done_under(self._budget())
 
     def _batches(self):
-        """Rank r's micro-batch j of a step is global batch start + j x world + r. The saved
-        position is the next step's start, the same on every rank and for any world size."""
+        """Each step's micro-batches, as functions that build them: rank r's micro-batch j of a
+        step is global batch start + j x world + r. The saved position is the next step's
+        start, the same on every rank and for any world size."""
         c, p = self.cfg, self.progress
+        if c.batch_size_warmup:
+            yield from self._ramped_batches()
+            return
         per_epoch = self.data.batches_per_epoch(c.batch_size)
         while True:
             start = p.epoch * per_epoch + p.batch
             p.epoch, p.batch = divmod(start + self.world * c.grad_accum, per_epoch)
-            for j in range(c.grad_accum):
-                yield self.data.train_batch(c.batch_size, start + j * self.world + self.rank)
+            rate = self._mask_rate()
+            yield [partial(self.data.train_batch, c.batch_size, start + j * self.world + self.rank, **rate)
+                   for j in range(c.grad_accum)]
+
+    def step_shape(self) -> tuple[int, int]:
+        """(micro-batches per rank, examples per micro-batch) of the step about to be taken:
+        grad_accum and batch_size, or what the batch ramp gives at this fraction of the budget."""
+        c = self.cfg
+        if not c.batch_size_warmup:
+            return c.grad_accum, c.batch_size
+        share = batch_ramp(self.fraction_done(), c.batch_size_warmup, c.batch_size_warmup_start)
+        if c.batch_size_warmup_by == "accum":
+            return max(1, round_half_up(c.grad_accum * share)), c.batch_size
+        return c.grad_accum, max(1, round_half_up(c.batch_size * share))
+
+    def _ramped_batches(self):
+        """A batch ramp's steps: world x k micro-batches of b examples each (`step_shape`),
+        taken in order from the epoch's stream (its order cut to whole configured batches, as
+        a fixed-batch run reads it); a micro-batch that would cross the stream's end starts
+        the next epoch (the rest is dropped, as the last partial batch is)."""
+        c, p, data = self.cfg, self.progress, self.data
+        length = data.batches_per_epoch(c.batch_size) * c.batch_size
+        if length == 0:
+            data.train_batch(c.batch_size, 0)  # the one-line error of a batch larger than the data
+        while True:
+            (k, b), rate = self.step_shape(), self._mask_rate()
+            mine = []
+            for g in range(self.world * k):
+                if p.example + b > length:
+                    p.epoch, p.example = p.epoch + 1, 0
+                if g % self.world == self.rank:
+                    mine.append(partial(self._examples, p.epoch, p.example, b, rate))
+                p.example += b
+            yield mine
+
+    def _examples(self, epoch: int, start: int, n: int, rate: dict) -> dict:
+        order = self.data.epoch_order(epoch)
+        return self.data.collate(self.data.train, order[start:start + n], epoch=epoch, **rate)
+
+    def _mask_rate(self) -> dict:
+        """{"mask_prob": the rate} for the step about to be taken where the data schedules its
+        masking rate (`DataConfig.mask_prob_end`), else {} (the data's own rate)."""
+        cfg = getattr(self.data, "cfg", None)
+        if getattr(cfg, "mask_prob_end", None) is None:
+            return {}
+        return {"mask_prob": cfg.mask_prob_at(self.fraction_done())}
 
     def warm_start(self) -> str | None:
         """Copy `cfg.init_from`'s weights where shapes allow (a fresh run only: a resumed one
@@ -285,17 +342,22 @@ class Trainer:
         model, c = self.model, self.cfg
         self.optimizer.zero_grad(set_to_none=True)
         parts, tokens, data_s = torch.zeros(3, device=self.device), 0, 0.0
-        for _ in range(c.grad_accum):
+        k, b = self.step_shape()  # what `batches` gives this step (the ramp's share of a full step's FLOPs)
+        self._step_share = (k * b) / (c.grad_accum * c.batch_size)
+        t_data = time.perf_counter()
+        micro = next(batches)
+        data_s += time.perf_counter() - t_data
+        for make in micro:
             t_data = time.perf_counter()
-            batch = to_device(next(batches), self.device)
+            batch = to_device(make(), self.device)
             data_s += time.perf_counter() - t_data
             if model.sentence_head is None:
                 batch.pop("sentence_labels", None)
             with autocast(self.device, c.precision):
                 out = model(**batch)
-            (out.loss / c.grad_accum).backward()
+            (out.loss / len(micro)).backward()
             sentence = out.sentence_loss if out.sentence_loss is not None else torch.zeros((), device=self.device)
-            parts += torch.stack([out.loss, out.mlm_loss, sentence]).detach().float() / c.grad_accum
+            parts += torch.stack([out.loss, out.mlm_loss, sentence]).detach().float() / len(micro)
             tokens += int(batch["attention_mask"].sum())
         average_gradients(model.parameters(), self.dist)
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), c.clip_norm or float("inf"))
@@ -318,8 +380,9 @@ class Trainer:
 
     def _update(self) -> None:
         self.lr_position = self.progress.__dict__.copy()
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.cfg.lr * self.lr_factor()
+        factor = self.lr_factor()
+        for group in self.optimizer.param_groups:  # each group at its scale of the rate (core.optim.param_groups)
+            group["lr"] = self.cfg.lr * group.get("lr_scale", 1.0) * factor
         self.optimizer.step()
         synchronize(self.device)
 
@@ -329,7 +392,9 @@ class Trainer:
         p.step += 1
         p.tokens += tokens  # all ranks' tokens
         p.seconds += elapsed
-        p.flops += c.flops_per_step  # all ranks' micro-batches: flops_per_step is per optimizer step
+        # all ranks' micro-batches: flops_per_step is per optimizer step (of the full batch; a ramp's
+        # smaller steps count their share)
+        p.flops += c.flops_per_step * self._step_share if c.batch_size_warmup else c.flops_per_step
         # (tokens, seconds of forward+backward+optimizer) per step, batch loading excluded
         self.step_times.append((tokens, elapsed - data_s))
         if p.step % c.log_every == 0 or p.step == 1 or self._done():
