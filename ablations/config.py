@@ -105,8 +105,10 @@ class RunConfig:
                                  "hidden size); warm-up then linear decay", spec=True)
     lr_search: bool = arg(False, "each arm (first seed) at a grid of rates on part of the budget; every seed then "
                                  "trains at the rate with the lowest held-out loss (search points in "
-                                 "RUN_DIR/lr-search/)")
-    lr_grid: str | None = arg(None, "--lr-search's rates as multiples of each arm's own (default 0.5,1,2)")
+                                 "RUN_DIR/lr-search/); on by default where the ablation says so (optimizer): "
+                                 "--lr turns it off", spec=True)
+    lr_grid: str | None = arg(None, "--lr-search's rates as multiples of each arm's own (default 0.5,1,2, or the "
+                                    "ablation's)", spec=True)
     lr_search_fraction: float = arg(DEFAULT_FRACTION, "the part of the budget each search point trains "
                                                       "(default 0.25)")
     device: str = arg("auto", "auto, cpu or cuda")
@@ -262,7 +264,21 @@ def settle(spec, asked: RunConfig) -> RunConfig:
         raise ValueError(f"{spec.name}: lr must be > 0, got {shapes['lr']!r}")
     budget = _budget(chosen, asked, spec.name)
     return asked.replace(size=size, **shapes, **{name: getattr(budget, k) for name, k in BUDGET_FLAGS.items()},
-                         tokens_per_batch=chosen.get("tokens_per_batch"), settled=True)
+                         tokens_per_batch=chosen.get("tokens_per_batch"), **_search(chosen, asked, spec.name),
+                         settled=True)
+
+
+def _search(chosen: dict[str, Any], asked: RunConfig, where: str) -> dict[str, Any]:
+    """--lr-search and its grid, where the ablation turns the search on by default (`optimizer`:
+    its arms' best rates differ by orders of magnitude): a flag wins, and --lr (one rate for
+    every arm) turns the ablation's search off."""
+    on = chosen.get("lr_search", False)
+    if not isinstance(on, bool):
+        raise ValueError(f"{where}: lr_search must be true or false, got {on!r}")
+    grid = asked.lr_grid if asked.lr_grid is not None else chosen.get("lr_grid")
+    if grid is not None and not isinstance(grid, str):
+        raise ValueError(f"{where}: lr_grid is a comma-separated string of multiples, e.g. \"0.5,1,2\"; got {grid!r}")
+    return {"lr_search": asked.lr_search or (on and asked.lr is None), "lr_grid": grid}
 
 
 def _check_spec_value(name: str, value: Any, where: str) -> None:

@@ -70,7 +70,7 @@ def test_a_run_flag_is_one_field():
     """What a flag needs (name, help, range, group) comes from its field; the TOML defaults
     an ablation may set are the fields marked spec=True."""
     assert set(SPEC_KEYS) == {"size", "seq_len", "batch_size", "tokens", "steps", "lr", "vocab_size",
-                              "tokens_per_batch"}
+                              "tokens_per_batch", "lr_search", "lr_grid"}
     for name, f in FIELDS.items():
         if f.metadata.get("cli"):
             assert f.metadata["help"], name

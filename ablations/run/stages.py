@@ -3,7 +3,7 @@ stage, writing rates.json), the one plan, the runner. The CLI's `run` takes this
 then renders the report (`ablations.report.render_report(summary.out)`)."""
 from __future__ import annotations
 
-from ablations.config import RunConfig
+from ablations.config import RunConfig, settle
 from ablations.plan import make_plan
 from ablations.run.lr_search import search_rates
 from ablations.run.runner import RunSummary, run_plan
@@ -11,6 +11,6 @@ from ablations.specs import AblationSpec
 
 
 def run_ablation(spec: AblationSpec, config: RunConfig, console=None) -> RunSummary:
-    if config.lr_search and spec.kind != "bench":
+    if spec.kind != "bench" and settle(spec, config).lr_search:  # a flag, or the ablation's default (`optimizer`)
         search_rates(spec, config, console)
     return run_plan(make_plan(spec, config), console)
