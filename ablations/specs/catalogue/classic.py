@@ -197,10 +197,16 @@ def papers() -> AblationSpec:
 
 
 def seq_scaling() -> AblationSpec:
-    return AblationSpec("seq_scaling", "Memory and speed against sequence length for bert, reformer, "
-                        "albert-reformer and modernbert (no training)", "bert", (Arm("bert", {}),), kind="bench",
-                        bench_variants=("bert", "reformer", "albert-reformer", "modernbert"),
-                        bench_seq_lens=(128, 256, 512, 1024, 2048, 4096, 8192),
-                        defaults={"tokens_per_batch": 8192})
+    """Every attention kind against length: full (bert), the sliding window alone (bert-local) and
+    with global layers (modernbert), BigBird (bert-bigbird), LSH (bert-lsh; with reversible
+    layers: reformer, albert-reformer), from 128 to 16,384 tokens at a constant 16,384 tokens a
+    batch (one sequence at the longest); a length out of memory is recorded as such."""
+    return AblationSpec("seq_scaling", "Memory and speed against sequence length, 128 to 16,384 tokens, for every "
+                        "attention kind: bert (full), bert-local, modernbert (window + global), bert-bigbird, bert-lsh, "
+                        "reformer and albert-reformer (no training)", "bert", (Arm("bert", {}),), kind="bench",
+                        bench_variants=("bert", "bert-local", "modernbert", "bert-bigbird", "bert-lsh", "reformer",
+                                        "albert-reformer"),
+                        bench_seq_lens=(128, 256, 512, 1024, 2048, 4096, 8192, 16384),
+                        defaults={"tokens_per_batch": 16384})
 
 
