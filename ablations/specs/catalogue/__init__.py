@@ -19,7 +19,7 @@ ABLATIONS: Mapping[str, AblationSpec] = MappingProxyType({s.name: s for s in (
     classic.albert_reformer(), classic.albert_reformer_loo(), classic.embedding_size(), classic.sharing(),
     classic.attention(), classic.objective(), classic.masking(), classic.packing(), classic.papers(),
     modern.modern(), modern.revisited(), modern.masking_rate(), recipe.optimizer(), recipe.batch_ramp(),
-    recipe.mask_schedule(), long_context.long_context(), long_context.long_context_4k(), classic.seq_scaling())})
+    recipe.mask_schedule(), long_context.long_context(), long_context.long_context_gpu(), classic.seq_scaling())})
 
 
 def get_ablation(name_or_path: str) -> AblationSpec:

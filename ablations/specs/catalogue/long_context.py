@@ -23,7 +23,7 @@ How the ablation is built, and why:
   `attention_paths` counts the training forwards of each).
 - **Budgets.** Every arm, the start included, trains the run's budget (tokens at a constant
   number of tokens per step), so `--tokens`, `--flops` and `--budget gpu` change them all alike.
-  `long_context` trains at 1,024 and 2,048 tokens; `long_context_4k` adds 4,096 (meant
+  `long_context` trains at 1,024 and 2,048 tokens; `long_context_gpu` adds 4,096 (meant
   for a GPU: its default budget is its GPU one).
 """
 from __future__ import annotations
@@ -103,15 +103,15 @@ def long_context() -> AblationSpec:
     return AblationSpec(
         "long_context", "Long documents: full attention, a sliding window alone and with global layers, BigBird, "
         "LSH (2 and 4 hashes) and a length-threshold hybrid, at 1,024 and 2,048 tokens, each warm-started from one "
-        "shared 512-token model (KoBigBird's recipe); long_context_4k adds 4,096", "roberta",
+        "shared 512-token model (KoBigBird's recipe); long_context_gpu adds 4,096", "roberta",
         _arms((1024, 2048), CPU["batch_size"] * CPU["seq_len"]), base_overrides=_BASE, defaults=CPU,
-        gpu_budget={**GPU, "batch_size": 4, "why": GPU["why"] + "; the 4,096-token arms: long_context_4k"},
+        gpu_budget={**GPU, "batch_size": 4, "why": GPU["why"] + "; the 4,096-token arms: long_context_gpu"},
         expectations=_expectations(2048, 1024))
 
 
-def long_context_4k() -> AblationSpec:
+def long_context_gpu() -> AblationSpec:
     return AblationSpec(
-        "long_context_4k", "long_context at 1,024, 2,048 and 4,096 tokens (meant for a GPU: its default budget is "
+        "long_context_gpu", "long_context at 1,024, 2,048 and 4,096 tokens (meant for a GPU: its default budget is "
         "its GPU one, 16,384 tokens a step)", "roberta",
         _arms((1024, 2048, 4096), GPU["batch_size"] * GPU["seq_len"]), base_overrides=_BASE,
         defaults={k: v for k, v in GPU.items() if k != "why"}, gpu_budget=GPU, expectations=_expectations(4096, 1024))
