@@ -28,6 +28,7 @@ How the ablation is built, and why:
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ablations.specs.schema import AblationSpec, Arm, Expectation
@@ -63,7 +64,9 @@ def _kinds(T: int) -> list[tuple[str, str, dict[str, Any]]]:
 def _arms(lengths: tuple[int, ...], tokens_per_step: int) -> tuple[Arm, ...]:
     arms = [Arm(START, {}, "the shared start: full attention at 512 tokens, trained from scratch")]
     for T in lengths:
-        pinned = {"data.max_length": T, "model.max_position_embeddings": T,
+        # the masking budget per sequence follows the length (DataConfig's automatic value, named
+        # because it changes with the arm's length)
+        pinned = {"data.max_length": T, "data.max_predictions": math.ceil(T * 0.15), "model.max_position_embeddings": T,
                   "train.batch_size": max(1, tokens_per_step // T), "train.init_from": START_FROM,
                   "train.init_positions": "random", **_CURVE}
         for kind, text, overrides in _kinds(T):
