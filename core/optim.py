@@ -135,7 +135,7 @@ class OptimizerSettings:
     eps: float = 1e-6
     muon_lr_ratio: float = 1.0
     muon_adjust_lr: str = "match_rms_adamw"
-    adafactor_lr_ratio: float = 1.0
+    adafactor_lr_ratio: float = 100.0
 
     @classmethod
     def of(cls, cfg: Any) -> OptimizerSettings:

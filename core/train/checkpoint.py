@@ -91,7 +91,7 @@ LATER_DEFAULTS = {"schedule": "linear", "decay": 0.2, "warmup_steps": 0, "max_fl
                   "precision": "auto", "mlm_bias": "zero",
                   # the training recipe (issue 35): optimizer, its groups' rates, the batch ramp
                   "optimizer": "adamw", "muon_lr_ratio": 1.0, "muon_adjust_lr": "match_rms_adamw",
-                  "adafactor_lr_ratio": 30.0, "batch_size_warmup": 0.0, "batch_size_warmup_start": 0.25,
+                  "adafactor_lr_ratio": 100.0, "batch_size_warmup": 0.0, "batch_size_warmup_start": 0.25,
                   "batch_size_warmup_by": "batch"}
 
 

@@ -75,9 +75,10 @@ class TrainConfig(StrictConfig):
     muon_lr_ratio: float = 1.0
     muon_adjust_lr: str = "match_rms_adamw"
     # adafactor: its relative step size over lr. Adafactor's step is relative to each
-    # parameter's RMS (about 0.02-0.05 for this project's initialisation), so a step of lr x
-    # ratio moves a weight about as far as AdamW's lr does (docs/training.md#optimizers)
-    adafactor_lr_ratio: float = 30.0
+    # parameter's RMS (0.02 at this project's initialisation) and capped at 1/sqrt(step), so
+    # a relative step of 100 x lr moves a weight about as far as AdamW's lr does
+    # (docs/training.md#optimizers)
+    adafactor_lr_ratio: float = 100.0
     # the batch-size ramp: over the first `batch_size_warmup` of the budget each step's batch
     # grows linearly from `batch_size_warmup_start` of the configured batch to all of it (cramming:
     # over 60% of the budget; ModernBERT: over its first 50B tokens), "by" the batch itself
