@@ -12,6 +12,7 @@ still exports and loads every arm, and the HF format fails in one line naming th
 - `warm_start`: start a model from another's weights; a longer position table repeated
   (Longformer) or left random (KoBigBird).
 """
+from core.interop.convert import from_hf
 from core.interop.export import (
     FORMATS,
     ExportResult,
@@ -22,7 +23,7 @@ from core.interop.export import (
     load_arm,
     max_abs_diff,
 )
-from core.interop.hf import export_problems, from_hf, to_hf
+from core.interop.hf import export_problems, to_hf
 from core.interop.hf_tokenizer import build_hf_tokenizer
 from core.interop.native import MARKER, save_native
 from core.interop.warm_start import WarmStartReport, warm_start

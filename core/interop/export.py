@@ -23,7 +23,8 @@ import torch
 from core.data import Tokenizer
 from core.extras import check, installed, require
 from core.files import atomic_write_text
-from core.interop.hf import export_problems, from_hf, head_of, to_hf
+from core.interop.convert import from_hf
+from core.interop.hf import export_problems, head_of, to_hf
 from core.interop.hf_tokenizer import build_hf_tokenizer, save_hf_tokenizer
 from core.interop.native import (
     MARKER,

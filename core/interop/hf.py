@@ -137,16 +137,13 @@ def config_from_hf(hf_config: Any, family: str, sentence_head: bool) -> ModelCon
     return ModelConfig(**fields)
 
 
-def from_hf(hf_model: Any) -> PretrainingModel:
-    """Our PretrainingModel with the weights of an HF BERT/ALBERT/RoBERTa/ModernBERT/BigBird model.
+def from_hf_bert(hf_model: Any) -> PretrainingModel:
+    """Our PretrainingModel with the weights of an HF BERT/ALBERT/RoBERTa/ModernBERT model
+    (BigBird's, which reads this module's BERT names, is `core.interop.convert.from_hf`'s).
     A model without the pretraining heads (e.g. BertForSequenceClassification after
     fine-tuning) is refused in one line naming them; `load_arm` reads such a directory whole."""
     if type(hf_model).__name__.startswith("ModernBert"):
         return from_hf_modernbert(hf_model)
-    if type(hf_model).__name__.startswith("BigBird"):
-        from core.interop.hf_bigbird import from_hf_bigbird  # it reads this module's BERT names
-
-        return from_hf_bigbird(hf_model)
     family = _family(hf_model)
     sentence_head = type(hf_model).__name__.endswith("ForPreTraining")
     cfg = config_from_hf(hf_model.config, family, sentence_head)

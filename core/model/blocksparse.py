@@ -29,7 +29,7 @@ The kernels, each fed by the same pattern:
 - `flex`: `torch.nn.attention.flex_attention` with a `BlockMask` built from the pattern's
   block table (`from_kv_blocks`, 128-token flex blocks), the exact token mask as its
   `mask_mod`; compiled once per shape, its compile seconds kept apart
-  (`core.model.local.KERNEL_TIMES`). CUDA's kernel; forward-only on a CPU in torch 2.13.
+  (`KERNEL_TIMES`). CUDA's kernel; forward-only on a CPU in torch 2.13.
 - `dense`: SDPA with the pattern's T x T boolean mask (`BlockPattern.token_mask`): the
   reference the other two are tested against.
 
@@ -47,6 +47,11 @@ import torch.nn.functional as F
 
 KERNELS = ("auto", "gather", "flex", "dense")
 _FLEX_BLOCK = 128
+
+# seconds spent compiling flex_attention, per shape (this module's block-sparse kernel and the
+# sliding window's, core.model.local), since the process started: a row records it apart from
+# training time (`core.model.local.compile_seconds`)
+KERNEL_TIMES: dict[tuple, float] = {}
 
 
 def kernel_for(requested: str, device: torch.device | str, dropout_p: float = 0.0, training: bool = False) -> str:
@@ -303,8 +308,6 @@ def flex_block_mask(pattern: BlockPattern, valid: torch.Tensor, n: int):
 def _flex(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor | None,
           pattern: BlockPattern, dropout_p: float) -> torch.Tensor:
     from torch.nn.attention.flex_attention import flex_attention
-
-    from core.model.local import KERNEL_TIMES
 
     if dropout_p:
         raise ValueError("flex_attention has no attention dropout (kernel_for picks gather for a layer with dropout)")

@@ -29,13 +29,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from core.model.blocksparse import pattern_attention, window_pattern
+from core.model.blocksparse import KERNEL_TIMES, pattern_attention, window_pattern
 
 KERNELS = ("auto", "banded", "flex", "dense")
-# seconds spent compiling flex_attention, per shape (the sliding window's and the block-sparse
-# kernels', core.model.blocksparse), since the process started: a row records it apart from
-# training time (`compile_seconds`)
-KERNEL_TIMES: dict[tuple, float] = {}
 
 
 def kernel_for(requested: str, device: torch.device, dropout_p: float = 0.0, length: int | None = None,
