@@ -74,8 +74,8 @@ def batch_ramp() -> AblationSpec:
 
 def mask_schedule() -> AblationSpec:
     arms = (Arm("15%", {"data.mask_prob": 0.15}, "15% masking throughout (BERT)"),
-            Arm("30%", {}, "30% masking throughout (ModernBERT)", component="30% masking"),
-            Arm("30%→15%", {"data.mask_prob_end": 0.15},
+            Arm("30%", {"data.mask_prob": 0.30}, "30% masking throughout (ModernBERT)", component="30% masking"),
+            Arm("30%→15%", {"data.mask_prob": 0.30, "data.mask_prob_end": 0.15},
                 "the masking rate falls linearly from 30% to 15% over the budget (mmBERT's direction)",
                 component="a falling masking rate"))
     return AblationSpec(
