@@ -19,6 +19,7 @@ from typing import Any
 from ablations.config import RunConfig
 from ablations.plan.resolve import base_rate, resolve_model
 from ablations.plan.selection import select_arms
+from ablations.rows import Row
 from ablations.rundir import SEARCH_DIR
 from ablations.specs import AblationSpec, Arm
 
@@ -71,20 +72,26 @@ class SearchResult:
                 "edge": self.edge, "flops": self.flops, "seconds": self.seconds}
 
 
-def choose_rates(rows: dict[tuple[str, int], dict], bases: dict[str, float], grid: tuple[float, ...]) \
+def choose_rates(rows: dict[tuple[str, int], Row], bases: dict[str, float], grid: tuple[float, ...]) \
         -> dict[str, SearchResult]:
     """Per arm, the rate whose search point has the lowest held-out MLM loss (rows: the
     search run's results, `ablations.rundir.results`)."""
-    by_name = {r["arm"]: r for r in rows.values()}
+    by_name = {r.arm: r for r in rows.values()}
     out = {}
     for arm, base in bases.items():
         points = {base * m: by_name.get(point_name(arm, base * m)) for m in grid}
-        losses = {lr: (r["eval_mlm_loss"] if r and r.get("status") == "ok" and r.get("eval_mlm_loss") is not None
-                       and math.isfinite(r["eval_mlm_loss"]) else None) for lr, r in points.items()}
+        losses = {lr: _loss(r) for lr, r in points.items()}
         ok = {lr: v for lr, v in losses.items() if v is not None}
         chosen = min(ok, key=ok.get) if ok else None
         rates = sorted(points)
         out[arm] = SearchResult(arm, chosen, losses, chosen is not None and chosen in (rates[0], rates[-1]),
-                                sum(r.get("train_flops") or 0 for r in points.values() if r),
-                                sum(r.get("wall_s") or 0 for r in points.values() if r))
+                                sum(r.train_flops or 0 for r in points.values() if r),
+                                sum(r.wall_s or 0 for r in points.values() if r))
     return out
+
+
+def _loss(row: Row | None) -> float | None:
+    """A search point's final held-out MLM loss, or None where it did not finish ok."""
+    if row is None or row.status != "ok" or row.eval_mlm_loss is None or not math.isfinite(row.eval_mlm_loss):
+        return None
+    return row.eval_mlm_loss

@@ -31,8 +31,7 @@ def search_rates(spec: AblationSpec, asked: RunConfig, console=None) -> None:
         f"of each arm's own, on {fraction:.0%} of the budget, seed {config.seed_list[0]}; in {out}")
     Runner(make_plan(search_spec(spec, bases, grid), search_config(config, str(out), fraction)), console,
            timing=False).run()
-    # choose_rates (ablations.plan) reads the search points' rows as JSON objects
-    chosen = choose_rates({k: r.to_json() for k, r in results(read_results(out)).items()}, bases, grid)
+    chosen = choose_rates(results(read_results(out)), bases, grid)
     rates = {}
     for arm, r in chosen.items():
         losses = ", ".join(f"{lr:.3g}: {'–' if v is None else f'{v:.3f}'}" for lr, v in sorted(r.losses.items()))
