@@ -51,7 +51,7 @@ PARTS=(install tests train_step modern_step seq_bench run resume torchrun)
 declare -A LIMIT=([install]=30 [tests]=75 [train_step]=60 [modern_step]=45 [seq_bench]=60 [run]=120 [resume]=45 [torchrun]=45)
 declare -A CMD=(
   [install]="$PY -m pip install --no-index --find-links $WHEELS reformer-pytorch rich-argparse"
-  [tests]="$PY -m pytest tests/test_cuda.py tests/test_distributed.py::test_nccl_ranks_on_every_visible_gpu -q -rA -p no:cacheprovider --junitxml $OUT/parts/tests.xml"
+  [tests]="$PY -m pytest tests/unit/core/test_cuda.py tests/integration/test_distributed.py::test_nccl_ranks_on_every_visible_gpu -q -rA -p no:cacheprovider --junitxml $OUT/parts/tests.xml"
   [train_step]="$PY benchmarks/bench_train_step.py --device cuda --bf16 --size base --batch 32 --seq 512 --vocab 30522 --rounds 7 --no-reformer --json $OUT/parts/train_step.json"
   [modern_step]="$PY benchmarks/bench_modernbert.py --device cuda --bf16 --lengths 512,2048 --rounds 5 --json $OUT/parts/modern_step.json"
   [seq_bench]="$PY -m ablations bench both --variants bert,reformer,modernbert --seq-lens 4096,8192 --size mini --tokens-per-batch 8192 --device cuda --out $OUT/seq-bench"

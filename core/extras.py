@@ -4,7 +4,7 @@ The base install (`pip install -e .`) covers models, data, training, the runner,
 and kept weights. Everything else is an extra of `pyproject.toml`, and every import of an
 optional module goes through `require`, so that a feature used without its extra fails
 before anything trains, in one line naming the package and the extra. This map is also
-what `tests/test_dependencies.py` checks every third-party import of the project against:
+what `tests/project/test_dependencies.py` checks every third-party import of the project against:
 a module that is neither a base dependency nor listed here fails that test.
 """
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Each case is a CLI command that needs an optional package; without it the command must
 stop before anything trains or is written, exit 2, and print exactly one line naming the
-package and the extra. `tests/test_extras.py` runs every case with the packages hidden;
+package and the extra. `tests/integration/test_optional_features.py` runs every case with the packages hidden;
 CI runs this file in a venv that holds only `pip install -e .`, where they are missing:
 
     python tests/optional_features.py     # prints each feature's line; exit 1 on a mismatch

@@ -15,7 +15,7 @@ sparse function it trained. Ours are drawn per layer and head from a seeded torc
 converted model computes HF's function only given HF's blocks: `hf_random_blocks(hf_model, T)`
 reads the blocks HF draws at T tokens, `model.set_random_blocks(...)` installs them. Given
 them, hidden states agree within 1e-4 at 1,024 and 2,048 tokens, padding included
-(tests/test_bigbird.py).
+(tests/unit/core/model/test_block_sparse_attention.py).
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ Design notes for the next engineer:
   world ranks with grad_accum = k, to rounding.
 - Gradients are averaged by `average_gradients`: one bucketed all-reduce after backward
   (and before clipping), not DDP's per-parameter hooks. Measured with torch 2.13, gloo,
-  two ranks against one process averaging the same two batches (tests/test_distributed.py
+  two ranks against one process averaging the same two batches (tests/integration/test_distributed.py
   keeps the first two findings as tests):
     * plain DDP: exact for bert and albert (shared layers), but albert-reformer fails with
       "Expected to mark a variable ready only once": reformer-pytorch's

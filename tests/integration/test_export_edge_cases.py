@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 
 import pytest
 import torch
@@ -18,7 +17,8 @@ from core.data import CLS, PAD, SEP
 from core.interop import check_loadable, choose_format, export_arm, from_hf, load_arm, to_hf
 from core.interop.hf_tokenizer import TOKENIZER_CLASS, build_hf_tokenizer
 from core.interop.staging import STAGING
-from tests.test_finetune import keyword_task
+from tests import ROOT
+from tests.unit.core.finetune.test_pair_tasks import keyword_task
 from variants import build_model, load
 
 TINY = dict(size="tiny", vocab_size=600, max_position_embeddings=64)
@@ -132,7 +132,7 @@ res = finetune(arm.model, arm.tokenizer, load_task(sys.argv[3]), FinetuneConfig(
 print(r.format, "|", r.reason, "|", res.test.n, "|", "transformers" in sys.modules and sys.modules["transformers"])
 """
     task = f"tsv:{keyword_task(tmp_path / 'task', sizes=(20, 10, 10))}:text_a=s1,text_b=s2,label=y"
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-c", script, str(small_data.tokenizer.path), str(tmp_path / "out"), task],
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]

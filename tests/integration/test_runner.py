@@ -189,7 +189,7 @@ overrides = { "model.attention" = "lsh", "model.lsh_bucket_size" = 16 }
     # one arm in error: exit 1, one line naming it; the oom arm is a result, not an error
     assert cli(["run", str(toml), "--quick", "--out", str(out), "--corpus", str(corpus_file), "--no-progress"]) == 1
     err = capsys.readouterr().err
-    assert "error: crash (seed 0) failed at train: RuntimeError: the crash arm's own failure (tests/test_ablations.py:" \
+    assert "error: crash (seed 0) failed at train: RuntimeError: the crash arm's own failure (tests/integration/test_runner.py:" \
         in err and "1 failed" in err
     assert "boom" not in err
     rows = {r.arm: r for r in read_rows(out / "results.jsonl")}

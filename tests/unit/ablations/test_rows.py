@@ -2,15 +2,15 @@
 back as they were read, and render the report the version that wrote them rendered."""
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
 from ablations.report import render_report
 from ablations.rows import ROW_VERSION, BenchRow, EvalPoint, Row, TaskScore
 from ablations.rundir import append_row, read_bench, read_results, read_rows
+from tests import ROOT
 
-FIXTURES = Path(__file__).parent / "fixtures" / "rows_v1"
+FIXTURES = ROOT / "tests" / "fixtures" / "rows_v1"
 
 
 @pytest.mark.parametrize("name", ["albert_reformer", "downstream"])

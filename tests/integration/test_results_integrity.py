@@ -14,8 +14,7 @@ from ablations.__main__ import main as cli
 from ablations.rundir import append_row, read_rows
 from core.lease import Lease
 from core.model import PretrainingModel
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests import ROOT
 
 
 def spec(tmp_path: Path, arms: str, defaults: str = "", name: str = "spec.toml") -> Path:

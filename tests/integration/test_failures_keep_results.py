@@ -90,7 +90,7 @@ def test_a_failed_final_evaluation_names_its_step(tmp_path, corpus_file, cache, 
 @pytest.mark.slow
 def test_a_failed_downstream_step_is_redone_from_the_kept_weights(tmp_path, corpus_file, cache, monkeypatch):
     import ablations.run.downstream as downstream
-    from tests.test_finetune import keyword_task
+    from tests.unit.core.finetune.test_pair_tasks import keyword_task
 
     monkeypatch.setattr("ablations.run.arm.measure", lambda *a, **k: {"status": "ok", "peak_mem_bytes": 2**20})
     task = f"tsv:{keyword_task(tmp_path / 'task', sizes=(100, 40, 60))}:text_a=s1,text_b=s2,label=y," \

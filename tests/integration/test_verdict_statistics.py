@@ -116,7 +116,7 @@ def test_seeds_are_shared_by_arms_and_a_rerun_adds_only_missing_ones(tmp_path, c
 
 @pytest.mark.slow
 def test_quick_runs_on_a_corpus_with_more_characters_than_500_pieces(tmp_path, cache_dir):
-    from tests.test_data import many_characters_corpus
+    from tests.unit.core.data.test_pipeline_invariants import many_characters_corpus
 
     corpus = many_characters_corpus(tmp_path / "many.txt")
     summary = run_ablation(get_ablation("objective"), RunConfig(corpus=str(corpus), quick=True, out=str(tmp_path / "r"),

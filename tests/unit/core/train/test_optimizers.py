@@ -10,7 +10,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-from pathlib import Path
 
 import pytest
 import torch
@@ -29,9 +28,9 @@ from core.optim import (
     optimizer_state_bytes,
 )
 from core.train import TrainConfig, Trainer
+from tests import ROOT
 from variants import get_config
 
-ROOT = Path(__file__).resolve().parents[1]
 DATA = dict(vocab_size=600, max_length=64, dupe_factor=2, max_eval_examples=32, masking="dynamic")
 STEPS, KILL_AT = 4, 2
 

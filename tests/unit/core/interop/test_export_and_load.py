@@ -11,10 +11,10 @@ import torch
 
 from core.interop import choose_format, export_arm, load_arm, warm_start
 from core.train import TrainConfig, Trainer
+from tests import ROOT
 from variants import build_model
 
 pytest.importorskip("transformers")
-ROOT = Path(__file__).resolve().parents[1]
 HELD_OUT = ["Return the   number of items, rounded to ten digits.", "  leading and trailing spaces  ",
             "Ｆｕｌｌｗｉｄｔｈ letters, tabs\tand ½ fractions", "안전모를 쓴 한 남자가 춤을 추고 있다.", ""]
 

@@ -7,7 +7,7 @@ from ablations.__main__ import main as cli
 from ablations.rows import Row
 from ablations.run.weights import resolve_source
 from ablations.rundir import read_rows
-from tests.test_finetune import keyword_task
+from tests.unit.core.finetune.test_pair_tasks import keyword_task
 
 TOML = '''
 name = "ds"
@@ -110,7 +110,7 @@ def test_undefined_scores_are_shown_and_never_taken_as_zero(small_data, tmp_path
     from ablations.report.downstream import compare_downstream, downstream_markdown, fmt_score
     from ablations.run.downstream import downstream_lines, score_arm
     from core.finetune import FinetuneConfig, load_task
-    from tests.test_finetune import regression_task
+    from tests.unit.core.finetune.test_pair_tasks import regression_task
     from variants import build_model
 
     real = loop.predict

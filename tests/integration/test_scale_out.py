@@ -15,8 +15,8 @@ from ablations.plan.selection import select_arms
 from ablations.report import render_report
 from ablations.rundir import append_row, read_rows
 from ablations.specs import get_ablation
+from tests import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 ARMS = """
 [[arms]]
 name = "shared"

@@ -1,6 +1,6 @@
 """The CUDA path: bf16 autocast against fp32, peak memory from the allocator, and
 seeded LSH hashing that also fixes the CUDA generator. Skipped without a GPU (nccl DDP on
-every visible GPU is in tests/test_distributed.py)."""
+every visible GPU is in tests/integration/test_distributed.py)."""
 import pytest
 import torch
 

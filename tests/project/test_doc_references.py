@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests import ROOT
+
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 CODE_DIRS = ("core", "variants", "ablations", "benchmarks", "tests", ".ci")
 CODE_SUFFIXES = {".py", ".sh", ".toml", ".cfg", ".ini", ""}  # .ci's scripts have no suffix

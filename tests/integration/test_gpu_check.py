@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests import ROOT
+
 SCRIPT = ROOT / "benchmarks" / "gpu_check.sh"
 WHEELS = ("reformer_pytorch-1.4.4", "axial_positional_embedding-0.3.12", "local_attention-1.11.2",
           "product_key_memory-0.3.0", "CoLT5_attention-0.11.2", "hyper_connections-0.4.11",
@@ -34,7 +35,7 @@ def test_the_dry_run_lists_every_part_within_eight_minutes(wheels, tmp_path):
     parts = {line.split()[0]: line for line in done.stdout.splitlines() if "(limit" in line}
     assert list(parts) == ["install", "tests", "train_step", "modern_step", "seq_bench", "run", "resume", "torchrun"]
     assert f"--no-index --find-links {wheels} reformer-pytorch rich-argparse" in parts["install"]
-    assert "tests/test_cuda.py tests/test_distributed.py::test_nccl_ranks_on_every_visible_gpu" in parts["tests"]
+    assert "tests/unit/core/test_cuda.py tests/integration/test_distributed.py::test_nccl_ranks_on_every_visible_gpu" in parts["tests"]
     assert "--device cuda --bf16 --size base --batch 32 --seq 512" in parts["train_step"]
     assert "bench_modernbert.py --device cuda --bf16 --lengths 512,2048" in parts["modern_step"]
     assert "bench both --variants bert,reformer,modernbert --seq-lens 4096,8192" in parts["seq_bench"]
@@ -84,8 +85,8 @@ def test_the_summary_gathers_the_parts_and_survives_the_missing_ones(tmp_path):
               {"part": "seq_bench", "status": "timeout", "rc": 124, "seconds": 75.0, "limit_s": 75}]
     (out / "parts" / "status.jsonl").write_text("".join(json.dumps(s) + "\n" for s in status))
     (out / "parts" / "tests.xml").write_text(
-        '<testsuites><testsuite><testcase classname="tests.test_cuda" name="test_a"/>'
-        '<testcase classname="tests.test_cuda" name="test_b"><failure message="AssertionError: 3 != 4\nmore"/>'
+        '<testsuites><testsuite><testcase classname="tests.unit.core.test_cuda" name="test_a"/>'
+        '<testcase classname="tests.unit.core.test_cuda" name="test_b"><failure message="AssertionError: 3 != 4\nmore"/>'
         '</testcase></testsuite></testsuites>')
     util = {"step_s": 0.25, "achieved_flops": 4.0e14, "mfu": 0.4044, "of_matmul_peak": 0.55,
             "matmul_peak_flops": 7.3e14}
@@ -108,7 +109,7 @@ def test_the_summary_gathers_the_parts_and_survives_the_missing_ones(tmp_path):
     assert figures["seq_bench"] == [] and figures["torchrun"] is None  # parts that left nothing
     text = (out / "gpu_check.md").read_text()
     assert "| seq_bench | timeout | 75.0 (75) |" in text
-    assert "tests.test_cuda::test_b: failed AssertionError: 3 != 4" in text
+    assert "tests.unit.core.test_cuda::test_b: failed AssertionError: 3 != 4" in text
     assert "ours 1.50x faster" in text and "MFU 40.4% of the chip's bf16 dense peak" in text
     assert "MFU: chip peak unknown" in text
     assert "2 of 2 arms ok, report written, 1 plots; re-run skipped 2 finished arms" in text

@@ -5,7 +5,6 @@ why gradients are averaged by one all-reduce rather than DDP's hooks.
 
 One spawn of two ranks does all the distributed work (spawning is the slow part)."""
 import tempfile
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,6 +14,7 @@ import torch.multiprocessing as mp
 from core.data import DataConfig, build_dataset
 from core.model import PretrainingModel
 from core.train import TrainConfig, Trainer, World, average_gradients, init_from_env, wrap_ddp
+from tests import ROOT
 from variants import get_config
 
 DATA = dict(vocab_size=600, max_length=64, dupe_factor=2, max_eval_examples=16)
@@ -171,7 +171,7 @@ def test_nccl_ranks_on_every_visible_gpu(tmp_path):
         "dist.all_reduce(t)  # through nccl even for one rank (all_reduce_sum skips a world of 1)\n"
         f"assert int(t) == {n * (n + 1) // 2}, t\n"
         "teardown()\n")
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(ROOT)
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={n}", str(script)],
                           cwd=root, env={**os.environ, "PYTHONPATH": root}, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -9,13 +9,12 @@ import ast
 import re
 import sys
 import tomllib
-from pathlib import Path
 
 import pytest
 
 from core.extras import OPTIONAL, MissingExtra, check, require
+from tests import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("core", "variants", "ablations")
 # distributions whose import name is not their normalised distribution name
 IMPORT_NAMES = {"mlflow_skinny": "mlflow", "torch_optimi": "optimi"}

@@ -14,7 +14,6 @@ import shutil
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -22,9 +21,9 @@ import torch
 from core.data import DataConfig, build_dataset
 from core.train import TrainConfig, Trainer
 from core.train.checkpoint import CHECKPOINT, load_checkpoint
+from tests import ROOT
 from variants import build_model, get_variant
 
-ROOT = Path(__file__).resolve().parents[1]
 RECIPE_PAGE = ROOT / "docs" / "distributed.md"
 
 

@@ -20,9 +20,8 @@ from core.finetune import TaskError, load_task
 from core.interop import export_arm, load_arm, warm_start
 from core.lease import Lease
 from core.train import TrainConfig, Trainer
+from tests import ROOT
 from variants import build_model
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 # -- item 6: WikiExtractor documents without </doc> -------------------------------------------------------

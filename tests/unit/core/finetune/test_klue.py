@@ -22,11 +22,11 @@ from core.finetune import (
 )
 from core.finetune.klue import split_of
 from core.finetune.tagging import IGNORE, character_tags, encode_tagged, piece_labels, tag_names
+from tests import SHARED_DATA
 from variants import build_model
 
 WORDS = "the of and to in is for that with as on by this be are from or it an at".split()
 CLASSES = tag_names(["LC", "PS"])
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def test_entities_follow_seqeval():
