@@ -270,6 +270,8 @@ def _noisy_expectation(metric: Metric, arm: ArmStats, ref: ArmStats, direction: 
     real, _ = d.verdict
     if direction == "similar":  # the claim is "no difference": it holds as far as this noise can tell
         outcome = Outcome.CONTRADICTED if real else Outcome.REPRODUCED
+    elif direction in ("not-higher", "not-lower"):  # "no worse": only the wrong way beyond noise contradicts
+        outcome = Outcome.CONTRADICTED if real and (d.diff > 0) == (direction == "not-higher") else Outcome.REPRODUCED
     elif not real:
         outcome = Outcome.INCONCLUSIVE
     else:

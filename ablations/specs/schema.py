@@ -23,7 +23,7 @@ SECTIONS = ("model", "data", "train")
 DEFAULT_KEYS = SPEC_KEYS
 METRICS = ("params_unique", "params_total", "tokens_per_s", "peak_mem_bytes", "saved_bytes",
            "saved_bytes_long", "eval_mlm_loss", "eval_mlm_acc", "eval_nsp_acc", "eval_sop_acc", "wall_s")
-DIRECTIONS = ("lower", "higher", "similar")
+DIRECTIONS = ("lower", "higher", "similar", "not-higher", "not-lower")
 CHANCE = "chance"   # an expectation's `versus`: a sentence head's chance level (50% or the majority share)
 NOISY_METRICS = ("eval_mlm_loss", "eval_mlm_acc", "eval_nsp_acc", "eval_sop_acc")
 
@@ -43,6 +43,9 @@ class Expectation:
     by at least `factor` (a ratio, e.g. 0.5 = at most half) where given. "similar" claims no
     difference (RoBERTa Table 1's dynamic masking): it holds while the difference stays
     within noise, and the report gives the noise, since a wide one says little.
+    "not-higher" ("not-lower") claims no worse: "costs little loss", "30% masking is no
+    worse than 15%"; only a difference beyond noise the wrong way contradicts it, so an arm
+    that does better does not count against the claim as it would against "similar".
     `versus=CHANCE` compares a sentence head's accuracy with chance: 50%, or the held-out
     set's majority share where the rows record a larger one."""
     claim: str
@@ -92,8 +95,8 @@ class AblationSpec:
                 raise unknown_name_error("expectation metric", e.metric, METRICS)
             if e.direction not in DIRECTIONS:
                 raise unknown_name_error(f"direction of the expectation on {e.arm!r}", e.direction, DIRECTIONS)
-            if e.direction == "similar" and e.metric not in NOISY_METRICS:
-                raise ValueError(f"ablation {self.name!r}: a 'similar' expectation needs a noisy metric "
+            if e.direction in ("similar", "not-higher", "not-lower") and e.metric not in NOISY_METRICS:
+                raise ValueError(f"ablation {self.name!r}: a {e.direction!r} expectation needs a noisy metric "
                                  f"({', '.join(NOISY_METRICS)}); {e.metric!r} is exact: use lower/higher")
             if e.versus == CHANCE:
                 if e.metric not in ("eval_nsp_acc", "eval_sop_acc") or e.direction != "higher":

@@ -166,6 +166,21 @@ def test_a_no_difference_claim_holds_only_within_noise():
     assert expectation(claim, far, {})[0] == "contradicted"
 
 
+def test_a_no_worse_claim_is_contradicted_only_the_wrong_way_beyond_noise():
+    """"30% masking is no worse than 15%": an arm lower beyond noise reproduces it (as
+    "similar" would not), within noise too; higher beyond noise contradicts it."""
+    from ablations.report.verdicts import expectation
+
+    claim = next(e for e in get_ablation("modern").to_json()["expectations"] if e["arm"] == "+mask30")
+    assert claim["direction"] == "not-higher" and claim["versus"] in (None, "+local")
+    counts = [2, 3, 5]
+    ref = row("+local", 0, 4.0, [8.0, 12.0, 20.0], counts)
+    for loss, curve, want in ((3.0, [6.0, 9.0, 15.0], "reproduced"), (3.99, [8.1, 11.8, 20.0], "reproduced"),
+                              (5.0, [10.0, 15.0, 25.0], "contradicted")):
+        arms = collect([ref, row("+mask30", 0, loss, curve, counts)])
+        assert expectation({**claim, "versus": "+local"}, arms, {})[0] == want, loss
+
+
 def test_a_sentence_head_is_above_chance_only_when_its_interval_clears_half():
     from ablations.report.verdicts import expectation
 
@@ -189,7 +204,7 @@ def test_a_sentence_head_is_above_chance_only_when_its_interval_clears_half():
 
 def test_expectations_are_checked_when_the_spec_is_made():
     arms = (Arm("a"), Arm("b"))
-    with pytest.raises(ValueError, match="direction.*'sideways'.*higher, lower, similar"):
+    with pytest.raises(ValueError, match="direction.*'sideways'.*higher, lower, not-higher, not-lower, similar"):
         AblationSpec("x", "", "bert", arms, expectations=(Expectation("c", "b", "eval_mlm_loss", "sideways"),))
     with pytest.raises(ValueError, match="versus arm.*'c'"):
         AblationSpec("x", "", "bert", arms, expectations=(Expectation("c", "b", "eval_mlm_loss", "lower", versus="c"),))

@@ -62,7 +62,7 @@ def batch_ramp() -> AblationSpec:
             Arm("ramp/60%", {"train.batch_size_warmup": 0.6, "train.batch_size_warmup_start": 0.125},
                 "the batch grows from 1/8 to all of it over the first 60% of the tokens (cramming's ramp)",
                 component="cramming's batch ramp"))
-    exp = (Expectation("a batch ramp is no worse at equal tokens", "ramp/60%", "eval_mlm_loss", "similar",
+    exp = (Expectation("a batch ramp is no worse at equal tokens", "ramp/60%", "eval_mlm_loss", "not-higher",
                        source="Cramming (Geiping & Goldstein 2023), section 4.3"),)
     return AblationSpec(
         "batch_ramp", "A batch-size ramp at equal tokens: none, a short one from 1/4 of the batch over 10% of the "
