@@ -1,6 +1,8 @@
 """A task head on any pretrained arm: pooled [CLS] -> dropout -> linear (classes, or one
 score for regression). The arm's own pooler is reused when it has one (BERT/ALBERT
-pretrained it with NSP/SOP); RoBERTa-style arms get a fresh one, as fairseq does."""
+pretrained it with NSP/SOP); RoBERTa-style arms get a fresh one, as fairseq does.
+`TokenTaggingModel`: a tag per token; `SpanModel`: a start and an end logit per token
+(extractive question answering)."""
 from __future__ import annotations
 
 import torch
@@ -51,6 +53,29 @@ class TokenTaggingModel(nn.Module):
         if labels is not None:
             picked = labels != IGNORE_INDEX
             loss = F.cross_entropy(logits.float()[picked], labels[picked], reduction="sum") / picked.sum().clamp(min=1)
+        return loss, logits
+
+
+class SpanModel(nn.Module):
+    """Extractive QA (BERT's SQuAD head, HF's `qa_outputs`): each hidden state -> linear ->
+    (start, end) logits; no dropout of its own, as HF's BertForQuestionAnswering. Padding
+    positions get a logit of -10^4, so they are never a span's edge. The loss is the mean
+    of the start and end cross-entropies over the window's positions (labels (B, 2): the
+    answer's first and last piece, or (0, 0), [CLS], where the window does not hold it)."""
+
+    def __init__(self, encoder: PretrainingModel):
+        super().__init__()
+        self.encoder = encoder
+        self.qa_outputs = _classifier(encoder, 2)
+        self.num_labels = 2
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None) -> tuple[torch.Tensor | None, torch.Tensor]:
+        h = _encode(self.encoder, input_ids, attention_mask, token_type_ids)
+        logits = self.qa_outputs(h).float().masked_fill(~attention_mask.bool()[..., None], -1e4)
+        loss = None
+        if labels is not None:
+            loss = (F.cross_entropy(logits[..., 0], labels[:, 0]) + F.cross_entropy(logits[..., 1], labels[:, 1])) / 2
         return loss, logits
 
 

@@ -8,6 +8,8 @@ KLUE's layouts (`core.finetune.klue`): `klue-ner` (token classification, entity 
 `klue-nli` (three-way pair classification) on ../shared/data/klue, and `klue-ner:FILE`,
 `klue-nli:FILE` for any file in the same layout; one file is split into train/dev/test by
 a hash (`core.finetune.klue.split_of`).
+Span question answering (`core.finetune.squad`, `core.finetune.span_qa`): `korquad` (KorQuAD
+1.0's dev set, split by article) and `korquad:FILE` for any file in SQuAD's JSON layout.
 """
 from __future__ import annotations
 
@@ -17,10 +19,11 @@ from pathlib import Path
 
 from core.registry import unknown_name_error
 
-KINDS = ("classification", "pair-classification", "pair-regression", "token-classification")
+KINDS = ("classification", "pair-classification", "pair-regression", "token-classification", "span-qa")
 KLUE_FILES = {"klue-ner": "klue-ner-v1.1_dev_part1.tsv", "klue-nli": "klue-nli-v1.1_dev_part1.json"}
-BUILTIN_TASKS = ["korsts", "question_pair", *KLUE_FILES, "klue-ner:FILE", "klue-nli:FILE",
-                 "tsv:DIR:text_a=...,label=...,kind=..."]
+SQUAD_FILES = {"korquad": "korquad/KorQuAD_v1.0_dev.json"}   # span QA in SQuAD's JSON layout
+BUILTIN_TASKS = ["korsts", "question_pair", *KLUE_FILES, *SQUAD_FILES, "klue-ner:FILE", "klue-nli:FILE",
+                 "korquad:FILE", "tsv:DIR:text_a=...,label=...,kind=..."]
 SPLITS = ("train", "dev", "test")
 _SPLIT_NAMES = {"train": ("train",), "dev": ("dev", "valid", "validation", "val"), "test": ("test",)}
 SHARED_DATA_ENV = "BERT_ABLATE_TASK_DATA"   # where the built-in tasks' folders live
@@ -47,8 +50,8 @@ class TaskSpec:
     label: str
     label_names: dict[str, str] = field(default_factory=dict)   # raw value -> class name (fixed order)
     files: dict[str, str] = field(default_factory=dict)         # split -> file name (else found by name)
-    reader: str = "tsv"           # tsv (a file per split), or klue-ner | klue-nli (one file, split by hash)
-    file: Path | None = None      # the one file a KLUE-layout task is read from
+    reader: str = "tsv"           # tsv (a file per split), or klue-ner | klue-nli | squad (one file, split by hash)
+    file: Path | None = None      # the one file a KLUE- or SQuAD-layout task is read from
 
     @property
     def regression(self) -> bool:
@@ -57,6 +60,11 @@ class TaskSpec:
     @property
     def tagging(self) -> bool:
         return self.kind == "token-classification"
+
+    @property
+    def span(self) -> bool:
+        """Extractive question answering: a start and an end piece in the passage."""
+        return self.kind == "span-qa"
 
 
 @dataclass
@@ -71,7 +79,7 @@ class Task:
 
     @property
     def num_labels(self) -> int:
-        return 1 if self.spec.regression else len(self.classes)
+        return 1 if self.spec.regression else 2 if self.spec.span else len(self.classes)
 
 
 def _default_root() -> Path:
@@ -89,6 +97,8 @@ def builtin_spec(name: str, root: str | Path | None = None) -> TaskSpec:
                         "is_duplicate", label_names={"1": "different", "0": "same"})
     if name in KLUE_FILES:
         return klue_spec(name, root / "klue" / KLUE_FILES[name], name)
+    if name in SQUAD_FILES:
+        return squad_spec(root / SQUAD_FILES[name], name)
     raise unknown_name_error("task", name, BUILTIN_TASKS)
 
 
@@ -103,14 +113,26 @@ def klue_spec(reader: str, path: Path, name: str | None = None) -> TaskSpec:
                     label_names={c: c for c in ("entailment", "neutral", "contradiction")}, reader=reader, file=path)
 
 
+def squad_spec(path: Path, name: str | None = None) -> TaskSpec:
+    """A span-QA task in SQuAD's JSON layout (KorQuAD 1.0's), read from one file and split by
+    article (`core.finetune.squad`); named for the file unless it is the built-in one."""
+    path = Path(path)
+    return TaskSpec(name or path.stem, path.parent, "span-qa", "question", "context", "answers", reader="squad",
+                    file=path)
+
+
 def parse_task(text: str, root: str | Path | None = None) -> TaskSpec:
-    """'korsts', 'question_pair', 'klue-ner', 'klue-nli', 'klue-ner:FILE', 'klue-nli:FILE' or
-    'tsv:DIR:text_a=s1,text_b=s2,label=y,kind=pair-classification'."""
+    """'korsts', 'question_pair', 'klue-ner', 'klue-nli', 'korquad', 'klue-ner:FILE',
+    'klue-nli:FILE', 'korquad:FILE' or 'tsv:DIR:text_a=s1,text_b=s2,label=y,kind=pair-classification'."""
     reader, colon, path = text.partition(":")
     if colon and reader in KLUE_FILES:
         if not path:
             raise TaskError(f"task {text!r}: expected {reader}:FILE (a file in {reader.upper()}'s layout)")
         return klue_spec(reader, Path(path))
+    if colon and reader in SQUAD_FILES:
+        if not path:
+            raise TaskError(f"task {text!r}: expected {reader}:FILE (a JSON file in SQuAD's layout, as KorQuAD 1.0's)")
+        return squad_spec(Path(path))
     if not text.startswith("tsv:"):
         return builtin_spec(text, root)
     directory, sep, options = text[4:].rpartition(":")
@@ -129,6 +151,9 @@ def parse_task(text: str, root: str | Path | None = None) -> TaskSpec:
     if kind == "token-classification":
         raise TaskError(f"task {text!r}: token classification reads character-tagged sentences, not TSV "
                         "columns; convert the file to KLUE-NER's layout and use klue-ner:FILE")
+    if kind == "span-qa":
+        raise TaskError(f"task {text!r}: span question answering reads SQuAD's JSON layout, not TSV columns; "
+                        "use korquad:FILE")
     for need in ("text_a", "label") + (("text_b",) if kind.startswith("pair") else ()):
         if need not in fields:
             raise TaskError(f"task {text!r} needs {need}=COLUMN (kind {kind})")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from core.data.formats import decode_utf8
 from core.finetune.klue import load_klue_task
+from core.finetune.squad import load_squad_task
 from core.finetune.tasks import _SPLIT_NAMES, SPLITS, Example, Task, TaskError, TaskSpec, parse_task
 
 
@@ -103,6 +104,8 @@ def load_task(spec: TaskSpec | str) -> Task:
     """A task's three splits, read and checked: `spec` is a TaskSpec or a spec string."""
     if isinstance(spec, str):
         spec = parse_task(spec)
+    if spec.reader == "squad":
+        return load_squad_task(spec)
     if spec.reader != "tsv":
         return load_klue_task(spec)
     classes = _classes(spec)
