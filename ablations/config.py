@@ -122,8 +122,9 @@ class RunConfig:
     compile: bool = arg(False, "torch.compile the models (eager fallback with a warning)")
     precision: str = arg("auto", "autocast precision: auto (bf16 on CUDA, fp32 on a CPU), bf16 or fp32",
                          choices=("auto", "fp32", "bf16"))
-    downstream: tuple[str, ...] = arg((), "tasks, e.g. korsts,question_pair,klue-ner,klue-nli (../shared/data or "
-                                          "$BERT_ABLATE_TASK_DATA), klue-ner:FILE, klue-nli:FILE or tsv:DIR:...",
+    downstream: tuple[str, ...] = arg((), "tasks, e.g. korsts,question_pair,klue-ner,klue-nli,korquad (../shared/data "
+                                          "or $BERT_ABLATE_TASK_DATA), klue-ner:FILE, klue-nli:FILE, korquad:FILE or "
+                                          "tsv:DIR:...",
                                       group=DOWNSTREAM, parse="tasks")
     downstream_steps: int = arg(300, "fine-tuning steps per task (default 300)", group=DOWNSTREAM)
     downstream_seeds: int = arg(1, "fine-tuning seeds per task (default 1)", group=DOWNSTREAM)

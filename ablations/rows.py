@@ -113,14 +113,23 @@ class LrSearch(_Nested):
 
 
 # a task's fields, as suffixes of `downstream_TASK`
-TASK_SUFFIXES = ("", "_se", "_n", "_ci", "_metric", "_seeds", "_chance", "_undefined", "_why")
+TASK_SUFFIXES = ("", "_se", "_n", "_ci", "_metric", "_seeds", "_chance", "_undefined", "_why", "_task", "_scale",
+                 "_predictions", "_examples")
 
 
 @dataclass(frozen=True)
 class TaskScore(_Nested):
     """One downstream task's fine-tuned test score (`downstream_TASK` and its companions; `raw`:
     suffix -> value as written). Undefined values (a correlation of constant predictions)
-    are None, never 0."""
+    are None, never 0.
+
+    A task that reports several scores (span QA: exact match and F1) has one TaskScore per
+    score, keyed `TASK_METRIC` (`downstream_korquad_exact_match`, `downstream_korquad_f1`),
+    each naming its task (`_task`), its scale (`_scale`: 100 for scores on 0-100, as
+    KorQuAD's evaluator prints them), the files of its test predictions (`_predictions`,
+    relative to the run directory, one per fine-tuning seed) and the first seed's score of
+    every test question (`_examples`: {"ids": a fingerprint of the question ids in order,
+    "values": [...]}), which pairs two arms question by question."""
     task: str = ""
     score: float | None = None          # downstream_TASK: mean over the fine-tuning seeds' defined scores
     se: float | None = None             # _se: standard error over those seeds
@@ -132,6 +141,23 @@ class TaskScore(_Nested):
     undefined: int = 0                  # _undefined: seeds whose score was undefined
     why: str | None = None              # _why: why they were
     scored: bool = False                # whether the row has the score itself (downstream_TASK)
+    of_task: str | None = None          # _task: the fine-tuned task, when it reports several scores
+    scale: float = 1.0                  # _scale: 1 (a share or a correlation) or 100 (EM and F1, 0-100)
+    predictions: tuple[str, ...] = ()   # _predictions: the test predictions' files, per fine-tuning seed
+    examples: Mapping[str, Any] | None = None   # _examples: {"ids": fingerprint, "values": per question}
+
+    @property
+    def label(self) -> str:
+        """What the report calls it: the task, and the metric when the task has several."""
+        return f"{self.of_task} {self.metric}" if self.of_task else self.task
+
+    @property
+    def per_example(self) -> tuple[str, Sequence[float]] | None:
+        """(ids fingerprint, the first seed's score per test question), when recorded."""
+        e = self.examples
+        if not isinstance(e, Mapping) or not isinstance(e.get("ids"), str) or not isinstance(e.get("values"), list):
+            return None
+        return e["ids"], e["values"]
 
     @classmethod
     def from_parts(cls, task: str, parts: Mapping[str, Any]) -> TaskScore:
@@ -142,7 +168,8 @@ class TaskScore(_Nested):
         return cls(parts, task, _defined(parts.get("")), _defined(parts.get("_se")), parts.get("_n"),
                    (_defined(ci[0]), _defined(ci[1])), parts.get("_metric"),
                    tuple(seeds.get("values") or ()), _defined(parts.get("_chance")), parts.get("_undefined") or 0,
-                   parts.get("_why"), "" in parts)
+                   parts.get("_why"), "" in parts, parts.get("_task"), parts.get("_scale") or 1.0,
+                   tuple(parts.get("_predictions") or ()), parts.get("_examples"))
 
     def to_json(self) -> dict[str, Any]:
         return {f"downstream_{self.task}{suffix}": v for suffix, v in self.raw.items()}
@@ -179,8 +206,16 @@ class Metric(StrEnum):
         return self.value.removeprefix("eval_").removesuffix("_acc") if self.value.endswith("_acc") else None
 
 
+class _PerExample(tuple):
+    """The fields named, and every task's `downstream_TASK_examples` (a value per test question)."""
+
+    def __contains__(self, key: object) -> bool:
+        return tuple.__contains__(self, key) or (isinstance(key, str) and key.startswith("downstream_")
+                                                 and key.endswith("_examples"))
+
+
 # fields that hold one value per held-out example (results.csv leaves them to results.jsonl)
-PER_EXAMPLE = ("eval_mlm_example_loss", "eval_mlm_example_tokens", "eval_nsp_correct", "eval_sop_correct")
+PER_EXAMPLE = _PerExample(("eval_mlm_example_loss", "eval_mlm_example_tokens", "eval_nsp_correct", "eval_sop_correct"))
 ACCURACY = {"mlm": Metric.MLM_ACC, "nsp": Metric.NSP_ACC, "sop": Metric.SOP_ACC}   # head -> its accuracy
 
 

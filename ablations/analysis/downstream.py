@@ -12,6 +12,12 @@ constant predictions; left out of the mean) with why.
 An undefined score is None (NaN in rows written before): it is never 0, never at chance
 and never compared. The results are numbers and enums; `ablations.report.downstream`
 words them.
+
+Span QA's exact match and F1 (korquad) are scored on the same test questions for every arm
+and keep each question's score: two arms are then compared question by question (a paired
+difference: the test-set noise is that of the per-question differences, far below that of
+either score alone, since a question hard for one arm is hard for the other), beside the
+seed noise. Other tasks, or rows without per-question scores, combine the two scores' noise.
 """
 
 from __future__ import annotations
@@ -80,12 +86,26 @@ class Verdict(StrEnum):
 @dataclass(frozen=True)
 class DownstreamDifference:
     """A row's score on a task against its comparison arm's: the difference, twice the combined
-    seed and test-set noise, and the verdict."""
+    seed and test-set noise, and the verdict; `paired`: the test-set noise is that of the
+    per-question differences (the same questions, scored for both arms)."""
     task: str
     metric: str | None
     diff: float
     noise: float
     verdict: Verdict
+    paired: bool = False
+    label: str = ""                  # the task (and metric, for a task of several scores) in words
+
+
+def paired_se(s: TaskScore, t: TaskScore) -> float | None:
+    """The standard error of the mean per-question difference between two scores of the same
+    test questions (their first seeds'); None when either lacks them or the questions differ."""
+    a, b = s.per_example, t.per_example
+    if a is None or b is None or a[0] != b[0] or len(a[1]) != len(b[1]) or len(a[1]) < 2:
+        return None
+    d = [x - y for x, y in zip(a[1], b[1])]
+    mean = sum(d) / len(d)
+    return math.sqrt(sum((x - mean) ** 2 for x in d) / (len(d) - 1) / len(d))
 
 
 def downstream_difference(row: Row, ref: Row, task: str) -> DownstreamDifference | None:
@@ -96,14 +116,16 @@ def downstream_difference(row: Row, ref: Row, task: str) -> DownstreamDifference
     a, b, sa, sb = s.score, t.score, _total_se(s), _total_se(t)
     if a is None or b is None or sa is None or sb is None:
         return None
-    d, noise = a - b, 2 * math.sqrt(sa ** 2 + sb ** 2)
+    d, noise, pse = a - b, 2 * math.sqrt(sa ** 2 + sb ** 2), paired_se(s, t)
+    if pse is not None:   # seed noise of both, and the paired test-set noise
+        noise = 2 * math.sqrt((s.se or 0.0) ** 2 + (t.se or 0.0) ** 2 + pse ** 2)
     if abs(d) <= noise:
         verdict = Verdict.WITHIN_NOISE
     elif score_at_chance(row, task) and score_at_chance(ref, task):
         verdict = Verdict.AT_CHANCE
     else:
         verdict = Verdict.BETTER if d > 0 else Verdict.WORSE
-    return DownstreamDifference(task, s.metric, d, noise, verdict)
+    return DownstreamDifference(task, s.metric, d, noise, verdict, pse is not None, s.label)
 
 
 SAVINGS = (Metric.PARAMS_UNIQUE, Metric.PEAK_MEM)

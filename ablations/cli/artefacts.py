@@ -9,9 +9,9 @@ from rich.markup import escape
 from ablations.cli.console import console
 
 ARM_HELP = "an arm of the run: ARM (its first seed, seed 0 unless the run began at --seed K) or ARM@K (seed K)"
-TASK_HELP = ("korsts, question_pair, klue-ner, klue-nli, klue-ner:FILE, klue-nli:FILE or tsv:DIR:text_a=COL,"
-             "text_b=COL,label=COL,kind=classification|pair-classification|pair-regression|token-classification; "
-             "comma-separated for several built-in tasks")
+TASK_HELP = ("korsts, question_pair, klue-ner, klue-nli, korquad, klue-ner:FILE, klue-nli:FILE, korquad:FILE (SQuAD's "
+             "JSON layout) or tsv:DIR:text_a=COL,text_b=COL,label=COL,kind=classification|pair-classification|"
+             "pair-regression; comma-separated for several tasks")
 
 
 def add_export(sub, fmt: dict) -> None:

@@ -180,7 +180,7 @@ class ArmTrainer:
             self.log(f"  fine-tuning on {', '.join(o.downstream)} ({o.downstream_steps} steps, "
                      f"{o.downstream_seeds} seed(s))")
             scores = score_or_error(model, data.tokenizer.path, o.downstream, o.downstream_steps,
-                                    o.downstream_seeds, o.device)
+                                    o.downstream_seeds, o.device, arm_dir=directory, root=self.out)
             fields.update(scores)
             for line in downstream_lines(Row.from_json(scores)):
                 self.log(f"  {line}")

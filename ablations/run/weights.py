@@ -139,7 +139,11 @@ def export_run_arm(run_dir: str | Path, arm: str, fmt: str, out: str | Path,
 
 def finetune_run_arm(run_dir: str | Path, arm: str, tasks: list[str], steps: int, seeds: int,
                      device: str = "auto", seed: int | None = None, **fields: Any) -> list[SeedSummary]:
-    """`fields`: further FinetuneConfig fields (eval_every, max_length, lr, ...)."""
-    loaded = load_run_arm(run_dir, arm, seed) if Path(run_dir, RESULTS).is_file() else load_arm(Path(run_dir) / arm)
-    cfg = finetune_config(steps, device=device).replace(**fields)
+    """`fields`: further FinetuneConfig fields (eval_every, max_length, lr, ...). A span-QA
+    task's test predictions go beside the weights fine-tuned, as in a run with --downstream:
+    WEIGHTS/downstream/TASK/finetune-seed-S/predictions.json (unless `predictions_dir` is given)."""
+    directory = locate_arm(run_dir, arm, seed) if Path(run_dir, RESULTS).is_file() else Path(run_dir) / arm
+    loaded = load_arm(directory)
+    cfg = finetune_config(steps, device=device).replace(**{"predictions_dir": str(directory / "downstream"),
+                                                           **fields})
     return [finetune_seeds(loaded.model, loaded.tokenizer, task, cfg, seeds) for task in load_tasks(tasks)]
