@@ -28,6 +28,8 @@ normalised texts' characters with the spaces dropped, counted as multisets (no a
 removal, unlike SQuAD's English one). Each question scores its best over the gold answers;
 a question without a prediction scores 0. EM and F1 are means over questions on 0-100 (as
 the official script prints them), with a 95% percentile-bootstrap interval over questions.
+The task, its split, the chance level and the predictions file:
+docs/downstream-and-export.md#span-question-answering-korquad.
 """
 from __future__ import annotations
 
