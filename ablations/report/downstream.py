@@ -107,6 +107,10 @@ def downstream_markdown(rows: list[Row]) -> str:
                       + (", or for span QA the passage's first words, as many as a training answer has on average"
                          if span else "") + f"): {', '.join(stuck)}. Such a score says nothing "
                       "about the pretrained encoder."]
+    chances = [f"{s.label} {s.chance:.2f}" for t, s in scores.items() if t in span and s.chance is not None]
+    if chances:
+        lines += ["", "Chance level of span QA (always answering the passage's first words, as many as a training "
+                      f"answer has on average): {', '.join(chances)}."]
     files = [f"{r.arm}: {', '.join(dict.fromkeys(p for t in span if t in r.downstream for p in r.downstream[t].predictions))}"
              for r in latest.values() if any(t in r.downstream and r.downstream[t].predictions for t in span)]
     if files:

@@ -120,6 +120,8 @@ def test_run_with_downstream_korquad_then_finetune(tmp_path, corpus_file, cache_
     assert d.paired and d.label == "tiny f1" and d.noise == pytest.approx(2 * pse)   # one seed: no seed noise
     report = " ".join((run / "report.md").read_text(encoding="utf-8").split())
     assert "| tiny (exact_match) | tiny (f1) |" in report and "a bootstrap over questions" in report
+    assert f"Chance level of span QA (always answering the passage's first words, as many as a training answer has " \
+           f"on average): tiny exact_match {chance['exact_match']:.2f}, tiny f1 {chance['f1']:.2f}." in report
     assert f"tiny f1 {d.diff:+.2f}" in report and "arms/base/seed-0/downstream/tiny/finetune-seed-0/predictions.json" \
         in report
 
