@@ -35,8 +35,8 @@ from core.finetune.span_qa import (
     write_predictions,
 )
 from core.finetune.squad import read_squad
+from tests import SHARED_DATA
 
-SHARED_DATA = Path(__file__).resolve().parents[5] / "shared" / "data"   # ../shared/data beside the repository
 WORDS = "the of and to in is for that with as on by".split()
 NAMES = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
 
