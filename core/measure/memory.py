@@ -104,8 +104,9 @@ def peak_memory_in_process(cfg: ModelConfig, batch_size: int, seq_len: int, devi
 
 
 def peak_memory(cfg: ModelConfig, batch_size: int, seq_len: int, device: torch.device,
-                memory_limit_bytes: int | None = None, timeout_s: float = 900) -> dict:
-    """CUDA: in process. CPU: in a fresh subprocess, so no other allocation pollutes the figure."""
+                memory_limit_bytes: int | None = None, timeout_s: float = 900, saved_bytes: bool = False) -> dict:
+    """CUDA: in process. CPU: in a fresh subprocess, so no other allocation pollutes the figure
+    (with `saved_bytes`, the subprocess measures the bytes saved for backward too)."""
     try:
         if device.type == "cuda":
             return {"status": "ok", **peak_memory_in_process(cfg, batch_size, seq_len, device)}
@@ -115,7 +116,7 @@ def peak_memory(cfg: ModelConfig, batch_size: int, seq_len: int, device: torch.d
             return {**oom_result(err), "peak_mem_bytes": None}
         raise
     spec = json.dumps({"config": cfg.to_dict(), "batch_size": batch_size, "seq_len": seq_len,
-                       "memory_limit_bytes": memory_limit_bytes})
+                       "memory_limit_bytes": memory_limit_bytes, "saved_bytes": saved_bytes})
     env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
     proc = subprocess.run([sys.executable, "-m", "core.measure.memory_worker", spec], capture_output=True, text=True,
                           timeout=timeout_s, env=env)

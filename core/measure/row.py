@@ -23,6 +23,9 @@ def measure(cfg: ModelConfig, batch_size: int, seq_len: int, device: str | torch
         cfg = cfg.replace(max_position_embeddings=seq_len)
     row: dict[str, Any] = {"status": "ok", "error": None, "batch_size": batch_size, "seq_len": seq_len,
                            "device": str(device)}
+    # on a CPU the memory worker (a fresh process) measures the saved bytes as well: a sweep
+    # under an address-space cap must not fail in this process on what earlier lengths left mapped
+    saved_in_worker = memory and device.type == "cpu"
     try:
         torch.manual_seed(0)
         model = PretrainingModel(cfg).to(device)
@@ -30,7 +33,8 @@ def measure(cfg: ModelConfig, batch_size: int, seq_len: int, device: str | torch
             compile_model(model)
         row.update({f"params_{k}": v for k, v in model.parameter_counts().items()})
         batch = make_batch(cfg, batch_size, seq_len, device=device)
-        row["saved_bytes"] = saved_tensor_bytes(model, batch, device)
+        if not saved_in_worker:
+            row["saved_bytes"] = saved_tensor_bytes(model, batch, device)
         if speed:
             row.update(measure_speed(model, batch, device, warmup, steps))
             cost = flops_per_token(cfg, seq_len)
@@ -43,9 +47,26 @@ def measure(cfg: ModelConfig, batch_size: int, seq_len: int, device: str | torch
         if device.type == "cuda":
             torch.cuda.empty_cache()
         return {**row, **oom_result(err)}
+    finally:
+        release_freed_memory()
     if memory:
-        mem = peak_memory(cfg, batch_size, seq_len, device, memory_limit_bytes)
+        mem = peak_memory(cfg, batch_size, seq_len, device, memory_limit_bytes, saved_bytes=saved_in_worker)
         if mem.get("status") == "oom":
             return {**row, "status": "oom", "error": mem.get("error"), "peak_mem_bytes": None}
         row.update(peak_mem_bytes=mem["peak_mem_bytes"], memory_method=mem.get("memory_method"))
+        if saved_in_worker:
+            row["saved_bytes"] = mem["saved_bytes"]
     return row
+
+
+def release_freed_memory() -> None:
+    """Hand freed heap back to the OS (glibc's malloc_trim), so that a sweep's next length
+    starts with the address space this one used; elsewhere, a no-op."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass

@@ -20,6 +20,17 @@ def test_saved_bytes_are_identical_across_runs():
     assert saved(cfg, 2, 256) == saved(cfg, 2, 256) > 0
 
 
+@pytest.mark.parametrize("variant", ["bert", "albert-reformer"])
+def test_a_row_takes_its_saved_bytes_from_the_fresh_memory_process_and_they_are_the_same(variant):
+    """On a CPU the memory worker measures the saved bytes (a sweep under --memory-limit
+    once ran out of address space in the main process and recorded lengths that fit as
+    oom): the figure is the one this process measures."""
+    cfg = get_config(variant, size="tiny", **SMALL)
+    row = measure(cfg, 2, 128, "cpu", speed=False, memory=True)
+    assert row["status"] == "ok" and row["peak_mem_bytes"] > 0
+    assert row["saved_bytes"] == saved(cfg, 2, 128) == measure(cfg, 2, 128, "cpu", speed=False, memory=False)["saved_bytes"]
+
+
 def test_reformer_saves_several_times_less_than_bert_at_2048_tokens():
     bert = saved(get_config("bert", size="mini", max_position_embeddings=2048, **SMALL), 1, 2048)
     reformer = saved(get_config("reformer", size="mini", max_position_embeddings=2048, **SMALL), 1, 2048)
