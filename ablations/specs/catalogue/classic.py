@@ -185,11 +185,19 @@ def papers() -> AblationSpec:
             Arm("albert", recipe("albert"), "ALBERT: factorized E=128, all layers shared, SOP, n-gram masking",
                 component="the ALBERT recipe"),
             Arm("roberta", recipe("roberta"), "RoBERTa: no sentence task, full-sentences packing, dynamic masking",
-                component="the RoBERTa recipe"))
+                component="the RoBERTa recipe", compare_to="bert"),
+            Arm("reformer", recipe("reformer"), "the Reformer: LSH attention, reversible pre-norm layers, chunked FFN",
+                component="the Reformer's blocks", compare_to="bert"),
+            # the window scaled to the training length, as in `modern`: a 128-token window at the
+            # CPU budget's 128 tokens would be full attention in every layer
+            Arm("modernbert", {**recipe("modernbert"), "model.local_window": "T/8"},
+                "ModernBERT: RoPE, GeGLU, bias-free pre-norm, local (T/8) / global attention, 30% masking, no NSP",
+                component="the ModernBERT recipe", compare_to="bert"))
     exp = (Expectation("ALBERT has far fewer parameters than BERT", "albert", "params_unique", "lower",
                        source="ALBERT Table 1"),)
-    return AblationSpec("papers", "BERT vs ALBERT vs RoBERTa recipes at one budget; add --downstream korsts,"
-                        "question_pair for the fine-tuned comparison", "bert", arms,
+    return AblationSpec("papers", "BERT vs ALBERT vs RoBERTa vs the Reformer vs ModernBERT recipes at one budget; add "
+                        "--downstream korsts,question_pair,korquad for the fine-tuned comparison (the ReforBERT "
+                        "table's columns)", "bert", arms,
                         gpu_budget={"size": "mini", "seq_len": 128, "batch_size": 128, "tokens": 100_000_000,
                                     "why": "downstream gaps between the recipes need a pretrained encoder: "
                                            "about 10^8 tokens at mini"},
