@@ -47,19 +47,6 @@ class Crossover:
     def measured(self) -> list[int]:
         return sorted(t for t, r in self.ratios.items() if r is not None)
 
-    def line(self) -> str:
-        what = {"time": "time per token", "memory": "peak memory", "saved": "memory saved for backward"}[self.metric]
-        lengths = self.measured
-        if not lengths:
-            return f"{self.variant} vs {self.baseline}, {what}: not measured side by side"
-        span = f"{lengths[0]:,}-{lengths[-1]:,} tokens"
-        if self.length is None:
-            return f"{self.variant} is not cheaper than {self.baseline} in {what} at {lengths[-1]:,} tokens ({span})"
-        if self.length == lengths[0]:
-            return f"{self.variant} is cheaper than {self.baseline} in {what} at every length measured ({span})"
-        near = f" (crossing at about {self.interpolated:,.0f})" if self.interpolated else ""
-        return f"{self.variant} is cheaper than {self.baseline} in {what} from {self.length:,} tokens{near} ({span})"
-
 
 def _costs(rows: Iterable[Any], variant: str, metric: str) -> dict[int, float | str]:
     """length -> the variant's cost (the latest row of each length), "oom" when it ran out."""
@@ -124,6 +111,19 @@ def crossovers(rows: Iterable[Any], baseline: str = "bert", variants: Iterable[s
     return [crossover(rows, v, baseline, m) for v in names for m in metrics]
 
 
+def growth_exponents(rows: Iterable[Any], baseline: str = "bert", variants: Iterable[str] | None = None) \
+        -> dict[str, float]:
+    """The baseline's and every variant's `growth_exponent` of the memory saved for backward."""
+    rows = list(rows)
+    names = list(variants) if variants is not None else sorted({_get(r, "variant") for r in one_machine(rows)})
+    out = {}
+    for v in [baseline, *[n for n in names if n != baseline]]:
+        p = growth_exponent(rows, v)
+        if p is not None:
+            out[v] = p
+    return out
+
+
 def growth_exponent(rows: Iterable[Any], variant: str, key: str = "saved_bytes", tail: int = 3) -> float | None:
     """p in (cost per sequence) ~ T^p over the `tail` longest lengths measured (per sequence:
     the row's figure over its batch size, since the bench holds tokens per batch constant):
@@ -140,15 +140,3 @@ def growth_exponent(rows: Iterable[Any], variant: str, key: str = "saved_bytes",
     sxx = sum((x - mx) ** 2 for x, _ in pts)
     return sum((x - mx) * (y - my) for x, y in pts) / sxx if sxx else None
 
-
-def crossover_lines(rows: Iterable[Any], baseline: str = "bert", variants: Iterable[str] | None = None) -> list[str]:
-    """The report's lines: per variant, where it becomes cheaper than the baseline in time and
-    in peak memory, and how its memory saved for backward grows with length."""
-    rows = list(rows)
-    lines = [c.line() for c in crossovers(rows, baseline, variants)]
-    names = list(variants) if variants is not None else sorted({_get(r, "variant") for r in one_machine(rows)})
-    for v in [baseline, *[n for n in names if n != baseline]]:
-        p = growth_exponent(rows, v)
-        if p is not None:
-            lines.append(f"{v}: memory saved for backward per sequence grows as T^{p:.2f} over the longest lengths")
-    return lines

@@ -1,7 +1,8 @@
 """Where a sparse attention starts to pay (issue 33, item 4): crossover lengths from bench rows."""
 import pytest
 
-from ablations.analysis.seq_crossover import crossover, crossover_lines, crossovers, growth_exponent
+from ablations.analysis.seq_crossover import crossover, crossovers, growth_exponent
+from ablations.report.bench import crossover_line, crossover_lines
 
 
 def row(variant, T, tps=None, peak=None, saved=None, status="ok", tokens_per_batch=16384, device="cpu", size="mini"):
@@ -30,15 +31,15 @@ def test_the_crossover_is_the_first_length_from_which_the_variant_stays_cheaper(
     assert 512 < time.interpolated < 1024
     memory = crossover(rows, "bert-bigbird", "bert", "memory")
     assert memory.length == 1024                # 1.3e8 vs 1e8 + 4e4 x 1024 = 1.41e8
-    assert "from 1,024 tokens" in memory.line()
+    assert "from 1,024 tokens" in crossover_line(memory)
 
 
 def test_never_and_always_cheaper_are_said_plainly():
     rows = [row("bert", T, tps=1000.0) for T in (512, 1024)] + [row("bert-lsh", T, tps=500.0) for T in (512, 1024)]
     assert crossover(rows, "bert-lsh").length is None
-    assert "is not cheaper" in crossover(rows, "bert-lsh").line()
+    assert "is not cheaper" in crossover_line(crossover(rows, "bert-lsh"))
     faster = [row("bert", T, tps=1000.0) for T in (512, 1024)] + [row("bert-local", T, tps=2000.0) for T in (512, 1024)]
-    assert "at every length measured" in crossover(faster, "bert-local").line()
+    assert "at every length measured" in crossover_line(crossover(faster, "bert-local"))
 
 
 def test_rows_of_another_machine_are_left_out_and_memory_growth_is_fitted():
