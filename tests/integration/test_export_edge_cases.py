@@ -240,9 +240,9 @@ def test_the_banner_says_what_was_built_at_this_size(corpus_file):
 
     quick = make_plan(get_ablation("papers"), RunConfig(quick=True, corpus=str(corpus_file)))
     banners = {u.arm.name: u.banner for u in quick.units}
-    assert banners["albert"] == ("[2/3] albert: ALBERT: factorized E=128, all layers shared, SOP, n-gram masking "
+    assert banners["albert"] == ("[2/5] albert: ALBERT: factorized E=128, all layers shared, SOP, n-gram masking "
                                  "(at this size E = H = 128: not factorized)")
-    assert banners["bert"] == "[1/3] bert: BERT: NSP, static token masking, separate embeddings and layers"
+    assert banners["bert"] == "[1/5] bert: BERT: NSP, static token masking, separate embeddings and layers"
     mini = make_plan(get_ablation("papers"), RunConfig(size="mini", corpus=str(corpus_file)))
     assert "not factorized" not in next(u.banner for u in mini.units if u.arm.name == "albert")
     sharing = make_plan(get_ablation("sharing"), RunConfig(size="micro", corpus=str(corpus_file)))

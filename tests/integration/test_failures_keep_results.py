@@ -51,7 +51,7 @@ def test_a_failed_weights_step_is_one_line_and_the_rerun_trains_nothing(tmp_path
     assert run(toml, out, corpus_file, "--steps", "4") == 1
     failed = read_rows(out / RESULTS)[-1]
     assert failed.status == "error" and failed.failed_step == "weights"
-    assert re.fullmatch(r"ModuleNotFoundError: No module named 'safetensors' \(tests/test_failures\.py:\d+\)",
+    assert re.fullmatch(r"ModuleNotFoundError: No module named 'safetensors' \(tests/integration/test_failures_keep_results\.py:\d+\)",
                         failed.error)
     log = out / "arms" / "a" / "seed-0" / "error.log"
     assert "Traceback (most recent call last)" in log.read_text() and "step: weights" in log.read_text()
@@ -121,7 +121,7 @@ def test_a_one_line_error_names_where_it_was_raised():
         {}["x"]["y"]
     except KeyError as err:
         line = one_line(err)
-    assert re.fullmatch(r"KeyError: 'x' \(tests/test_failures\.py:\d+\)", line)
+    assert re.fullmatch(r"KeyError: 'x' \(tests/integration/test_failures_keep_results\.py:\d+\)", line)
     assert "^" not in line and "\n" not in line
 
 
