@@ -77,6 +77,7 @@ class Runner:
                              "an arm over several GPUs)")
         self.trainer = ArmTrainer(self.out, plan.config, self.device, self.log)
         self.summary = RunSummary(self.out)
+        self._said_held: set[str] = set()  # units whose "held by another process" line was printed
         self.done_keys: dict[str, Row] = {}                           # configuration key -> its finished row
         self.finished: set[tuple[str, str]] = set()                   # (key, arm) with a result
         self.rungs: dict[tuple[str, str], dict[int, Row]] = {}        # (key, arm) -> a ladder's finished lower rungs
@@ -163,17 +164,23 @@ class Runner:
             return self._record_twin(unit, done)
         twin = self._twin_in_flight(unit)
         if twin is not None:
-            self.log(f"{unit.head}: same configuration as {twin}, which another process is training; waiting for it")
+            self._say_held(unit, f"same configuration as {twin}, which another process is training; waiting for it")
             return "held"
         lease = Lease(arm_dir(self.out, arm.name, res.seed))
         if not lease.acquire():
-            self.log(f"{unit.head}: being trained by {lease.holder_info().get('holder', 'another process')}; "
-                     "its row will be waited for")
+            self._say_held(unit, f"being trained by {lease.holder_info().get('holder', 'another process')}; "
+                                 "its row will be waited for")
             return "held"
         try:
             return self._train_leased(unit)
         finally:
             lease.release()
+
+    def _say_held(self, unit: Unit, why: str) -> None:
+        """Once per unit: the wait polls every few seconds, and a line per poll buried the log."""
+        if unit.head not in self._said_held:
+            self._said_held.add(unit.head)
+            self.log(f"{unit.head}: {why}")
 
     def _train_leased(self, unit: Unit) -> str:
         self._refresh()  # another process may have finished it between our first look and the lease
