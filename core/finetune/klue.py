@@ -85,13 +85,19 @@ def read_nli(path: Path) -> list[dict]:
 
 
 def _split(path: Path, keyed: list[tuple[str, Example]]) -> dict[str, list[Example]]:
-    splits: dict[str, list[Example]] = {s: [] for s in SPLITS}
-    for key, ex in keyed:
-        splits[split_of(key)].append(ex)
+    return split_groups(path, [(key, [ex]) for key, ex in keyed], "examples", f"the hash split ({SPLIT_RULE})")
+
+
+def split_groups(path: Path, groups: list[tuple[str, list]], unit: str, under: str) -> dict[str, list]:
+    """Train / dev / test by a hash of each group's key (`split_of`): a group's items (one KLUE
+    example, or every question of a KorQuAD article) land on one side together."""
+    splits: dict[str, list] = {s: [] for s in SPLITS}
+    for key, items in groups:
+        splits[split_of(key)].extend(items)
     empty = [s for s in SPLITS if not splits[s]]
     if empty:
-        raise TaskError(f"{path}: {len(keyed)} examples leave the {', '.join(empty)} split empty under the hash "
-                        f"split ({SPLIT_RULE}); give a file with more examples")
+        raise TaskError(f"{path}: {len(groups)} {unit} leave the {', '.join(empty)} split empty under {under}; "
+                        f"give a file with more {unit}")
     return splits
 
 

@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.finetune.klue import SPLIT_RULE, split_of
+from core.finetune.klue import SPLIT_RULE, split_groups, split_of
 from core.finetune.klue import _text as _klue_text
 from core.finetune.tasks import SPLITS, Task, TaskError, TaskSpec, parse_task
 
@@ -133,14 +133,7 @@ def read_squad(path: Path) -> list[tuple[str, list[QAExample]]]:
 
 def split_articles(path: Path, articles: list[tuple[str, list[QAExample]]]) -> dict[str, list[QAExample]]:
     """Train / dev / test by a hash of each article's key: every question of an article on one side."""
-    splits: dict[str, list[QAExample]] = {s: [] for s in SPLITS}
-    for key, questions in articles:
-        splits[split_of(key)].extend(questions)
-    empty = [s for s in SPLITS if not splits[s]]
-    if empty:
-        raise TaskError(f"{path}: {len(articles)} articles leave the {', '.join(empty)} split empty under the "
-                        f"split {ARTICLE_RULE}; give a file with more articles")
-    return splits
+    return split_groups(path, articles, "articles", f"the split {ARTICLE_RULE}")
 
 
 def load_squad_task(spec: TaskSpec) -> Task:

@@ -47,31 +47,37 @@ class PretrainingModel(nn.Module):
     def local_kernel(self) -> str:
         """The kernel of the local (sliding-window) layers: auto (flex on CUDA, banded on a
         CPU), banded, flex or dense (core.model.local). A run-time choice, like `unpad`."""
-        return next((m.local_kernel for m in self.modules() if m is not self and hasattr(m, "local_kernel")), "auto")
+        return self._layer_setting("local_kernel")
 
     @local_kernel.setter
     def local_kernel(self, name: str) -> None:
         from core.model.local import kernel_for
 
         kernel_for(name, torch.device("cpu"))  # a bad name fails here
-        for m in self.modules():
-            if m is not self and hasattr(m, "local_kernel"):
-                m.local_kernel = name
+        self._set_layer_setting("local_kernel", name)
 
     @property
     def attention_kernel(self) -> str:
         """The kernel of BigBird's block-sparse layers: auto (flex on CUDA, gather on a CPU),
         gather, flex or dense (core.model.blocksparse). A run-time choice, like `local_kernel`."""
-        return next((m.sparse_kernel for m in self.modules() if m is not self and hasattr(m, "sparse_kernel")), "auto")
+        return self._layer_setting("sparse_kernel")
 
     @attention_kernel.setter
     def attention_kernel(self, name: str) -> None:
         from core.model.blocksparse import kernel_for
 
         kernel_for(name, torch.device("cpu"))  # a bad name fails here
+        self._set_layer_setting("sparse_kernel", name)
+
+    def _layer_setting(self, attr: str) -> str:
+        """A run-time kernel choice the attention layers hold (`auto` where no layer has one);
+        this model is skipped before the attribute is asked, or its own property would recurse."""
+        return next((getattr(m, attr) for m in self.modules() if m is not self and hasattr(m, attr)), "auto")
+
+    def _set_layer_setting(self, attr: str, name: str) -> None:
         for m in self.modules():
-            if m is not self and hasattr(m, "sparse_kernel"):
-                m.sparse_kernel = name
+            if m is not self and hasattr(m, attr):
+                setattr(m, attr, name)
 
     def kernels_ran(self) -> dict[str, int]:
         """Calls per attention kernel since the model was built (sparse kinds and local
