@@ -93,8 +93,12 @@ def limit_memory(max_bytes: int) -> None:
 
 def parse_bytes(text: str) -> int:
     """'16G', '512M', '2000000000' -> bytes."""
-    text = text.strip().upper().removesuffix("B")
+    given, text = text, text.strip().upper().removesuffix("B")
     units = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
-    if text and text[-1] in units:
-        return int(float(text[:-1]) * units[text[-1]])
-    return int(text)
+    try:
+        size = int(float(text[:-1]) * units[text[-1]]) if text and text[-1] in units else int(text)
+    except ValueError:
+        size = 0
+    if size <= 0:
+        raise ValueError(f"{given!r} is not a size: give bytes or a number with K, M, G or T (e.g. 16G)")
+    return size

@@ -37,7 +37,11 @@ def run_bench_command(args: argparse.Namespace) -> int:
     if args.tokens_per_batch < 1:
         raise ValueError(f"--tokens-per-batch must be >= 1, got {args.tokens_per_batch}")
     if args.memory_limit:
-        limit_memory(parse_bytes(args.memory_limit))
+        try:
+            limit = parse_bytes(args.memory_limit)
+        except ValueError as err:
+            raise ValueError(f"--memory-limit: {err}") from None
+        limit_memory(limit)
     config = RunConfig(device=args.device, quick=args.quick, vocab_size=args.vocab_size, compile=args.compile)
     out = Path(args.out or f"runs/bench-{args.mode}")
     ensure_run_dir(out)

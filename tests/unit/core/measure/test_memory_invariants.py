@@ -93,3 +93,6 @@ def test_parse_bytes():
     from core.device import parse_bytes
 
     assert parse_bytes("16G") == 16 * 2**30 and parse_bytes("512M") == 512 * 2**20 and parse_bytes("1000") == 1000
+    for bad in ("lots", "0", "-5G", ""):
+        with pytest.raises(ValueError, match=r"is not a size: give bytes or a number with K, M, G or T \(e.g. 16G\)"):
+            parse_bytes(bad)
