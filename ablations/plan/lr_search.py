@@ -21,7 +21,7 @@ from ablations.plan.resolve import base_rate, resolve_model
 from ablations.plan.selection import select_arms
 from ablations.rows import Row
 from ablations.rundir import SEARCH_DIR
-from ablations.specs import AblationSpec, Arm
+from ablations.specs import AblationSpec, Arm, start_arm
 
 
 def point_name(arm: str, lr: float) -> str:
@@ -40,6 +40,11 @@ def search_spec(spec: AblationSpec, bases: dict[str, float], grid: tuple[float, 
     """One arm per (arm, rate); the first is a point of the base arm, so that arms sharing
     its data are scored on its held-out examples (paired)."""
     by_name = {a.name: a for a in spec.arms}
+    for name in bases:
+        if (start := start_arm(by_name[name])) is not None:
+            raise ValueError(f"--lr-search: arm {name!r} of {spec.name} warm-starts from {start}, another arm of the "
+                             "run, and a search point would start from weights not yet trained: give one rate with "
+                             "--lr, or pin each arm's train.lr in a TOML spec")
     arms = [Arm(point_name(name, lr * m), {**by_name[name].overrides, "train.lr": lr * m},
                 f"{name} at {m:g} x its rate", component=name)
             for name, lr in bases.items() for m in grid]

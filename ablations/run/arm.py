@@ -110,7 +110,7 @@ class ArmTrainer:
         data = self.data_for(res.data)
         eval_data, eval_set = self.eval_data_for(res, data)
         draft.update(eval_set=eval_set)
-        train_cfg, flops = self.with_flops(res, with_init_from(res.train), draft.row.config)
+        train_cfg, flops = self.with_flops(res, with_init_from(res.train, self.out, res.seed), draft.row.config)
         draft.update(flops)
         trained, model = self.fit_unit(res, data, eval_data, train_cfg, ckpt_dir)
         draft.update(trained.to_json())

@@ -34,6 +34,7 @@ from ablations.run.ladder import train_ladder
 from ablations.run.rows import row_base, twin_row
 from ablations.run.timing import time_side_by_side
 from ablations.run.workers import Workers, die_with_parent
+from ablations.specs import start_arm
 from ablations.rundir import (
     ERROR_LOG,
     FINISHED,
@@ -162,6 +163,10 @@ class Runner:
             return "finished"
         if done is not None:
             return self._record_twin(unit, done)
+        start = start_arm(arm)
+        if start is not None and Lease(arm_dir(self.out, start, res.seed)).holder_info() is not None:
+            self._say_held(unit, f"warm-starts from {start}, which another process is training; waiting for it")
+            return "held"
         twin = self._twin_in_flight(unit)
         if twin is not None:
             self._say_held(unit, f"same configuration as {twin}, which another process is training; waiting for it")

@@ -20,6 +20,7 @@ from typing import Any
 from ablations.rows import Row
 from ablations.run.downstream import finetune_config, load_tasks
 from ablations.rundir import ARMS, RESULTS, arm_dir, read_results, results
+from ablations.specs import RUN_DIR_ARM
 from core.finetune import SeedSummary, finetune_seeds
 from core.interop import MARKER, ExportResult, LoadedArm, check_loadable, export_arm, load_arm, save_native
 from core.model import PretrainingModel
@@ -117,8 +118,27 @@ def resolve_source(path: str) -> str:
                             f"(with {p.parent / ARMS} holding its kept weights)")
 
 
-def with_init_from(train: TrainConfig) -> TrainConfig:
-    return train.replace(init_from=resolve_source(train.init_from)) if train.init_from else train
+def with_init_from(train: TrainConfig, run_dir: Path, seed: int) -> TrainConfig:
+    """The arm's warm start resolved to a directory of weights. `RUN_DIR/ARM` names an arm of
+    this run (its same seed, or `ARM@K`), trained before it (`AblationSpec` checks the order):
+    long_context's arms all start from its `start-512`, seed by seed, so that a seed's arms
+    share one start and their differences stay paired."""
+    if not train.init_from:
+        return train
+    if train.init_from.startswith(RUN_DIR_ARM):
+        arm, k = split_arm_seed(train.init_from[len(RUN_DIR_ARM):])
+        return train.replace(init_from=str(_run_start(run_dir, arm, seed if k is None else k)))
+    return train.replace(init_from=resolve_source(train.init_from))
+
+
+def _run_start(run_dir: Path, arm: str, seed: int) -> Path:
+    row = results(read_results(run_dir)).get((arm, seed)) if (run_dir / RESULTS).is_file() else None
+    if row is None or not row.ok:
+        state = "has not been trained" if row is None else f"ended {row.status!r}"
+        raise FileNotFoundError(f"init_from {RUN_DIR_ARM}{arm}: that arm of this run (seed {seed}) {state}, so "
+                                "there is nothing to start from; it trains before this arm: re-run the ablation "
+                                f"(with --arms, include {arm})")
+    return locate_arm(run_dir, arm, seed)
 
 
 def load_run_arm(run_dir: str | Path, arm: str, seed: int | None = None) -> LoadedArm:

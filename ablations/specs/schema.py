@@ -26,6 +26,17 @@ METRICS = ("params_unique", "params_total", "tokens_per_s", "peak_mem_bytes", "s
 DIRECTIONS = ("lower", "higher", "similar", "not-higher", "not-lower")
 CHANCE = "chance"   # an expectation's `versus`: a sentence head's chance level (50% or the majority share)
 NOISY_METRICS = ("eval_mlm_loss", "eval_mlm_acc", "eval_nsp_acc", "eval_sop_acc")
+# `train.init_from = "RUN_DIR/ARM"`: warm-start from ARM of the same run, same seed (the runner
+# resolves it when the arm starts: `ablations.run.weights.with_init_from`)
+RUN_DIR_ARM = "RUN_DIR/"
+
+
+def start_arm(arm: Arm) -> str | None:
+    """The arm of this run that `arm` warm-starts from (`train.init_from = "RUN_DIR/NAME"`), if any."""
+    source = arm.overrides.get("train.init_from")
+    if isinstance(source, str) and source.startswith(RUN_DIR_ARM):
+        return source[len(RUN_DIR_ARM):]
+    return None
 
 
 @dataclass(frozen=True)
@@ -81,6 +92,11 @@ class AblationSpec:
             check_dotted(arm.overrides, f"arm {arm.name!r}")
             if arm.compare_to is not None and arm.compare_to not in names:
                 raise unknown_name_error(f"compare_to arm of {arm.name!r}", arm.compare_to, names)
+            start = start_arm(arm)
+            if start is not None and start not in names[:names.index(arm.name)]:
+                raise ValueError(f"ablation {self.name!r}: arm {arm.name!r} warm-starts from {RUN_DIR_ARM}{start}, "
+                                 "which must name an arm listed before it (it trains first, seed by seed); "
+                                 f"the arms before it: {', '.join(names[:names.index(arm.name)]) or 'none'}")
         check_dotted(self.base_overrides, "base_overrides")
         for key in self.defaults:
             if key not in DEFAULT_KEYS:

@@ -31,10 +31,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ablations.specs.schema import AblationSpec, Arm, Expectation
+from ablations.specs.schema import RUN_DIR_ARM, AblationSpec, Arm, Expectation
 
 START = "start-512"
-START_FROM = f"RUN_DIR/{START}"
+START_FROM = f"{RUN_DIR_ARM}{START}"
 WINDOW = 128
 # what every arm trains with: MLM alone on long documents, fresh masks (RoBERTa's objective)
 _BASE = {"data.packing": "doc-sentences", "data.sentence_task": "none", "data.masking": "dynamic"}
