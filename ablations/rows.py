@@ -198,6 +198,7 @@ class Metric(StrEnum):
     PEAK_MEM = "peak_mem_bytes"
     SAVED = "saved_bytes"
     SAVED_LONG = "saved_bytes_long"
+    OPTIMIZER_STATE = "optimizer_state_bytes"
     WALL_S = "wall_s"
 
     @property

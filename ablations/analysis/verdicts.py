@@ -28,7 +28,8 @@ from core.stats import Z95, judge, mean_se, paired_eval_se, speed_ratio, wilson
 
 LOSSES = (Metric.MLM_LOSS, Metric.SENTENCE_LOSS)
 ACCURACIES = (Metric.MLM_ACC, Metric.NSP_ACC, Metric.SOP_ACC)
-DETERMINISTIC = (Metric.PARAMS_UNIQUE, Metric.PARAMS_TOTAL, Metric.SAVED, Metric.SAVED_LONG, Metric.PEAK_MEM)
+DETERMINISTIC = (Metric.PARAMS_UNIQUE, Metric.PARAMS_TOTAL, Metric.SAVED, Metric.SAVED_LONG, Metric.PEAK_MEM,
+                 Metric.OPTIMIZER_STATE)
 CHANCE = "chance"   # an expectation's `versus`: a sentence head against its chance level
 
 

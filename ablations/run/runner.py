@@ -34,7 +34,6 @@ from ablations.run.ladder import train_ladder
 from ablations.run.rows import row_base, twin_row
 from ablations.run.timing import time_side_by_side
 from ablations.run.workers import Workers, die_with_parent
-from ablations.specs import start_arm
 from ablations.rundir import (
     ERROR_LOG,
     FINISHED,
@@ -48,6 +47,7 @@ from ablations.rundir import (
     rung_dir,
     write_text,
 )
+from ablations.specs import start_arm
 from core.device import device_name, pick_device
 from core.lease import Lease
 

@@ -22,7 +22,8 @@ SECTIONS = ("model", "data", "train")
 # the run configuration marked `spec=True`
 DEFAULT_KEYS = SPEC_KEYS
 METRICS = ("params_unique", "params_total", "tokens_per_s", "peak_mem_bytes", "saved_bytes",
-           "saved_bytes_long", "eval_mlm_loss", "eval_mlm_acc", "eval_nsp_acc", "eval_sop_acc", "wall_s")
+           "saved_bytes_long", "optimizer_state_bytes", "eval_mlm_loss", "eval_mlm_acc", "eval_nsp_acc",
+           "eval_sop_acc", "wall_s")
 DIRECTIONS = ("lower", "higher", "similar", "not-higher", "not-lower")
 CHANCE = "chance"   # an expectation's `versus`: a sentence head's chance level (50% or the majority share)
 NOISY_METRICS = ("eval_mlm_loss", "eval_mlm_acc", "eval_nsp_acc", "eval_sop_acc")

@@ -13,6 +13,13 @@ A longer position table has two published recipes (`positions`):
   deliberately not loaded. Every other tensor is still copied.
 
 A table of the same length is copied as any other tensor, whatever the recipe.
+
+Shared-QK attention (LSH, `full-shared-qk`) has one projection where the source has a query
+and a key. It starts from the source's query projection: the Reformer's keys are its
+normalised queries (Kitaev et al. 2020, section 2), so the source's learned queries are the
+nearest thing it has. Starting it at random instead would leave an LSH arm of a warm-started
+comparison with a fresh attention and the others with trained ones, and count that against
+LSH. The source's key projection is listed as not carried, the query as used.
 """
 from __future__ import annotations
 
@@ -26,6 +33,7 @@ from core.registry import unknown_name_error
 
 POSITIONS = "embeddings.position.weight"
 POSITION_RECIPES = ("repeat", "random")   # Longformer's, KoBigBird's
+SHARED_QK, QUERY = ".fn.qk.", ".fn.query."  # shared-QK attention's projection, and where it starts from
 
 
 @dataclass
@@ -33,6 +41,7 @@ class WarmStartReport:
     copied: list[str] = field(default_factory=list)
     extended: list[str] = field(default_factory=list)      # position tables filled by repetition
     fresh: list[str] = field(default_factory=list)         # longer position tables left at their init
+    from_query: list[str] = field(default_factory=list)    # shared-QK projections started from the query's
     not_carried: list[str] = field(default_factory=list)   # "name (reason)"
 
     def line(self) -> str:
@@ -41,6 +50,8 @@ class WarmStartReport:
             head += f", {', '.join(self.extended)} extended by repeating the learned positions"
         if self.fresh:
             head += f", {', '.join(self.fresh)} left at its random initialisation"
+        if self.from_query:
+            head += f", {', '.join(_grouped(self.from_query))} from the source's query projection (shared QK)"
         rest = "; not carried over: " + ", ".join(_grouped(self.not_carried)) if self.not_carried else \
             "; nothing left behind"
         return head + rest
@@ -53,7 +64,7 @@ def _grouped(entries: list[str]) -> list[str]:
     for entry in entries:
         key = re.sub(r"\.\d+\.", ".*.", entry)
         groups[key] = groups.get(key, 0) + 1
-    return [k if n == 1 else f"{k[:-1]}, ×{n})" for k, n in groups.items()]
+    return [k if n == 1 else f"{k[:-1]}, ×{n})" if k.endswith(")") else f"{k} (×{n})" for k, n in groups.items()]
 
 
 def repeat_positions(source: torch.Tensor, rows: int, offset: int, source_offset: int) -> torch.Tensor:
@@ -76,7 +87,11 @@ def warm_start(model: PretrainingModel, source: PretrainingModel, positions: str
     new = {}
     for name, tensor in ours.items():
         src = theirs.get(name)
-        if src is None:
+        query = theirs.get(name.replace(SHARED_QK, QUERY)) if SHARED_QK in name else None
+        if src is None and query is not None and query.shape == tensor.shape:
+            new[name] = query
+            report.from_query.append(name)
+        elif src is None:
             report.not_carried.append(f"{name} (absent in the source)")
         elif src.shape == tensor.shape:
             new[name] = src
@@ -91,7 +106,8 @@ def warm_start(model: PretrainingModel, source: PretrainingModel, positions: str
                 report.extended.append(rows)
         else:
             report.not_carried.append(f"{name} (shape {tuple(src.shape)} -> {tuple(tensor.shape)})")
-    report.not_carried += [f"{k} (not in this model)" for k in theirs if k not in ours]
+    used = {k.replace(SHARED_QK, QUERY) for k in report.from_query}
+    report.not_carried += [f"{k} (not in this model)" for k in theirs if k not in ours and k not in used]
     with torch.no_grad():
         for name, value in new.items():
             ours[name].copy_(value.to(ours[name].device, ours[name].dtype))

@@ -131,10 +131,17 @@ def test_warm_start_copies_weights_and_repeats_learned_positions(small_data, tmp
     assert pos_tgt.shape[0] == 162 and torch.equal(pos_tgt[:2], pos_src[:2])  # RoBERTa's offset rows kept
     for i in (0, 63, 64, 130, 159):                                             # learned rows repeat every 64
         assert torch.equal(pos_tgt[2 + i], pos_src[2 + i % 64])
-    assert "encoder.attention.0.fn.qk.weight (absent in the source)" in report.not_carried
-    assert "encoder.attention.0.fn.query.weight (not in this model)" in report.not_carried
+    # LSH's shared QK starts from the source's query projection (the Reformer's keys are its
+    # normalised queries); the key projection has nowhere to go, and says so
+    for layer in (0, 1):
+        for p in ("weight", "bias"):
+            qk = f"encoder.attention.{layer}.fn.qk.{p}"
+            assert torch.equal(tgt[qk], src[f"encoder.attention.{layer}.fn.query.{p}"]) and qk in report.from_query
+            assert f"encoder.attention.{layer}.fn.key.{p} (not in this model)" in report.not_carried
+    assert not any(".fn.query." in n or ".fn.qk." in n for n in report.not_carried)
     line = report.line()
     assert "\n" not in line and "64 -> 162" not in line and "66 -> 162 rows" in line and "not carried over" in line
+    assert "encoder.attention.*.fn.qk.weight (×2)" in line and "from the source's query projection" in line
 
     fresh = build_model("roberta-lsh", size="tiny", vocab_size=600, max_position_embeddings=160, lsh_bucket_size=16)
     trainer = Trainer(fresh, small_data, TrainConfig(max_steps=1, device="cpu", init_from=str(tmp_path / "src")),
