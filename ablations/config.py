@@ -105,8 +105,8 @@ class RunConfig:
                                  "hidden size); warm-up then linear decay", spec=True)
     lr_search: bool = arg(False, "each arm (first seed) at a grid of rates on part of the budget; every seed then "
                                  "trains at the rate with the lowest held-out loss (search points in "
-                                 "RUN_DIR/lr-search/); on by default where the ablation says so (optimizer): "
-                                 "--lr turns it off", spec=True)
+                                 "RUN_DIR/lr-search/); on by default where the ablation says so (optimizer, "
+                                 "batch_ramp, mask_schedule): --lr turns it off", spec=True)
     lr_grid: str | None = arg(None, "--lr-search's rates as multiples of each arm's own (default 0.5,1,2, or the "
                                     "ablation's)", spec=True)
     lr_search_fraction: float = arg(DEFAULT_FRACTION, "the part of the budget each search point trains "

@@ -219,19 +219,20 @@ def test_a_schedule_over_the_budget_is_not_continued_under_another_budget():
 
 
 # -- the ablations ---------------------------------------------------------------------------------------------
-def test_the_optimizer_ablation_searches_each_arms_rate_by_default(monkeypatch):
+def test_the_recipe_ablations_search_each_arms_rate_by_default(monkeypatch):
     from ablations.config import RunConfig, settle
     from ablations.run import stages
     from ablations.specs import get_ablation
     from ablations.specs.catalogue.recipe import RATE_GRID
 
     spec = get_ablation("optimizer")
-    on = settle(spec, RunConfig())
-    assert on.lr_search and on.lr_grid == RATE_GRID
+    for name in ("optimizer", "batch_ramp", "mask_schedule"):
+        on = settle(get_ablation(name), RunConfig())
+        assert on.lr_search and on.lr_grid == RATE_GRID, name
     assert settle(spec, RunConfig(lr_grid="0.1,1,10")).lr_grid == "0.1,1,10"  # a flag wins
     assert not settle(spec, RunConfig(lr=1e-3)).lr_search  # one rate for every arm: no search
-    assert not settle(get_ablation("batch_ramp"), RunConfig()).lr_search  # only where the ablation says so
-    assert settle(get_ablation("batch_ramp"), RunConfig(lr_search=True)).lr_search
+    assert not settle(get_ablation("masking_rate"), RunConfig()).lr_search  # only where the ablation says so
+    assert settle(get_ablation("masking_rate"), RunConfig(lr_search=True)).lr_search
     searched = []
     monkeypatch.setattr(stages, "search_rates", lambda spec, config, console=None: searched.append(spec.name))
     monkeypatch.setattr(stages, "make_plan", lambda spec, config: None)
@@ -239,7 +240,8 @@ def test_the_optimizer_ablation_searches_each_arms_rate_by_default(monkeypatch):
     stages.run_ablation(spec, RunConfig())
     stages.run_ablation(spec, RunConfig(lr=1e-3))
     stages.run_ablation(get_ablation("mask_schedule"), RunConfig())
-    assert searched == ["optimizer"]
+    stages.run_ablation(get_ablation("masking_rate"), RunConfig())
+    assert searched == ["optimizer", "mask_schedule"]
 
 
 def test_a_toml_ablation_may_turn_the_search_on(tmp_path):
