@@ -109,8 +109,8 @@ class RunConfig:
                                  "batch_ramp, mask_schedule): --lr turns it off", spec=True)
     lr_grid: str | None = arg(None, "--lr-search's rates as multiples of each arm's own (default 0.5,1,2, or the "
                                     "ablation's)", spec=True)
-    lr_search_fraction: float = arg(DEFAULT_FRACTION, "the part of the budget each search point trains "
-                                                      "(default 0.25)")
+    lr_search_fraction: float | None = arg(None, "the part of the budget each search point trains (default "
+                                                 "0.25, or the ablation's)", spec=True)
     device: str = arg("auto", "auto, cpu or cuda")
     seed: int = arg(0, "the first seed (default 0)", low=0, what="the first seed")
     seeds: int = arg(1, "train every arm with seeds seed, seed+1, ... (default 1); a re-run adds the missing "
@@ -192,7 +192,8 @@ class RunConfig:
                                         and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"--lr must be a finite number > 0 (the peak learning rate, e.g. 1e-3), got {self.lr}")
         parse_grid(self.lr_grid)
-        check_fraction(self.lr_search_fraction)
+        if self.lr_search_fraction is not None:
+            check_fraction(self.lr_search_fraction)
         if self.lr_search and self.lr is not None and not self.settled:
             raise ValueError(f"--lr-search and --lr {self.lr:g}: --lr gives every arm one rate, the search finds "
                              "each arm its own; choose one (the search's grid multiplies each arm's width-rule rate)")
@@ -279,7 +280,13 @@ def _search(chosen: dict[str, Any], asked: RunConfig, where: str) -> dict[str, A
     grid = asked.lr_grid if asked.lr_grid is not None else chosen.get("lr_grid")
     if grid is not None and not isinstance(grid, str):
         raise ValueError(f"{where}: lr_grid is a comma-separated string of multiples, e.g. \"0.5,1,2\"; got {grid!r}")
-    return {"lr_search": asked.lr_search or (on and asked.lr is None), "lr_grid": grid}
+    fraction = asked.lr_search_fraction
+    if fraction is None:
+        fraction = chosen.get("lr_search_fraction", DEFAULT_FRACTION)
+        if isinstance(fraction, bool) or not isinstance(fraction, int | float):
+            raise ValueError(f"{where}: lr_search_fraction is a number in (0, 1], e.g. 0.5; got {fraction!r}")
+        check_fraction(fraction)
+    return {"lr_search": asked.lr_search or (on and asked.lr is None), "lr_grid": grid, "lr_search_fraction": fraction}
 
 
 def _check_spec_value(name: str, value: Any, where: str) -> None:

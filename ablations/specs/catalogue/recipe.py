@@ -13,11 +13,12 @@ from ablations.specs.schema import AblationSpec, Arm, Expectation
 
 # multiples of each arm's width-rule rate (1e-3 x 128 / H); every optimizer's rate is on
 # AdamW's scale (core.optim: Muon's update matched to AdamW's RMS, Adafactor's relative step at
-# adafactor_lr_ratio x lr), so one grid serves the four. It reaches 16x because on kowiki at the
-# CPU budget AdamW, StableAdamW and Muon all chose 4x, the top of the earlier 0.25-4x grid: a
-# rate at the grid's edge is not a tuned one.
-RATE_GRID = "0.25,0.5,1,2,4,8,16"
-_SEARCHED = {"lr_search": True, "lr_grid": RATE_GRID}
+# adafactor_lr_ratio x lr), so one grid serves the four. On kowiki at the CPU budget a 0.25-4x
+# grid searched on 25% of the budget left AdamW, StableAdamW and Muon at its top (an untuned
+# rate), and a 25% search favours rates too high for the full budget (findings/2026-12-01-
+# shared-recipe.md); so the grid reaches 8x and each point trains half of the budget.
+RATE_GRID = "0.5,1,2,4,8"
+_SEARCHED = {"lr_search": True, "lr_grid": RATE_GRID, "lr_search_fraction": 0.5}
 _GPU = {"size": "mini", "seq_len": 512, "batch_size": 64, "tokens": 200_000_000}
 
 

@@ -35,7 +35,7 @@ BEFORE = {
             ("--sentence-splitter", "regex", ("regex", "kss")), ("--log-to", "none", None),
             ("--seq-len", None, None), ("--batch-size", None, None), ("--vocab-size", None, None),
             ("--lr", None, None), ("--lr-search", False, None), ("--lr-grid", None, None),
-            ("--lr-search-fraction", 0.25, None), ("--device", "auto", None), ("--seed", 0, None),
+            ("--lr-search-fraction", None, None), ("--device", "auto", None), ("--seed", 0, None),
             ("--seeds", 1, None), ("--out", None, None), ("--quick", False, None),
             ("--keep-checkpoints", False, None), ("--no-progress", False, None), ("--compile", False, None),
             ("--precision", "auto", ("auto", "fp32", "bf16")), ("--downstream", None, None),
@@ -70,7 +70,7 @@ def test_a_run_flag_is_one_field():
     """What a flag needs (name, help, range, group) comes from its field; the TOML defaults
     an ablation may set are the fields marked spec=True."""
     assert set(SPEC_KEYS) == {"size", "seq_len", "batch_size", "tokens", "steps", "lr", "vocab_size",
-                              "tokens_per_batch", "lr_search", "lr_grid"}
+                              "tokens_per_batch", "lr_search", "lr_grid", "lr_search_fraction"}
     for name, f in FIELDS.items():
         if f.metadata.get("cli"):
             assert f.metadata["help"], name

@@ -228,8 +228,10 @@ def test_the_recipe_ablations_search_each_arms_rate_by_default(monkeypatch):
     spec = get_ablation("optimizer")
     for name in ("optimizer", "batch_ramp", "mask_schedule"):
         on = settle(get_ablation(name), RunConfig())
-        assert on.lr_search and on.lr_grid == RATE_GRID, name
+        assert on.lr_search and on.lr_grid == RATE_GRID and on.lr_search_fraction == 0.5, name
     assert settle(spec, RunConfig(lr_grid="0.1,1,10")).lr_grid == "0.1,1,10"  # a flag wins
+    assert settle(spec, RunConfig(lr_search_fraction=0.25)).lr_search_fraction == 0.25
+    assert settle(get_ablation("masking_rate"), RunConfig(lr_search=True)).lr_search_fraction == 0.25  # the default
     assert not settle(spec, RunConfig(lr=1e-3)).lr_search  # one rate for every arm: no search
     assert not settle(get_ablation("masking_rate"), RunConfig()).lr_search  # only where the ablation says so
     assert settle(get_ablation("masking_rate"), RunConfig(lr_search=True)).lr_search
