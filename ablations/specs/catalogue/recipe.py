@@ -3,7 +3,7 @@ masking-rate schedule, on today's encoder (`modernbert`, its window scaled to th
 length as in `modern`).
 
 A recipe choice moves the best learning rate, so all three search each arm's rate by default
-(`--lr-search`, on RATE_GRID); `--lr` gives every arm one rate instead.
+(`--lr-search`: OPTIMIZER_GRID, ADAMW_GRID); `--lr` gives every arm one rate instead.
 """
 from __future__ import annotations
 
@@ -11,14 +11,23 @@ from ablations.specs.catalogue.budgets import CPU_BUDGET
 from ablations.specs.catalogue.modern import _MODERNBERT_AT_BUDGET
 from ablations.specs.schema import AblationSpec, Arm, Expectation
 
-# multiples of each arm's width-rule rate (1e-3 x 128 / H); every optimizer's rate is on
-# AdamW's scale (core.optim: Muon's update matched to AdamW's RMS, Adafactor's relative step at
-# adafactor_lr_ratio x lr), so one grid serves the four. On kowiki at the CPU budget a 0.25-4x
-# grid searched on 25% of the budget left AdamW, StableAdamW and Muon at its top (an untuned
-# rate), and a 25% search favours rates too high for the full budget (findings/2026-12-01-
-# shared-recipe.md); so the grid reaches 8x and each point trains half of the budget.
-RATE_GRID = "0.5,1,2,4,8"
-_SEARCHED = {"lr_search": True, "lr_grid": RATE_GRID, "lr_search_fraction": 0.5}
+# The searches, as multiples of each arm's width-rule rate (1e-3 x 128 / H), each point
+# trained on half of the budget: a quarter-budget search favours rates too high for the full
+# budget (findings/2026-12-01-shared-recipe.md). Every optimizer's rate is on AdamW's scale
+# (core.optim: Muon's update matched to AdamW's RMS, Adafactor's relative step at
+# adafactor_lr_ratio x lr), yet on kowiki at the CPU budget their best rates still spread over
+# two orders of magnitude: with 0.5-8x, AdamW chose 2x and StableAdamW 4x (both bracketed),
+# Muon 8x and Adafactor 0.5x (both at an edge). So `optimizer` searches 1/8x to 32x, and the
+# AdamW arms of batch_ramp and mask_schedule the 0.5-8x that brackets AdamW.
+OPTIMIZER_GRID = "0.125,0.25,0.5,1,2,4,8,16,32"
+ADAMW_GRID = "0.5,1,2,4,8"
+_SEARCH_FRACTION = 0.5
+
+
+def _searched(grid: str) -> dict:
+    return {"lr_search": True, "lr_grid": grid, "lr_search_fraction": _SEARCH_FRACTION}
+
+
 _GPU = {"size": "mini", "seq_len": 512, "batch_size": 64, "tokens": 200_000_000}
 
 
@@ -48,8 +57,8 @@ def optimizer() -> AblationSpec:
         "optimizer", "AdamW, StableAdamW, Muon and Adafactor, each at its own best rate (--lr-search by default): "
         "loss at equal tokens, and what each optimizer's state costs in memory",
         "modernbert", arms, base_overrides=_MODERNBERT_AT_BUDGET,
-        defaults={**CPU_BUDGET, **_SEARCHED},
-        gpu_budget={**_GPU, **_SEARCHED,
+        defaults={**CPU_BUDGET, **_searched(OPTIMIZER_GRID)},
+        gpu_budget={**_GPU, **_searched(OPTIMIZER_GRID),
                     "why": "Moonlight compares Muon and AdamW over 10^9-10^11 tokens; gaps of a few hundredths "
                            "need long runs"},
         expectations=tuple(exp))
@@ -68,8 +77,9 @@ def batch_ramp() -> AblationSpec:
     return AblationSpec(
         "batch_ramp", "A batch-size ramp at equal tokens: none, a short one from 1/4 of the batch over 10% of the "
         "budget (ModernBERT) and a long one from 1/8 over 60% (cramming); the rate follows tokens, not steps",
-        "modernbert", arms, base_overrides=_MODERNBERT_AT_BUDGET, defaults={**CPU_BUDGET, **_SEARCHED},
-        gpu_budget={**_GPU, **_SEARCHED, "why": "cramming measures its ramp over a day's budget (about 10^9 tokens)"},
+        "modernbert", arms, base_overrides=_MODERNBERT_AT_BUDGET, defaults={**CPU_BUDGET, **_searched(ADAMW_GRID)},
+        gpu_budget={**_GPU, **_searched(ADAMW_GRID),
+                    "why": "cramming measures its ramp over a day's budget (about 10^9 tokens)"},
         expectations=exp)
 
 
@@ -82,6 +92,7 @@ def mask_schedule() -> AblationSpec:
     return AblationSpec(
         "mask_schedule", "The training masking rate constant at 15% or 30%, or falling from 30% to 15% over the "
         "budget (mmBERT lowers it from 30% to 5%); every arm scored on the same 15% held-out masks",
-        "modernbert", arms, base_overrides=_MODERNBERT_AT_BUDGET, defaults={**CPU_BUDGET, **_SEARCHED},
-        gpu_budget={"size": "mini", "seq_len": 128, "batch_size": 256, "tokens": 200_000_000, **_SEARCHED,
+        "modernbert", arms, base_overrides=_MODERNBERT_AT_BUDGET, defaults={**CPU_BUDGET, **_searched(ADAMW_GRID)},
+        gpu_budget={"size": "mini", "seq_len": 128, "batch_size": 256, "tokens": 200_000_000,
+                    **_searched(ADAMW_GRID),
                     "why": "as masking_rate: rates are compared after 10^8-10^9 tokens"})

@@ -223,12 +223,12 @@ def test_the_recipe_ablations_search_each_arms_rate_by_default(monkeypatch):
     from ablations.config import RunConfig, settle
     from ablations.run import stages
     from ablations.specs import get_ablation
-    from ablations.specs.catalogue.recipe import RATE_GRID
+    from ablations.specs.catalogue.recipe import ADAMW_GRID, OPTIMIZER_GRID
 
     spec = get_ablation("optimizer")
-    for name in ("optimizer", "batch_ramp", "mask_schedule"):
+    for name, grid in (("optimizer", OPTIMIZER_GRID), ("batch_ramp", ADAMW_GRID), ("mask_schedule", ADAMW_GRID)):
         on = settle(get_ablation(name), RunConfig())
-        assert on.lr_search and on.lr_grid == RATE_GRID and on.lr_search_fraction == 0.5, name
+        assert on.lr_search and on.lr_grid == grid and on.lr_search_fraction == 0.5, name
     assert settle(spec, RunConfig(lr_grid="0.1,1,10")).lr_grid == "0.1,1,10"  # a flag wins
     assert settle(spec, RunConfig(lr_search_fraction=0.25)).lr_search_fraction == 0.25
     assert settle(get_ablation("masking_rate"), RunConfig(lr_search=True)).lr_search_fraction == 0.25  # the default
