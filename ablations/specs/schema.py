@@ -33,11 +33,13 @@ RUN_DIR_ARM = "RUN_DIR/"
 
 
 def start_arm(arm: Arm) -> str | None:
-    """The arm of this run that `arm` warm-starts from (`train.init_from = "RUN_DIR/NAME"`), if any."""
+    """The arm of this run that `arm` warm-starts from (`train.init_from = "RUN_DIR/NAME"`, or
+    "RUN_DIR/NAME@K" pinning its seed K), if any."""
     source = arm.overrides.get("train.init_from")
-    if isinstance(source, str) and source.startswith(RUN_DIR_ARM):
-        return source[len(RUN_DIR_ARM):]
-    return None
+    if not (isinstance(source, str) and source.startswith(RUN_DIR_ARM)):
+        return None
+    name, at, seed = source[len(RUN_DIR_ARM):].rpartition("@")
+    return name if at and seed.isdigit() else source[len(RUN_DIR_ARM):]
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from ablations.plan.lr_search import search_spec
 from ablations.run import run_ablation
 from ablations.run.weights import with_init_from
 from ablations.rundir import read_rows, results
-from ablations.specs import AblationSpec, Arm
+from ablations.specs import AblationSpec, Arm, start_arm
 from core.interop import load_arm
 from core.train import TrainConfig
 
@@ -50,6 +50,8 @@ def test_a_dependent_without_its_start_fails_in_one_line_naming_it(tmp_path, cor
 
 
 def test_a_spec_whose_start_comes_later_is_refused():
+    pinned = AblationSpec("x", "", "bert", (Arm("a"), Arm("b", {"train.init_from": "RUN_DIR/a@1"})))
+    assert start_arm(pinned.arms[1]) == "a" and start_arm(pinned.arms[0]) is None
     with pytest.raises(ValueError, match="warm-starts from RUN_DIR/b, which must name an arm listed before it"):
         AblationSpec("x", "", "bert", (Arm("a", {"train.init_from": "RUN_DIR/b"}), Arm("b")))
     with pytest.raises(ValueError, match="the arms before it: a"):
