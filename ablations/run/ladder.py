@@ -25,7 +25,8 @@ from core.train import CHECKPOINT, load_checkpoint
 def train_ladder(trainer: ArmTrainer, res: ResolvedArm, base: Row, done: dict[int, Row]) -> Iterator[Row]:
     """Rung rows, smallest budget first, each yielded as soon as it is finished (so an
     interrupted ladder keeps them); rungs in `done` (rung -> its row) are skipped."""
-    stable, flops = trainer.with_flops(res, with_init_from(res.train, trainer.out, res.seed), base.config)  # every rung counts its FLOPs
+    # every rung counts its FLOPs
+    stable, flops = trainer.with_flops(res, with_init_from(res.train, trainer.out, res.seed), base.config)
     ladder = Ladder.of(stable, trainer.config.ladder, trainer.config.ladder_ratio)
     unit = arm_dir(trainer.out, res.arm.name, res.seed)
     measured: dict[str, Any] = {}

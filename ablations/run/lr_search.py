@@ -24,12 +24,13 @@ def search_rates(spec: AblationSpec, asked: RunConfig, console=None) -> None:
     bases = searched_arms(spec, config)
     if not bases:
         return
+    points = search_spec(spec, bases, grid)  # an arm the search cannot tune is refused before anything is written
     run_dir = run_dir_of(spec, config)
     claim_run_dir(run_dir, spec.name)  # a foreign or another ablation's directory is refused before the search
     out = run_dir / SEARCH_DIR
     log(f"[bold]learning-rate search[/bold]: {len(bases)} arm(s) x rates {', '.join(f'{m:g}x' for m in grid)} "
         f"of each arm's own, on {fraction:.0%} of the budget, seed {config.seed_list[0]}; in {out}")
-    Runner(make_plan(search_spec(spec, bases, grid), search_config(config, str(out), fraction)), console,
+    Runner(make_plan(points, search_config(config, str(out), fraction)), console,
            timing=False).run()
     chosen = choose_rates(results(read_results(out)), bases, grid)
     rates = {}

@@ -20,7 +20,7 @@ from typing import Any
 from ablations.rows import Row
 from ablations.run.downstream import finetune_config, load_tasks
 from ablations.rundir import ARMS, RESULTS, arm_dir, read_results, results
-from ablations.specs import RUN_DIR_ARM
+from ablations.specs import RUN_DIR_ARM, run_arm_ref, split_arm_seed
 from core.finetune import SeedSummary, finetune_seeds
 from core.interop import MARKER, ExportResult, LoadedArm, check_loadable, export_arm, load_arm, save_native
 from core.model import PretrainingModel
@@ -39,16 +39,6 @@ def drop_checkpoint(directory: Path) -> None:
     (directory / CHECKPOINT).unlink(missing_ok=True)
     if directory.is_dir() and not any(directory.iterdir()):
         directory.rmdir()
-
-
-def split_arm_seed(name: str, seed: int | None = None) -> tuple[str, int | None]:
-    """'bert@2' -> ('bert', 2); a `seed` given beside it must agree."""
-    arm, at, k = name.rpartition("@")
-    if not at or not k.isdigit():
-        return name, seed
-    if seed is not None and seed != int(k):
-        raise ValueError(f"{name!r} names seed {k} but --seed says {seed}; give one of them")
-    return arm, int(k)
 
 
 @dataclass(frozen=True)
@@ -125,8 +115,8 @@ def with_init_from(train: TrainConfig, run_dir: Path, seed: int) -> TrainConfig:
     share one start and their differences stay paired."""
     if not train.init_from:
         return train
-    if train.init_from.startswith(RUN_DIR_ARM):
-        arm, k = split_arm_seed(train.init_from[len(RUN_DIR_ARM):])
+    if ref := run_arm_ref(train.init_from):
+        arm, k = ref
         return train.replace(init_from=str(_run_start(run_dir, arm, seed if k is None else k)))
     return train.replace(init_from=resolve_source(train.init_from))
 

@@ -9,9 +9,11 @@ from ablations.specs.schema import (
     Arm,
     Expectation,
     check_dotted,
+    run_arm_ref,
+    split_arm_seed,
     start_arm,
 )
 from ablations.specs.toml import load_toml
 
 __all__ = ["ABLATIONS", "CPU_BUDGET", "DEFAULT_KEYS", "METRICS", "RUN_DIR_ARM", "AblationSpec", "Arm", "Expectation",
-           "check_dotted", "get_ablation", "load_toml", "start_arm"]
+           "check_dotted", "get_ablation", "load_toml", "run_arm_ref", "split_arm_seed", "start_arm"]

@@ -32,14 +32,28 @@ NOISY_METRICS = ("eval_mlm_loss", "eval_mlm_acc", "eval_nsp_acc", "eval_sop_acc"
 RUN_DIR_ARM = "RUN_DIR/"
 
 
+def split_arm_seed(name: str, seed: int | None = None) -> tuple[str, int | None]:
+    """'bert@2' -> ('bert', 2): an arm named with one of its seeds; a `seed` given beside it must agree."""
+    arm, at, k = name.rpartition("@")
+    if not at or not k.isdigit():
+        return name, seed
+    if seed is not None and seed != int(k):
+        raise ValueError(f"{name!r} names seed {k} but --seed says {seed}; give one of them")
+    return arm, int(k)
+
+
+def run_arm_ref(init_from: object) -> tuple[str, int | None] | None:
+    """`"RUN_DIR/ARM"` -> (ARM, None), `"RUN_DIR/ARM@K"` -> (ARM, K): a warm start from another
+    arm of the same run; None for any other value (an exported directory, or none)."""
+    if isinstance(init_from, str) and init_from.startswith(RUN_DIR_ARM):
+        return split_arm_seed(init_from[len(RUN_DIR_ARM):])
+    return None
+
+
 def start_arm(arm: Arm) -> str | None:
-    """The arm of this run that `arm` warm-starts from (`train.init_from = "RUN_DIR/NAME"`, or
-    "RUN_DIR/NAME@K" pinning its seed K), if any."""
-    source = arm.overrides.get("train.init_from")
-    if not (isinstance(source, str) and source.startswith(RUN_DIR_ARM)):
-        return None
-    name, at, seed = source[len(RUN_DIR_ARM):].rpartition("@")
-    return name if at and seed.isdigit() else source[len(RUN_DIR_ARM):]
+    """The arm of this run that `arm` warm-starts from, if any."""
+    ref = run_arm_ref(arm.overrides.get("train.init_from"))
+    return ref[0] if ref else None
 
 
 @dataclass(frozen=True)
@@ -95,11 +109,11 @@ class AblationSpec:
             check_dotted(arm.overrides, f"arm {arm.name!r}")
             if arm.compare_to is not None and arm.compare_to not in names:
                 raise unknown_name_error(f"compare_to arm of {arm.name!r}", arm.compare_to, names)
-            start = start_arm(arm)
-            if start is not None and start not in names[:names.index(arm.name)]:
+            start, before = start_arm(arm), names[:names.index(arm.name)]
+            if start is not None and start not in before:
                 raise ValueError(f"ablation {self.name!r}: arm {arm.name!r} warm-starts from {RUN_DIR_ARM}{start}, "
                                  "which must name an arm listed before it (it trains first, seed by seed); "
-                                 f"the arms before it: {', '.join(names[:names.index(arm.name)]) or 'none'}")
+                                 f"the arms before it: {', '.join(before) or 'none'}")
         check_dotted(self.base_overrides, "base_overrides")
         for key in self.defaults:
             if key not in DEFAULT_KEYS:
